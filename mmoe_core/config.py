@@ -1,0 +1,207 @@
+"""RunConfig: everything that describes one run, validated, as plain JSON and URL query parameters.
+
+One frozen dataclass; each field carries its range and help text in `metadata`, so validation, the CLI,
+the URL round-trip and the page widgets all read the same table (as TensorFlow Playground's `State.PROPS`).
+A run is fully reproducible from its stored config: data, initialisation and batch order all derive from
+`data_seed` and `seed`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+MODEL_KINDS: dict[str, str] = {
+    # name -> label shown in the UI; constructors live in mmoe_core.models.zoo
+    "single_task": "Single-task",
+    "shared_bottom": "Shared-Bottom",
+    "omoe": "OMoE",
+    "mmoe": "MMoE",
+}
+DEVICES = ("auto", "cpu", "cuda")
+DATASETS = ("synthetic",)
+
+# Guard rails for a shared server (overridable through the environment, issue 7).
+MAX_WORK = float(os.environ.get("MMOE_MAX_WORK", 2e12))  # steps x batch x seeds x models x hidden
+MAX_DATA_BYTES = float(os.environ.get("MMOE_MAX_DATA_BYTES", 4e9))  # float32 inputs held in memory
+
+
+def _f(default: Any, lo: float | None = None, hi: float | None = None, help: str = "", **extra: Any) -> Any:
+    return field(default=default, metadata={"lo": lo, "hi": hi, "help": help, **extra})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    # --- data (paper §3.2) ---
+    dataset: str = _f("synthetic", help="data source")
+    correlation: float = _f(0.5, -1.0, 1.0, "task correlation p: cosine of the two tasks' weight vectors")
+    rows: int = _f(20_000, 100, 2_000_000, "training rows")
+    eval_rows: int = _f(2_000, 50, 500_000, "rows in each of the validation and test sets")
+    input_dim: int = _f(100, 2, 2_000, "input dimension d (paper: 100)")
+    n_tasks: int = _f(2, 2, 8, "number of tasks")
+    sine_terms: int = _f(10, 0, 100, "sine terms m; 0 makes the tasks linear")
+    scale: float = _f(1.0, 0.01, 100.0, "weight scale c")
+    noise_std: float = _f(0.1, 0.0, 10.0, "label noise sd (paper's N(0, 0.01) read as a variance)")
+    data_seed: int = _f(0, 0, 2**31 - 1, "seed of the data: u1, u2, alpha, beta, inputs and noise")
+    independent_data: bool = _f(False, help="each seed gets its own data draw (the paper's protocol)")
+    # --- models ---
+    models: tuple[str, ...] = _f(("shared_bottom", "omoe", "mmoe"), help="models trained side by side")
+    n_experts: int = _f(8, 1, 256, "experts in OMoE/MMoE (paper: 8)")
+    expert_units: int = _f(16, 1, 4_096, "hidden units per expert layer (paper: 16)")
+    expert_layers: int = _f(1, 1, 8, "ReLU layers per expert (paper: 1)")
+    tower_units: int = _f(8, 1, 4_096, "hidden units per tower layer (paper: 8)")
+    tower_layers: int = _f(1, 0, 8, "hidden layers per tower (paper: 1)")
+    bottom_units: int = _f(0, 0, 65_536, "Shared-Bottom width; 0 matches MMoE's parameter count (paper: 113)")
+    # --- training ---
+    steps: int = _f(2_000, 1, 1_000_000, "optimizer steps")
+    batch_size: int = _f(256, 1, 65_536, "mini-batch rows")
+    lr: float = _f(1e-3, 1e-6, 10.0, "Adam learning rate")
+    seed: int = _f(0, 0, 2**31 - 1, "seed of initialisation and batch order; replica r uses seed + r")
+    seeds: int = _f(1, 1, 1_000, "independently initialised replicas trained at once")
+    log_every: int = _f(50, 1, 100_000, "steps between recorded points")
+    device: str = _f("auto", help="auto picks CUDA when present")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.models, (list, str)):  # accept a list or "a,b" from JSON and the CLI
+            items = self.models.split(",") if isinstance(self.models, str) else self.models
+            object.__setattr__(self, "models", tuple(m.strip() for m in items if m.strip()))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
+            if f.type in ("int", "float"):
+                _check_number(f.name, value, f.type, lo, hi)
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset={self.dataset!r} is unknown; choose one of {', '.join(DATASETS)}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device={self.device!r} is unknown; choose one of {', '.join(DEVICES)}")
+        if not self.models:
+            raise ValueError("models is empty; choose at least one of " + ", ".join(MODEL_KINDS))
+        bad = [m for m in self.models if m not in MODEL_KINDS]
+        if bad:
+            raise ValueError(f"models={bad[0]!r} is unknown; choose from {', '.join(MODEL_KINDS)}")
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"models={','.join(self.models)!r} names a model twice; list each once")
+        if self.log_every > self.steps:
+            object.__setattr__(self, "log_every", self.steps)
+        data_bytes = 4.0 * self.input_dim * (self.rows + 2 * self.eval_rows)
+        data_bytes *= self.seeds if self.independent_data else 1
+        if data_bytes > MAX_DATA_BYTES:
+            raise ValueError(
+                f"rows x input_dim x seeds needs {data_bytes / 1e9:.1f} GB of inputs, over this server's "
+                f"limit of {MAX_DATA_BYTES / 1e9:.1f} GB; lower rows, input_dim or seeds"
+            )
+        if self.work() > MAX_WORK:
+            raise ValueError(
+                f"steps x batch_size x seeds x models is too much work for this server ({self.work():.2g} > "
+                f"{MAX_WORK:.2g}); lower steps, batch_size or seeds"
+            )
+
+    # ------------------------------------------------------------------ derived facts
+    def work(self) -> float:
+        """A rough count of multiply-adds, to refuse jobs that would hold a shared server for hours."""
+        width = max(self.n_experts * self.expert_units, self.bottom_units or 0)
+        return 3.0 * self.steps * self.batch_size * self.seeds * len(self.models) * self.input_dim * width
+
+    def with_(self, **changes: Any) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["models"] = list(self.models)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RunConfig":
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown config key {unknown[0]!r}; known keys: {', '.join(field_names())}")
+        return cls(**dict(d))
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        return cls.from_dict(json.loads(text))
+
+    # ------------------------------------------------------------------ URL query parameters
+    def to_query(self) -> dict[str, str]:
+        """Only fields that differ from the defaults, so a shared link stays short."""
+        default = RunConfig()
+        return {
+            f.name: _encode(getattr(self, f.name))
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(default, f.name)
+        }
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, Any]) -> tuple["RunConfig", list[str]]:
+        """Parse what it can; a bad value falls back to its default with a warning, never an exception."""
+        warnings: list[str] = []
+        values: dict[str, Any] = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for key, raw in query.items():
+            if key not in types:
+                continue  # other pages' parameters share the URL
+            try:
+                values[key] = _decode(str(raw), types[key])
+                cls(**{key: values[key]})  # validate this field alone against the defaults
+            except (ValueError, TypeError) as exc:
+                values.pop(key, None)
+                warnings.append(f"URL parameter {key}={raw!r} ignored: {exc}")
+        try:
+            return cls(**values), warnings
+        except ValueError as exc:  # fields fine alone, bad together (e.g. too much work)
+            return cls(), warnings + [f"URL configuration ignored: {exc}"]
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(RunConfig)]
+
+
+def field_help(name: str) -> str:
+    return next(f.metadata["help"] for f in fields(RunConfig) if f.name == name)
+
+
+def field_range(name: str) -> tuple[float | None, float | None]:
+    f = next(f for f in fields(RunConfig) if f.name == name)
+    return f.metadata.get("lo"), f.metadata.get("hi")
+
+
+def _check_number(name: str, value: Any, kind: str, lo: float | None, hi: float | None) -> None:
+    ok_type = isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        ok_type = ok_type or isinstance(value, float)
+    if not ok_type:
+        raise ValueError(f"{name}={value!r} must be {'an integer' if kind == 'int' else 'a number'}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be a finite number between {lo:g} and {hi:g}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"{name}={value!r} is out of range; allowed {lo:g} to {hi:g}")
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _decode(raw: str, kind: str) -> Any:
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    if kind == "bool":
+        if raw.lower() not in ("1", "0", "true", "false"):
+            raise ValueError("must be 1 or 0")
+        return raw.lower() in ("1", "true")
+    if kind == "tuple[str, ...]":
+        return tuple(s for s in raw.split(",") if s)
+    return raw

@@ -1,0 +1,88 @@
+"""execute_run: one stored run from config to final status. The CLI calls it in-process; the job queue's
+worker processes call it in a child. It is the one writer of a run's final state on every normal path.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from typing import Callable
+
+import torch
+from safetensors.torch import save_file
+
+from .data import load_data
+from .runs import RunStore
+from .training import LogRecord, Trainer, resolve_device, summarize
+
+CANCEL_POLL_S = 0.2  # how often a running job looks for Stop (the issue asks for < 2 s end to end)
+
+
+def execute_run(
+    store: RunStore,
+    run_id: str,
+    on_step: Callable[[int], None] = lambda step: None,
+    extra_stop: Callable[[], bool] = lambda: False,
+) -> dict:
+    """Train a stored run; returns its summary. Never raises for a training error: the run is marked failed
+    with the message and keeps every point it had recorded."""
+    config = store.config(run_id)
+    start = time.time()
+    store.update_run(run_id, status="running", started=start, pid=os.getpid(), step=0)
+    trainer: Trainer | None = None
+    try:
+        device = resolve_device(config.device)
+        store.update_run(run_id, device=_device_name(device))
+        data = load_data(config)
+        label_corr = float(sum(data.label_correlation) / len(data.label_correlation))
+        store.update_run(run_id, label_correlation=label_corr)
+        trainer = Trainer(config, data, device=device)
+        for res in trainer.results.values():
+            store.set_model(run_id, res.name, "running", params=res.params, paper_params=res.paper_params)
+        t_train = time.perf_counter()
+        last_poll = [0.0]
+
+        def should_stop() -> bool:
+            now = time.perf_counter()
+            if now - last_poll[0] < CANCEL_POLL_S:
+                return False
+            last_poll[0] = now
+            return extra_stop() or store.cancel_requested(run_id)
+
+        def on_record(rec: LogRecord) -> None:
+            elapsed = max(time.perf_counter() - t_train, 1e-9)
+            rows_per_s = rec.step * config.batch_size / elapsed if rec.step else None
+            store.add_points(run_id, rec.metrics, rec.gates, step=rec.step, rows_per_s=rows_per_s)
+            for res in rec.status_changes:
+                store.set_model(run_id, res.name, res.status, res.message, seconds=res.seconds)
+
+        results = trainer.run(on_record=on_record, should_stop=should_stop, on_step=on_step)
+        summary = {"label_correlation": label_corr, "device": _device_name(device),
+                   "seconds": round(time.time() - start, 3), "steps": trainer.step_count,
+                   "models": summarize(results.values())}
+        _save_weights(store, run_id, trainer)
+        cancelled = any(r.status == "cancelled" for r in results.values())
+        store.update_run(run_id, summary=summary)
+        store.finish_run(run_id, "cancelled" if cancelled else "done", only_if=("running",))
+        return summary
+    except Exception as exc:  # a failed run keeps its points; the message names the cause
+        message = f"{type(exc).__name__}: {exc}"
+        store.update_run(run_id, error=message + "\n" + traceback.format_exc(limit=3))
+        store.finish_run(run_id, "failed", error=message, only_if=("running",))
+        if trainer is not None:
+            for res in trainer.results.values():
+                if res.status == "running":
+                    store.set_model(run_id, res.name, "failed", message)
+        return {"error": message}
+
+
+def _save_weights(store: RunStore, run_id: str, trainer: Trainer) -> None:
+    tensors = trainer.state_tensors()
+    save_file(tensors, str(store.weights_path(run_id)), metadata={"config": trainer.config.to_json()})
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"

@@ -1,0 +1,94 @@
+"""The named models as small constructors over MixtureSpec, defaulting to the paper's §5.1 sizes."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..config import MODEL_KINDS, RunConfig
+from .mixture import MixtureModel, MixtureSpec
+
+
+def _layers(units: int, layers: int) -> tuple[int, ...]:
+    return (units,) * layers
+
+
+def single_task(*, input_dim: int = 100, n_tasks: int = 2, bottom_units: int = 113, expert_layers: int = 1,
+                tower_units: int = 8, tower_layers: int = 1, **_: int) -> MixtureSpec:
+    """One bottom per task, each as wide as the Shared-Bottom: the no-sharing baseline."""
+    route = tuple(tuple(1.0 if j == i else 0.0 for j in range(n_tasks)) for i in range(n_tasks))
+    return MixtureSpec("single_task", input_dim, n_tasks, n_tasks, _layers(bottom_units, expert_layers),
+                       _layers(tower_units, tower_layers), 0, route)
+
+
+def shared_bottom(*, input_dim: int = 100, n_tasks: int = 2, bottom_units: int = 113, expert_layers: int = 1,
+                  tower_units: int = 8, tower_layers: int = 1, **_: int) -> MixtureSpec:
+    """y_k = h_k(f(x)): one shared network, a tower per task."""
+    route = tuple((1.0,) for _ in range(n_tasks))
+    return MixtureSpec("shared_bottom", input_dim, n_tasks, 1, _layers(bottom_units, expert_layers),
+                       _layers(tower_units, tower_layers), 0, route)
+
+
+def omoe(*, input_dim: int = 100, n_tasks: int = 2, n_experts: int = 8, expert_units: int = 16,
+         expert_layers: int = 1, tower_units: int = 8, tower_layers: int = 1, **_: int) -> MixtureSpec:
+    """y_k = h_k(Σ_i g(x)_i f_i(x)): one gate shared by every task."""
+    return MixtureSpec("omoe", input_dim, n_tasks, n_experts, _layers(expert_units, expert_layers),
+                       _layers(tower_units, tower_layers), 1)
+
+
+def mmoe(*, input_dim: int = 100, n_tasks: int = 2, n_experts: int = 8, expert_units: int = 16,
+         expert_layers: int = 1, tower_units: int = 8, tower_layers: int = 1, **_: int) -> MixtureSpec:
+    """y_k = h_k(Σ_i g_k(x)_i f_i(x)): a gate per task."""
+    return MixtureSpec("mmoe", input_dim, n_tasks, n_experts, _layers(expert_units, expert_layers),
+                       _layers(tower_units, tower_layers), n_tasks)
+
+
+SPECS: dict[str, Callable[..., MixtureSpec]] = {
+    "single_task": single_task, "shared_bottom": shared_bottom, "omoe": omoe, "mmoe": mmoe,
+}
+assert set(SPECS) == set(MODEL_KINDS)
+
+
+def paper_count(spec: MixtureSpec) -> int:
+    """The §5.1 count without building the model: expert weights + tower hidden-layer weights."""
+    sizes = (spec.input_dim, *spec.expert_units)
+    experts = spec.n_experts * sum(a * b for a, b in zip(sizes, sizes[1:]))
+    towers = (spec.expert_units[-1], *spec.tower_units)
+    return experts + spec.n_tasks * sum(a * b for a, b in zip(towers, towers[1:]))
+
+
+def matched_bottom_units(config: RunConfig) -> int:
+    """The Shared-Bottom width whose parameter count is closest to MMoE's (113 at the paper's sizes)."""
+    kw = _kwargs(config, bottom_units=1)
+    target = paper_count(mmoe(**kw))
+    best, width = None, 1
+    while True:
+        n = paper_count(shared_bottom(**{**kw, "bottom_units": width}))
+        if best is None or abs(n - target) < abs(best[1] - target):
+            best = (width, n)
+        if n > target:
+            return best[0]
+        width += 1
+
+
+def _kwargs(config: RunConfig, **over: int) -> dict[str, int]:
+    kw = dict(input_dim=config.input_dim, n_tasks=config.n_tasks, n_experts=config.n_experts,
+              expert_units=config.expert_units, expert_layers=config.expert_layers,
+              tower_units=config.tower_units, tower_layers=config.tower_layers,
+              bottom_units=config.bottom_units)
+    kw.update(over)
+    return kw
+
+
+def build_spec(kind: str, config: RunConfig, input_dim: int | None = None, n_tasks: int | None = None) -> MixtureSpec:
+    """The spec of model `kind` for a run; data sources may override input_dim and n_tasks."""
+    if kind not in SPECS:
+        raise ValueError(f"model {kind!r} is unknown; choose from {', '.join(SPECS)}")
+    cfg = config.with_(input_dim=input_dim or config.input_dim, n_tasks=n_tasks or config.n_tasks)
+    bottom = cfg.bottom_units or matched_bottom_units(cfg)
+    return SPECS[kind](**_kwargs(cfg, bottom_units=bottom))
+
+
+def build_model(kind: str, config: RunConfig, replicas: int | None = None, input_dim: int | None = None,
+                n_tasks: int | None = None) -> MixtureModel:
+    return MixtureModel(build_spec(kind, config, input_dim, n_tasks), replicas=replicas or config.seeds,
+                        seed=config.seed)

@@ -1,0 +1,236 @@
+"""RunStore: one SQLite file (WAL) that is the single source of truth for runs, metrics and gate snapshots.
+
+Workers write; pages and the CLI read. WAL lets readers see committed rows while a writer process is mid-run,
+so a browser refresh, a second tab or a restarted server all see the same runs. Weights live beside the
+database as safetensors files named by run id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pandas as pd
+
+from .config import RunConfig
+
+STATUSES = ("queued", "running", "done", "cancelled", "failed", "interrupted")
+FINISHED = ("done", "cancelled", "failed", "interrupted")
+RUN_ID = re.compile(r"^[0-9a-f]{12}$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL,
+    created REAL NOT NULL, started REAL, finished REAL, device TEXT, error TEXT,
+    step INTEGER DEFAULT 0, total_steps INTEGER, rows_per_s REAL, label_correlation REAL,
+    summary TEXT, cancel_requested INTEGER DEFAULT 0, pid INTEGER, owner TEXT, label TEXT
+);
+CREATE TABLE IF NOT EXISTS models (
+    run_id TEXT NOT NULL, model TEXT NOT NULL, status TEXT NOT NULL, message TEXT, params INTEGER,
+    paper_params INTEGER, seconds REAL, PRIMARY KEY (run_id, model)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL, model TEXT NOT NULL, step INTEGER NOT NULL, replica INTEGER NOT NULL,
+    task INTEGER NOT NULL, split TEXT NOT NULL, metric TEXT NOT NULL, value REAL
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run_id, step);
+CREATE TABLE IF NOT EXISTS gates (
+    run_id TEXT NOT NULL, model TEXT NOT NULL, step INTEGER NOT NULL, task INTEGER NOT NULL,
+    expert INTEGER NOT NULL, weight REAL
+);
+CREATE INDEX IF NOT EXISTS gates_run ON gates (run_id, step);
+"""
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("MMOE_HOME", Path.home() / ".mmoe_playground"))
+
+
+def check_run_id(run_id: str) -> str:
+    """Run ids reach file names and SQL: only our own 12-hex ids pass."""
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+        raise ValueError(f"run id {run_id!r} is not valid; expected 12 lowercase hex characters")
+    return run_id
+
+
+class RunStore:
+    def __init__(self, home: str | Path | None = None):
+        self.home = Path(home) if home is not None else default_home()
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "weights").mkdir(exist_ok=True)
+        self.path = self.home / "runs.sqlite"
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA busy_timeout=30000")
+        db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    # ------------------------------------------------------------------ writing
+    def create_run(self, config: RunConfig, kind: str = "train", status: str = "queued", owner: str = "",
+                   label: str = "", total_steps: int | None = None) -> str:
+        run_id = uuid.uuid4().hex[:12]
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO runs (id, kind, config, status, created, total_steps, owner, label) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, kind, config.to_json(), status, time.time(), total_steps or config.steps, owner, label),
+            )
+        return run_id
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        allowed = {"status", "started", "finished", "device", "error", "step", "total_steps", "rows_per_s",
+                   "label_correlation", "summary", "cancel_requested", "pid", "label", "config"}
+        bad = set(fields) - allowed
+        assert not bad, bad
+        if "summary" in fields and not isinstance(fields["summary"], (str, type(None))):
+            fields["summary"] = json.dumps(fields["summary"])
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), check_run_id(run_id)))
+
+    def finish_run(self, run_id: str, status: str, error: str | None = None, only_if: tuple[str, ...] = ()) -> bool:
+        """Set a final status once; with only_if, only from those states (so two writers never both win)."""
+        assert status in FINISHED
+        sql = "UPDATE runs SET status = ?, finished = ?, error = COALESCE(?, error) WHERE id = ?"
+        args: list[Any] = [status, time.time(), error, check_run_id(run_id)]
+        if only_if:
+            sql += f" AND status IN ({','.join('?' * len(only_if))})"
+            args += list(only_if)
+        with self._tx() as db:
+            return db.execute(sql, args).rowcount > 0
+
+    def set_model(self, run_id: str, model: str, status: str, message: str = "", params: int | None = None,
+                  paper_params: int | None = None, seconds: float | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO models (run_id, model, status, message, params, paper_params, seconds) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, model) DO UPDATE SET status = excluded.status, "
+                "message = excluded.message, params = COALESCE(excluded.params, params), "
+                "paper_params = COALESCE(excluded.paper_params, paper_params), "
+                "seconds = COALESCE(excluded.seconds, seconds)",
+                (run_id, model, status, message, params, paper_params, seconds),
+            )
+
+    def add_points(self, run_id: str, metrics: list[tuple], gates: list[tuple], step: int | None = None,
+                   rows_per_s: float | None = None) -> None:
+        """One transaction per recorded point: readers never see half a point."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO metrics (run_id, model, step, replica, task, split, metric, value) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, *m) for m in metrics],
+            )
+            db.executemany(
+                "INSERT INTO gates (run_id, model, step, task, expert, weight) VALUES (?, ?, ?, ?, ?, ?)",
+                [(run_id, *g) for g in gates],
+            )
+            if step is not None:
+                db.execute("UPDATE runs SET step = MAX(step, ?), rows_per_s = COALESCE(?, rows_per_s) WHERE id = ?",
+                           (step, rows_per_s, run_id))
+
+    def request_cancel(self, run_id: str) -> None:
+        self.update_run(run_id, cancel_requested=1)
+
+    def cancel_requested(self, run_id: str) -> bool:
+        with self._connect() as db:
+            row = db.execute("SELECT cancel_requested FROM runs WHERE id = ?", (check_run_id(run_id),)).fetchone()
+        return bool(row and row[0])
+
+    def delete_run(self, run_id: str) -> None:
+        check_run_id(run_id)
+        with self._tx() as db:
+            for table, col in (("metrics", "run_id"), ("gates", "run_id"), ("models", "run_id"), ("runs", "id")):
+                db.execute(f"DELETE FROM {table} WHERE {col} = ?", (run_id,))
+        self.weights_path(run_id).unlink(missing_ok=True)
+
+    def weights_path(self, run_id: str) -> Path:
+        return self.home / "weights" / f"{check_run_id(run_id)}.safetensors"
+
+    # ------------------------------------------------------------------ reading
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (check_run_id(run_id),)).fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        out["summary"] = json.loads(out["summary"]) if out["summary"] else None
+        return out
+
+    def config(self, run_id: str) -> RunConfig:
+        run = self.run(run_id)
+        if run is None:
+            raise ValueError(f"run {run_id} does not exist")
+        return RunConfig.from_json(run["config"])
+
+    def runs(self, limit: int = 500) -> pd.DataFrame:
+        with self._connect() as db:
+            return pd.read_sql_query(
+                "SELECT id, kind, status, created, started, finished, device, error, step, total_steps, "
+                "rows_per_s, label_correlation, summary, config, owner, label FROM runs ORDER BY created DESC LIMIT ?",
+                db, params=(limit,),
+            )
+
+    def models(self, run_id: str) -> pd.DataFrame:
+        with self._connect() as db:
+            return pd.read_sql_query("SELECT * FROM models WHERE run_id = ? ORDER BY rowid", db,
+                                     params=(check_run_id(run_id),))
+
+    def metrics(self, run_id: str, since_step: int = -1) -> pd.DataFrame:
+        with self._connect() as db:
+            return pd.read_sql_query(
+                "SELECT model, step, replica, task, split, metric, value FROM metrics "
+                "WHERE run_id = ? AND step > ? ORDER BY rowid", db, params=(check_run_id(run_id), since_step),
+            )
+
+    def gates(self, run_id: str) -> pd.DataFrame:
+        with self._connect() as db:
+            return pd.read_sql_query(
+                "SELECT model, step, task, expert, weight FROM gates WHERE run_id = ? ORDER BY rowid", db,
+                params=(check_run_id(run_id),),
+            )
+
+    def queued(self) -> list[str]:
+        """Queued run ids, oldest first: the order the queue starts them."""
+        with self._connect() as db:
+            rows = db.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY created, rowid").fetchall()
+        return [r[0] for r in rows]
+
+    def queue_position(self, run_id: str) -> int | None:
+        """1 for the next to start; None when the run is not waiting."""
+        ids = self.queued()
+        return ids.index(run_id) + 1 if run_id in ids else None
+
+    def with_status(self, *statuses: str) -> list[dict[str, Any]]:
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(
+                f"SELECT id, pid, status FROM runs WHERE status IN ({','.join('?' * len(statuses))})", statuses
+            ).fetchall()
+        return [dict(r) for r in rows]

@@ -1,0 +1,317 @@
+"""Trainer: every chosen model on the same mini-batches, in lock-step, all seeds at once.
+
+The core exposes `step()` and `evaluate()`; `run()` is a plain loop that a worker process, the CLI or a test
+drives, with callbacks for recording and a cancel check. No host-device sync happens between log steps:
+losses accumulate on the device and are read back only when a point is recorded.
+
+Shapes: r replicas (seeds), q data replicas (1 or r), n rows, b batch, d input, k tasks, e experts.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+
+from .config import RunConfig
+from .data import TaskData
+from .models import MixtureModel, build_model
+
+MetricRow = tuple[str, int, int, int, str, str, float]  # model, step, replica, task, split, metric, value
+GateRow = tuple[str, int, int, int, float]  # model, step, task, expert, weight (replica 0, probe batch)
+PROBE_ROWS = 512
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' takes CUDA when present; asking for CUDA without it is a clear error, not a crash later."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but this machine has no CUDA GPU; choose 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+@dataclass
+class ModelResult:
+    name: str
+    params: int
+    paper_params: int
+    status: str = "running"  # running -> done | diverged | cancelled
+    message: str = ""
+    seconds: float = 0.0
+    diverged_replicas: list[int] = field(default_factory=list)
+    test_loss: np.ndarray | None = None  # (r, k)
+    test_auc: np.ndarray | None = None  # (r, k), binary tasks only (NaN for regression tasks)
+
+
+@dataclass
+class LogRecord:
+    """What one recorded point adds to the store."""
+
+    step: int
+    metrics: list[MetricRow]
+    gates: list[GateRow]
+    status_changes: list[ModelResult]
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, data: TaskData, device: torch.device | str | None = None):
+        self.config = config
+        self.device = resolve_device(config.device) if device is None else torch.device(device)
+        if data.replicas not in (1, config.seeds):
+            raise ValueError(f"data has {data.replicas} replicas; expected 1 or seeds={config.seeds}")
+        self.data = data.to(self.device)
+        self.kinds = torch.tensor([t == "binary" for t in data.task_kinds], device=self.device)  # (k,)
+        self.models: dict[str, MixtureModel] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.results: dict[str, ModelResult] = {}
+        for name in config.models:
+            model = build_model(name, config, input_dim=data.input_dim, n_tasks=data.n_tasks).to(self.device)
+            self.models[name] = model
+            self.optimizers[name] = torch.optim.Adam(model.parameters(), lr=config.lr, foreach=True)
+            self.results[name] = ModelResult(name, model.num_params(), model.num_params(paper=True))
+        self.step_count = 0
+        r = config.seeds
+        self._batch_gens = [torch.Generator().manual_seed((config.seed + i) * 7_919 + 17) for i in range(r)]
+        self._perm: torch.Tensor | None = None  # (r, n) this epoch's order per replica
+        self._perm_pos = 0
+        self._window = {n: torch.zeros(r, data.n_tasks, device=self.device) for n in self.models}  # (r, k)
+        self._window_steps = 0
+        self._replica_idx = torch.arange(r, device=self.device).unsqueeze(1)  # (r, 1)
+
+    # ------------------------------------------------------------------ batches
+    def _next_indices(self) -> torch.Tensor:
+        """(r, b) row indices; each replica walks its own shuffled epochs (seed + r), shared by all models."""
+        b, n = self.config.batch_size, self.data.n_train
+        b = min(b, n)
+        if self._perm is None or self._perm_pos + b > n:
+            perms = [torch.randperm(n, generator=g) for g in self._batch_gens]
+            self._perm = torch.stack(perms).to(self.device, non_blocking=True)
+            self._perm_pos = 0
+        idx = self._perm[:, self._perm_pos : self._perm_pos + b]
+        self._perm_pos += b
+        return idx
+
+    def _gather(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """x: (q, n, c), idx: (r, b) -> (r, b, c)."""
+        if x.shape[0] == 1:
+            return x[0][idx]
+        return x[self._replica_idx, idx]
+
+    def task_losses(self, preds: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(r, b, k) predictions against targets -> (r, k) mean loss per task: MSE or BCE by task kind."""
+        mse = (preds - y).pow(2)
+        if bool(self.kinds.any()):
+            bce = F.binary_cross_entropy_with_logits(preds, y, reduction="none")
+            mse = torch.where(self.kinds, bce, mse)
+        return mse.mean(dim=1)
+
+    # ------------------------------------------------------------------ one step
+    def step(self) -> None:
+        idx = self._next_indices()
+        xb = self._gather(self.data.x_train, idx)  # (r, b, d)
+        yb = self._gather(self.data.y_train, idx)  # (r, b, k)
+        for name, model in self.models.items():
+            if self.results[name].status != "running":
+                continue
+            t0 = time.perf_counter()
+            per_task = self.task_losses(model(xb).preds, yb)  # (r, k)
+            opt = self.optimizers[name]
+            opt.zero_grad(set_to_none=True)
+            per_task.sum().backward()  # replicas are independent: d(sum)/dθ_r = dL_r/dθ_r
+            opt.step()
+            self._window[name] += per_task.detach()
+            self.results[name].seconds += time.perf_counter() - t0
+        self._window_steps += 1
+        self.step_count += 1
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, split: str) -> dict[str, tuple[torch.Tensor, np.ndarray | None]]:
+        """Per model: (r, k) loss on the split and (r, k) AUC for binary tasks (NaN for the others)."""
+        x, y = getattr(self.data, f"x_{split}"), getattr(self.data, f"y_{split}")
+        out = {}
+        for name, model in self.models.items():
+            preds = self._predict(model, x)  # (r, n, k)
+            yy = y.expand(model.replicas, -1, -1)
+            loss = self.task_losses(preds, yy)
+            auc = self._auc(preds, yy) if bool(self.kinds.any()) else None
+            out[name] = (loss, auc)
+        return out
+
+    def _predict(self, model: MixtureModel, x: torch.Tensor) -> torch.Tensor:
+        """(q, n, d) -> (r, n, k) in chunks that bound memory for many replicas."""
+        width = max(model.spec.n_experts * model.spec.expert_units[0], 1)
+        chunk = max(256, int(2e7 // (model.replicas * width)))
+        parts = []
+        for s in range(0, x.shape[1], chunk):
+            xs = x[:, s : s + chunk]
+            parts.append(model(xs[0] if xs.shape[0] == 1 else xs).preds)
+        return torch.cat(parts, dim=1)
+
+    def _auc(self, preds: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+        p, t = preds.float().cpu().numpy(), y.float().cpu().numpy()
+        auc = np.full(p.shape[0:1] + p.shape[2:], np.nan)  # (r, k)
+        for k in np.flatnonzero(self.kinds.cpu().numpy()):
+            for r in range(p.shape[0]):
+                if np.isfinite(p[r, :, k]).all() and len(np.unique(t[r, :, k])) == 2:
+                    auc[r, k] = roc_auc_score(t[r, :, k], p[r, :, k])
+        return auc
+
+    @torch.no_grad()
+    def probe_gates(self) -> dict[str, np.ndarray]:
+        """(k, e) mean gate weight per task on a fixed validation batch, for replica 0 (expert ids differ by seed)."""
+        x = self.data.x_val[0, :PROBE_ROWS]  # (p, d)
+        out = {}
+        for name, model in self.models.items():
+            if model.spec.gated:
+                out[name] = model(x).gates[0].mean(dim=0).cpu().numpy()  # (p, k, e) -> (k, e)
+        return out
+
+    # ------------------------------------------------------------------ recording
+    def record(self) -> LogRecord:
+        """Read back the window's train loss, evaluate, catch divergence. The only host sync in training."""
+        step, rows, changed = self.step_count, [], []
+        val = self.evaluate("val")
+        for name, model in self.models.items():
+            res = self.results[name]
+            if res.status != "running":
+                continue
+            if self._window_steps:
+                train = (self._window[name] / self._window_steps).cpu().numpy()
+                rows += _rows(name, step, "train", "loss", train)
+            loss, auc = val[name]
+            loss_np = loss.cpu().numpy()
+            rows += _rows(name, step, "val", "loss", loss_np)
+            if auc is not None:
+                rows += _rows(name, step, "val", "auc", auc)
+            bad = ~np.isfinite(loss_np).all(axis=1)
+            if self._window_steps:
+                bad |= ~np.isfinite(train).all(axis=1)
+            new_bad = sorted(set(np.flatnonzero(bad).tolist()) - set(res.diverged_replicas))
+            if new_bad:
+                res.diverged_replicas += new_bad
+            if len(res.diverged_replicas) == model.replicas:
+                res.status = "diverged"
+                res.message = (
+                    f"loss became NaN/inf by step {step} (lr = {self.config.lr:g}); "
+                    "lower the learning rate and run again"
+                )
+                changed.append(res)
+        gate_rows = [
+            (name, step, k, e, float(w[k, e]))
+            for name, w in self.probe_gates().items()
+            if self.results[name].status == "running"
+            for k in range(w.shape[0])
+            for e in range(w.shape[1])
+        ]
+        for name in self._window:
+            self._window[name].zero_()
+        self._window_steps = 0
+        return LogRecord(step, rows, gate_rows, changed)
+
+    def finish(self, cancelled: bool = False) -> LogRecord:
+        """Test metrics for every model that still has finite weights; final statuses."""
+        test = self.evaluate("test")
+        rows, changed = [], []
+        for name, res in self.results.items():
+            loss, auc = test[name]
+            res.test_loss = loss.cpu().numpy()
+            res.test_auc = auc
+            rows += _rows(name, self.step_count, "test", "loss", res.test_loss)
+            if auc is not None:
+                rows += _rows(name, self.step_count, "test", "auc", auc)
+            if res.status == "running":
+                res.status = "cancelled" if cancelled else "done"
+                if res.diverged_replicas:
+                    res.message = f"{len(res.diverged_replicas)} of {self.config.seeds} seeds diverged"
+            changed.append(res)
+        return LogRecord(self.step_count, rows, [], changed)
+
+    def active(self) -> bool:
+        return any(r.status == "running" for r in self.results.values())
+
+    # ------------------------------------------------------------------ the loop
+    def run(
+        self,
+        on_record: Callable[[LogRecord], None] = lambda rec: None,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_step: Callable[[int], None] = lambda step: None,
+    ) -> dict[str, ModelResult]:
+        """Train to config.steps, recording at step 0, every log_every steps and at the end."""
+        on_record(self.record())
+        cancelled = False
+        while self.step_count < self.config.steps and self.active():
+            if should_stop():
+                cancelled = True
+                break
+            self.step()
+            on_step(self.step_count)
+            if self.step_count % self.config.log_every == 0 or self.step_count == self.config.steps:
+                on_record(self.record())
+        if self._window_steps and self.active():
+            on_record(self.record())
+        on_record(self.finish(cancelled=cancelled))
+        return self.results
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """All weights, every replica, named model.param: what the safetensors download holds."""
+        return {
+            f"{name}.{p}": t.detach().cpu().contiguous()
+            for name, model in self.models.items()
+            for p, t in model.named_parameters()
+        }
+
+
+def _rows(model: str, step: int, split: str, metric: str, values: np.ndarray) -> list[MetricRow]:
+    """(r, k) array -> long rows; NaN stays NaN (a diverged seed is recorded, not dropped)."""
+    return [
+        (model, step, r, k, split, metric, float(values[r, k]))
+        for r in range(values.shape[0])
+        for k in range(values.shape[1])
+    ]
+
+
+def summarize(results: Iterable[ModelResult]) -> dict[str, dict]:
+    """The per-model JSON of the CLI contract: test losses averaged over finite seeds."""
+    out = {}
+    for res in results:
+        entry: dict = {"params": res.params, "paper_params": res.paper_params, "status": res.status,
+                       "message": res.message, "seconds": round(res.seconds, 3)}
+        if res.test_loss is not None:
+            entry["test_loss"] = _nanmean_rows(res.test_loss)
+            entry["test_loss_mean"] = _finite_mean(res.test_loss)
+            if res.test_loss.shape[0] > 1:
+                entry["per_seed"] = [
+                    {"seed_index": r, "test_loss": [_num(v) for v in row], "test_loss_mean": _finite_mean(row[None])}
+                    for r, row in enumerate(res.test_loss)
+                ]
+        if res.test_auc is not None and np.isfinite(res.test_auc).any():
+            entry["test_auc"] = _nanmean_rows(res.test_auc)
+            entry["test_auc_mean"] = _finite_mean(res.test_auc)
+        out[res.name] = entry
+    return out
+
+
+def _num(v: float) -> float | None:
+    return float(v) if math.isfinite(v) else None
+
+
+def _nanmean_rows(a: np.ndarray) -> list[float | None]:
+    finite = np.isfinite(a).all(axis=1)
+    if not finite.any():
+        return [None] * a.shape[1]
+    return [float(v) for v in a[finite].mean(axis=0)]
+
+
+def _finite_mean(a: np.ndarray) -> float | None:
+    finite = np.isfinite(a).all(axis=1)
+    return float(a[finite].mean()) if finite.any() else None
+
+
