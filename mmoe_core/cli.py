@@ -110,7 +110,7 @@ def _progress(total: int, desc: str, quiet: bool):
 
 
 def _run_one(store: RunStore, config: RunConfig, desc: str, quiet: bool, label: str = "") -> tuple[str, dict]:
-    run_id = store.create_run(config, label=label)
+    run_id = store.create_run(config, label=label, status="running")  # never visible to a job queue
     bar = _progress(config.steps, desc, quiet)
     summary = execute_run(store, run_id, on_step=lambda s: bar.update(1))
     bar.close()

@@ -26,7 +26,7 @@ DEVICES = ("auto", "cpu", "cuda")
 DATASETS = ("synthetic",)
 
 # Guard rails for a shared server (overridable through the environment, issue 7).
-MAX_WORK = float(os.environ.get("MMOE_MAX_WORK", 2e12))  # steps x batch x seeds x models x hidden
+MAX_WORK = float(os.environ.get("MMOE_MAX_WORK", 5e13))  # steps x batch x seeds x models x hidden
 MAX_DATA_BYTES = float(os.environ.get("MMOE_MAX_DATA_BYTES", 4e9))  # float32 inputs held in memory
 
 

@@ -17,13 +17,18 @@ from .runs import RunStore
 from .training import LogRecord, Trainer, resolve_device, summarize
 
 CANCEL_POLL_S = 0.2  # how often a running job looks for Stop (the issue asks for < 2 s end to end)
+PROGRESS_EVERY_S = 0.5  # how often the step counter is written for the progress bar
+
+
+class RunInterrupted(Exception):
+    """The server that owned this worker is gone: end as `interrupted`, keeping what was recorded."""
 
 
 def execute_run(
     store: RunStore,
     run_id: str,
     on_step: Callable[[int], None] = lambda step: None,
-    extra_stop: Callable[[], bool] = lambda: False,
+    orphaned: Callable[[], bool] = lambda: False,
 ) -> dict:
     """Train a stored run; returns its summary. Never raises for a training error: the run is marked failed
     with the message and keeps every point it had recorded."""
@@ -48,7 +53,9 @@ def execute_run(
             if now - last_poll[0] < CANCEL_POLL_S:
                 return False
             last_poll[0] = now
-            return extra_stop() or store.cancel_requested(run_id)
+            if orphaned():
+                raise RunInterrupted("the server stopped while this run was training; its recorded curves are kept")
+            return store.cancel_requested(run_id)
 
         def on_record(rec: LogRecord) -> None:
             elapsed = max(time.perf_counter() - t_train, 1e-9)
@@ -57,7 +64,16 @@ def execute_run(
             for res in rec.status_changes:
                 store.set_model(run_id, res.name, res.status, res.message, seconds=res.seconds)
 
-        results = trainer.run(on_record=on_record, should_stop=should_stop, on_step=on_step)
+        last_progress = [time.perf_counter()]
+
+        def step_hook(step: int) -> None:
+            on_step(step)
+            now = time.perf_counter()
+            if now - last_progress[0] >= PROGRESS_EVERY_S:  # the progress bar moves between recorded points
+                last_progress[0] = now
+                store.update_run(run_id, step=step, rows_per_s=step * config.batch_size / (now - t_train))
+
+        results = trainer.run(on_record=on_record, should_stop=should_stop, on_step=step_hook)
         summary = {"label_correlation": label_corr, "device": _device_name(device),
                    "seconds": round(time.time() - start, 3), "steps": trainer.step_count,
                    "models": summarize(results.values())}
@@ -66,6 +82,9 @@ def execute_run(
         store.update_run(run_id, summary=summary)
         store.finish_run(run_id, "cancelled" if cancelled else "done", only_if=("running",))
         return summary
+    except RunInterrupted as exc:
+        store.finish_run(run_id, "interrupted", error=str(exc), only_if=("running",))
+        return {"error": str(exc)}
     except Exception as exc:  # a failed run keeps its points; the message names the cause
         message = f"{type(exc).__name__}: {exc}"
         store.update_run(run_id, error=message + "\n" + traceback.format_exc(limit=3))

@@ -154,6 +154,12 @@ class RunStore:
                 db.execute("UPDATE runs SET step = MAX(step, ?), rows_per_s = COALESCE(?, rows_per_s) WHERE id = ?",
                            (step, rows_per_s, run_id))
 
+    def claim(self, run_id: str) -> bool:
+        """queued -> running for exactly one dispatcher."""
+        with self._tx() as db:
+            return db.execute("UPDATE runs SET status = 'running', started = ? WHERE id = ? AND status = 'queued'",
+                              (time.time(), check_run_id(run_id))).rowcount > 0
+
     def request_cancel(self, run_id: str) -> None:
         self.update_run(run_id, cancel_requested=1)
 

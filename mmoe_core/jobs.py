@@ -1,0 +1,249 @@
+"""JobQueue: background training in spawned worker processes, a bounded number at once, the rest in order.
+
+Why processes: training never competes with the web server for the GIL, a stuck or crashed job can be
+killed without taking the app down, and CUDA is safe under `spawn`. Each job gets a fresh process that
+exits when the job ends, so memory returns to the system; one *warm* process (torch already imported)
+waits ahead of time so the first point appears about a second after Start.
+
+The RunStore is the queue: a run is `queued` until a dispatcher thread claims it. Final states have one
+writer each: the worker on every normal path (done, cancelled, failed, interrupted); the dispatcher only
+when the worker died (failed) or ignored Stop (cancelled), through a conditional update.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .config import RunConfig
+from .runs import FINISHED, RunStore
+
+DEFAULT_MAX_QUEUED = int(os.environ.get("MMOE_MAX_QUEUED", 20))
+STOP_GRACE_S = 1.5  # after Stop, a worker that has not ended by then is killed
+
+
+class QueueFull(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What a page shows about a run: a pure function of its stored row and queue position."""
+
+    status: str
+    step: int
+    total_steps: int
+    fraction: float
+    rows_per_s: float | None
+    eta_s: float | None
+    queue_position: int | None
+    error: str | None
+    finished: bool
+
+    @property
+    def label(self) -> str:
+        if self.status == "queued":
+            return f"queued, position {self.queue_position}" if self.queue_position else "queued"
+        if self.status == "running":
+            return f"running, step {self.step:,} of {self.total_steps:,}"
+        return self.status
+
+
+def run_state(row: dict[str, Any] | None, queue_position: int | None = None) -> RunState:
+    """Pure: stored run row -> RunState. A missing row reads as failed with a clear message."""
+    if row is None:
+        return RunState("failed", 0, 0, 0.0, None, None, None, "this run no longer exists", True)
+    total = int(row.get("total_steps") or 0)
+    step = int(row.get("step") or 0)
+    status = row["status"]
+    fraction = 1.0 if status == "done" else (min(step / total, 1.0) if total else 0.0)
+    rate = row.get("rows_per_s")
+    eta = None
+    if status == "running" and step and row.get("started"):
+        elapsed = time.time() - row["started"]
+        eta = max(elapsed / step * (total - step), 0.0) if step < total else 0.0
+    return RunState(status, step, total, fraction, rate, eta, queue_position, row.get("error"), status in FINISHED)
+
+
+def _default_max_concurrent() -> int:
+    if "MMOE_MAX_JOBS" in os.environ:
+        return max(1, int(os.environ["MMOE_MAX_JOBS"]))
+    return 1  # a CPU server trains fastest one job at a time; raise it with MMOE_MAX_JOBS for GPUs
+
+
+class JobQueue:
+    def __init__(self, store: RunStore, max_concurrent: int | None = None, max_queued: int = DEFAULT_MAX_QUEUED,
+                 warm: bool = True, poll_s: float = 0.05):
+        self.store = store
+        self.max_concurrent = max_concurrent or _default_max_concurrent()
+        self.max_queued = max_queued
+        self.warm = warm
+        self.poll_s = poll_s
+        self._lock = threading.Lock()
+        self._active: dict[str, subprocess.Popen] = {}
+        self._kill_at: dict[str, float] = {}
+        self._idle: subprocess.Popen | None = None
+        self._stopped = threading.Event()
+        self.recover()
+        if warm:
+            self._idle = self._spawn()
+        self._thread = threading.Thread(target=self._loop, name="mmoe-dispatcher", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ public
+    def submit(self, config: RunConfig, owner: str = "", label: str = "") -> str:
+        if len(self.store.queued()) >= self.max_queued:
+            raise QueueFull(
+                f"the queue is full ({self.max_queued} runs waiting); wait for a run to finish or stop one of yours"
+            )
+        run_id = self.store.create_run(config, owner=owner, label=label)
+        self._wake()
+        return run_id
+
+    def cancel(self, run_id: str) -> None:
+        """Queued: cancelled at once. Running: the worker sees the flag within ~0.2 s; killed after a grace."""
+        if self.store.finish_run(run_id, "cancelled", error="stopped before it started", only_if=("queued",)):
+            return
+        self.store.request_cancel(run_id)
+        with self._lock:
+            if run_id in self._active:
+                self._kill_at.setdefault(run_id, time.monotonic() + STOP_GRACE_S)
+
+    def drop_owner(self, owner: str) -> int:
+        """A session went away: its waiting runs will never be watched, so they leave the queue."""
+        dropped = 0
+        for run_id in self.store.queued():
+            row = self.store.run(run_id)
+            if row and row.get("owner") == owner:
+                dropped += self.store.finish_run(run_id, "cancelled", error="its browser session ended",
+                                                 only_if=("queued",))
+        return dropped
+
+    def state(self, run_id: str) -> RunState:
+        row = self.store.run(run_id)
+        pos = self.store.queue_position(run_id) if row and row["status"] == "queued" else None
+        return run_state(row, pos)
+
+    def active(self) -> list[str]:
+        with self._lock:
+            return list(self._active)
+
+    def worker_pid(self, run_id: str) -> int | None:
+        with self._lock:
+            proc = self._active.get(run_id)
+        return proc.pid if proc else None
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop dispatching; running workers see their parent is gone and mark their runs interrupted."""
+        self._stopped.set()
+        self._thread.join(timeout)
+        with self._lock:
+            if self._idle:
+                self._idle.kill()
+                self._idle = None
+            for proc in self._active.values():
+                proc.terminate()
+
+    # ------------------------------------------------------------------ recovery
+    def recover(self) -> int:
+        """Runs a dead server left behind become `interrupted`; their recorded points stay."""
+        n = 0
+        for row in self.store.with_status("running", "queued"):
+            if row["status"] == "running" and row["pid"] and _alive(row["pid"]):
+                continue  # a CLI run or another server's worker is still at it
+            message = ("the server stopped while this run was training; its recorded curves are kept. "
+                       "Re-run it from the Runs page") if row["status"] == "running" else (
+                       "the server restarted before this run started; re-run it from the Runs page")
+            n += self.store.finish_run(row["id"], "interrupted", error=message, only_if=(row["status"],))
+        return n
+
+    # ------------------------------------------------------------------ dispatcher
+    def _wake(self) -> None:
+        pass  # the loop polls every poll_s; kept as the one place to add an event if polling ever costs
+
+    def _spawn(self) -> subprocess.Popen:
+        """A fresh interpreter (like multiprocessing's spawn, without re-importing the server's __main__)."""
+        threads = max(1, (os.cpu_count() or 1) // self.max_concurrent)
+        cmd = [sys.executable, "-m", "mmoe_core.worker", "--home", str(self.store.home), "--threads", str(threads)]
+        return subprocess.Popen(cmd, stdin=subprocess.PIPE, text=True, cwd=_package_root())
+
+    def _loop(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._tick()
+            except Exception as exc:  # the dispatcher must outlive any one bad run
+                print(f"mmoe dispatcher: {type(exc).__name__}: {exc}", flush=True)
+            self._stopped.wait(self.poll_s)
+
+    def _tick(self) -> None:
+        with self._lock:
+            self._reap()
+            self._enforce_stops()
+            while len(self._active) < self.max_concurrent:
+                ids = self.store.queued()
+                if not ids or not self._start(ids[0]):
+                    break
+            if self._idle is not None and self._idle.poll() is not None:
+                self._idle = None  # a warm worker that died waiting is replaced
+            if self.warm and self._idle is None:
+                self._idle = self._spawn()
+
+    def _start(self, run_id: str) -> bool:
+        if not self.store.claim(run_id):
+            return False
+        proc = self._idle if self._idle and self._idle.poll() is None else self._spawn()
+        self._idle = None
+        self.store.update_run(run_id, pid=proc.pid)
+        try:
+            proc.stdin.write(run_id + "\n")
+            proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass  # the reaper reports the dead worker as a failed run
+        self._active[run_id] = proc
+        return True
+
+    def _reap(self) -> None:
+        for run_id, proc in list(self._active.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del self._active[run_id]
+            killed_for_stop = self._kill_at.pop(run_id, None) is not None
+            if killed_for_stop:
+                self.store.finish_run(run_id, "cancelled", error="stopped by the user",
+                                      only_if=("running", "queued"))
+            else:
+                how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
+                self.store.finish_run(
+                    run_id, "failed", only_if=("running", "queued"),
+                    error=f"the worker process ended unexpectedly ({how}); recorded curves are kept. "
+                          "If it ran out of memory, lower rows, seeds or batch size",
+                )
+
+    def _enforce_stops(self) -> None:
+        now = time.monotonic()
+        for run_id, proc in self._active.items():
+            if run_id not in self._kill_at and self.store.cancel_requested(run_id):
+                self._kill_at[run_id] = now + STOP_GRACE_S  # Stop pressed in another server or the CLI
+            if self._kill_at.get(run_id, float("inf")) <= now and proc.poll() is None:
+                proc.kill()
+
+
+def _package_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
