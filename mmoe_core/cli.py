@@ -1,7 +1,7 @@
 """Command line: the same Trainer and RunStore as the app, without a browser.
 
     python -m mmoe_core train --correlation 0.5 --models shared_bottom,omoe,mmoe --steps 2000 --json out.json
-    python -m mmoe_core sweep --correlations 0.5,0.9,1.0 --seeds 16 --steps 3000 --json out.json
+    python -m mmoe_core sweep --correlations 0.5,0.9,1.0 --seeds 32 --lrs 1e-4,1e-3,1e-2 --json out.json
 
 Every RunConfig field is a flag (`batch_size` -> `--batch-size`). A bad value exits with status 2 and one
 line naming the flag and its allowed range. Runs are stored under MMOE_HOME, so the app's Runs page lists them.
@@ -21,10 +21,11 @@ from typing import Any, Sequence
 from .config import RunConfig, field_help
 from .execute import execute_run
 from .runs import RunStore
+from .study import PRESETS, Study, final_losses, gap_table, new_study_id, study_label, study_runs, summary_table, \
+    sweep_results
 
 TRAIN_DEFAULTS: dict[str, Any] = {}
 ALIASES = {"n_experts": ["--experts"]}  # short spellings users type
-SWEEP_DEFAULTS: dict[str, Any] = {"independent_data": True}
 
 
 class CliError(Exception):
@@ -87,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(train)
     sweep = sub.add_parser("sweep", help="correlations x models x seeds, each seed with its own data by default")
     sweep.add_argument("--correlations", default="0.5,0.9,1.0", help="comma-separated p values")
+    sweep.add_argument("--lrs", default=None, help="comma-separated Adam learning rates, one run each "
+                       "(default: just --lr; the paper tried 1e-4,1e-3,1e-2)")
+    sweep.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                       help="starting settings that the other flags override: quick (8 seeds), default "
+                            "(32 seeds), paper (200 seeds)")
     sweep.add_argument("--fixed-data", action="store_true", help="one data draw for all seeds (only init varies)")
     _add_config_flags(sweep, skip=("correlation", "independent_data"))
     for p in (train, sweep):
@@ -134,39 +140,47 @@ def cmd_train(args: argparse.Namespace) -> dict:
 
 
 def cmd_sweep(args: argparse.Namespace) -> dict:
+    """A study (mmoe_core.study) run in this process: one stored run per correlation x lr, labelled
+    study:<id>, so the Experiments page can open it."""
+    preset = PRESETS[args.preset].base
+    correlations = _float_list(args.correlations, "--correlations", "in [-1, 1] such as 0.5,0.9,1.0")
+    base = config_from_args(args, {**_sweep_defaults(preset), "independent_data": not args.fixed_data})
+    lrs = _float_list(args.lrs, "--lrs", "such as 1e-4,1e-3,1e-2") if args.lrs else [base.lr]
     try:
-        correlations = [float(p) for p in args.correlations.split(",") if p.strip()]
-    except ValueError:
-        raise CliError(f"--correlations {args.correlations!r} must be comma-separated numbers in [-1, 1]") from None
-    if not correlations:
-        raise CliError("--correlations is empty; give values in [-1, 1] such as 0.5,0.9,1.0")
-    base = config_from_args(args, {**SWEEP_DEFAULTS, "independent_data": not args.fixed_data})
-    configs = []
-    for p in correlations:
-        try:
-            configs.append(base.with_(correlation=p))
-        except ValueError as exc:
-            raise CliError(_flagify(str(exc)).replace("--correlation ", "--correlations ")) from None
+        study = Study(correlations=tuple(correlations), lrs=tuple(lrs), base=base)
+    except ValueError as exc:
+        raise CliError(re.sub(r"^(correlations|lrs)\b=?", lambda m: _flag(m.group(1)) + " ", str(exc))) from None
     store = _store(args)
+    study_id = new_study_id()
     t0 = time.perf_counter()
-    results = []
-    for config in configs:
-        run_id, summary = _run_one(store, config, f"p={config.correlation:g}", args.quiet, label="sweep")
-        for name, m in summary["models"].items():
-            per_seed = m.get("per_seed") or [{"seed_index": 0, "test_loss": m.get("test_loss"),
-                                               "test_loss_mean": m.get("test_loss_mean")}]
-            for s in per_seed:
-                results.append({"correlation": config.correlation, "model": name, "seed": base.seed + s["seed_index"],
-                                "data_seed": base.data_seed + (s["seed_index"] if base.independent_data else 0),
-                                "status": m["status"], "test_loss": s["test_loss"],
-                                "test_loss_mean": s["test_loss_mean"], "run_id": run_id})
+    for config in study.configs():
+        _run_one(store, config, f"p={config.correlation:g} lr={config.lr:g}", args.quiet, label=study_label(study_id))
     seconds = time.perf_counter() - t0
-    out = {"config": {**base.to_dict(), "correlations": correlations}, "seconds": round(seconds, 3),
-           "model_rows_per_s": round(len(configs) * len(base.models) * base.seeds * base.steps * base.batch_size
+    final = final_losses(store, study_runs(store, study_id))
+    n_runs = len(study.configs())
+    out = {"config": study.to_dict(), "study_id": study_id, "seconds": round(seconds, 3),
+           "model_rows_per_s": round(n_runs * len(base.models) * base.seeds * base.steps * base.batch_size
                                      / seconds, 1),
-           "results": results}
-    print(_sweep_table(results, seconds))
+           "results": sweep_results(final)}
+    print(_sweep_table(final, seconds, study_id))
     return out
+
+
+def _sweep_defaults(preset: RunConfig) -> dict[str, Any]:
+    """The preset's fields that differ from RunConfig's defaults: `sweep` alone runs the default study."""
+    plain = RunConfig()
+    return {f.name: getattr(preset, f.name) for f in fields(RunConfig)
+            if getattr(preset, f.name) != getattr(plain, f.name)}
+
+
+def _float_list(raw: str, flag: str, example: str) -> list[float]:
+    try:
+        values = [float(v) for v in raw.split(",") if v.strip()]
+    except ValueError:
+        raise CliError(f"{flag} {raw!r} must be comma-separated numbers {example}") from None
+    if not values:
+        raise CliError(f"{flag} is empty; give comma-separated numbers {example}")
+    return values
 
 
 def _table(models: dict, title: str) -> str:
@@ -181,12 +195,12 @@ def _table(models: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def _sweep_table(results: list[dict], seconds: float) -> str:
-    import pandas as pd
-
-    df = pd.DataFrame(results)
-    stats = df.groupby(["correlation", "model"], sort=False)["test_loss_mean"].agg(["mean", "std", "min", "max", "count"])
-    return f"{stats.to_string(float_format=lambda v: f'{v:.4f}')}\n{seconds:.1f} s"
+def _sweep_table(final, seconds: float, study_id: str) -> str:
+    stats = summary_table(final).set_index(["correlation", "lr", "model"])
+    gaps = gap_table(final).set_index(["correlation", "lr", "gap"])
+    fmt = lambda v: f"{v:.4f}"  # noqa: E731
+    return (f"{stats.to_string(float_format=fmt)}\n\npaired gaps (negative: the first model is better)\n"
+            f"{gaps.to_string(float_format=fmt)}\n{seconds:.1f} s, study {study_id}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,7 +23,8 @@ MODEL_KINDS: dict[str, str] = {
     "mmoe": "MMoE",
 }
 DEVICES = ("auto", "cpu", "cuda")
-DATASETS = ("synthetic",)
+DATASETS = ("synthetic", "census1", "census2")  # or a path ending in .csv (mmoe_core.data.csv_table)
+TABLE_TASK_KINDS = ("auto", "regression", "binary")  # per CSV target; auto = two values -> binary
 
 # Guard rails for a shared server (overridable through the environment, issue 7).
 MAX_WORK = float(os.environ.get("MMOE_MAX_WORK", 5e13))  # steps x batch x seeds x models x hidden
@@ -37,7 +38,8 @@ def _f(default: Any, lo: float | None = None, hi: float | None = None, help: str
 @dataclass(frozen=True)
 class RunConfig:
     # --- data (paper §3.2) ---
-    dataset: str = _f("synthetic", help="data source")
+    dataset: str = _f("synthetic", help="data source: synthetic, census1, census2 (UCI Census-Income task groups "
+                      "of the paper's §6.3) or the path of a .csv file")
     correlation: float = _f(0.5, -1.0, 1.0, "task correlation p: cosine of the two tasks' weight vectors")
     rows: int = _f(20_000, 100, 2_000_000, "training rows")
     eval_rows: int = _f(2_000, 50, 500_000, "rows in each of the validation and test sets")
@@ -48,6 +50,10 @@ class RunConfig:
     noise_std: float = _f(0.1, 0.0, 10.0, "label noise sd (paper's N(0, 0.01) read as a variance)")
     data_seed: int = _f(0, 0, 2**31 - 1, "seed of the data: u1, u2, alpha, beta, inputs and noise")
     independent_data: bool = _f(False, help="each seed gets its own data draw (the paper's protocol)")
+    # --- table data (a .csv dataset; census groups fix their own); empty tuples keep old configs valid ---
+    targets: tuple[str, ...] = _f((), help="CSV target columns, 2 to 8, e.g. income,churn (one task each)")
+    features: tuple[str, ...] = _f((), help="CSV input columns; empty takes every column that is not a target")
+    task_kinds: tuple[str, ...] = _f((), help="per CSV target: auto, regression or binary; empty detects each")
     # --- models ---
     models: tuple[str, ...] = _f(("shared_bottom", "omoe", "mmoe"), help="models trained side by side")
     n_experts: int = _f(8, 1, 256, "experts in OMoE/MMoE (paper: 8)")
@@ -69,13 +75,20 @@ class RunConfig:
         if isinstance(self.models, (list, str)):  # accept a list or "a,b" from JSON and the CLI
             items = self.models.split(",") if isinstance(self.models, str) else self.models
             object.__setattr__(self, "models", tuple(m.strip() for m in items if m.strip()))
+        for name in ("targets", "features", "task_kinds"):  # the same for the table columns
+            value = getattr(self, name)
+            if isinstance(value, (list, str)):
+                items = value.split(",") if isinstance(value, str) else value
+                object.__setattr__(self, name, tuple(str(m).strip() for m in items if str(m).strip()))
         for f in fields(self):
             value = getattr(self, f.name)
             lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
             if f.type in ("int", "float"):
                 _check_number(f.name, value, f.type, lo, hi)
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset={self.dataset!r} is unknown; choose one of {', '.join(DATASETS)}")
+        if self.dataset not in DATASETS and not self.dataset.lower().endswith(".csv"):
+            raise ValueError(f"dataset={self.dataset!r} is unknown; choose one of {', '.join(DATASETS)} "
+                             "or the path of a .csv file")
+        _check_columns(self.targets, self.features, self.task_kinds)
         if self.device not in DEVICES:
             raise ValueError(f"device={self.device!r} is unknown; choose one of {', '.join(DEVICES)}")
         if not self.models:
@@ -171,6 +184,18 @@ def field_help(name: str) -> str:
 def field_range(name: str) -> tuple[float | None, float | None]:
     f = next(f for f in fields(RunConfig) if f.name == name)
     return f.metadata.get("lo"), f.metadata.get("hi")
+
+
+def _check_columns(targets: tuple[str, ...], features: tuple[str, ...], task_kinds: tuple[str, ...]) -> None:
+    """Checks that need no file; the CSV loader checks the names against the table itself."""
+    if len(targets) > 8:
+        raise ValueError(f"targets={','.join(targets)!r} names {len(targets)} columns; allowed 2 to 8")
+    for name, cols in (("targets", targets), ("features", features)):
+        if len(set(cols)) != len(cols):
+            raise ValueError(f"{name}={','.join(cols)!r} names a column twice; list each once")
+    bad = [k for k in task_kinds if k not in TABLE_TASK_KINDS]
+    if bad:
+        raise ValueError(f"task_kinds={bad[0]!r} is unknown; choose from {', '.join(TABLE_TASK_KINDS)}")
 
 
 def _check_number(name: str, value: Any, kind: str, lo: float | None, hi: float | None) -> None:

@@ -41,7 +41,8 @@ def execute_run(
         store.update_run(run_id, device=_device_name(device))
         data = load_data(config)
         label_corr = float(sum(data.label_correlation) / len(data.label_correlation))
-        store.update_run(run_id, label_correlation=label_corr)
+        tasks = {"task_names": list(data.task_names), "task_kinds": list(data.task_kinds)}
+        store.update_run(run_id, label_correlation=label_corr, summary=tasks)  # pages name the curves from step 0
         trainer = Trainer(config, data, device=device)
         for res in trainer.results.values():
             store.set_model(run_id, res.name, "running", params=res.params, paper_params=res.paper_params)
@@ -75,7 +76,7 @@ def execute_run(
 
         results = trainer.run(on_record=on_record, should_stop=should_stop, on_step=step_hook)
         summary = {"label_correlation": label_corr, "device": _device_name(device),
-                   "seconds": round(time.time() - start, 3), "steps": trainer.step_count,
+                   "seconds": round(time.time() - start, 3), "steps": trainer.step_count, **tasks,
                    "models": summarize(results.values())}
         _save_weights(store, run_id, trainer)
         cancelled = any(r.status == "cancelled" for r in results.values())

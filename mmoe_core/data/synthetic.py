@@ -39,14 +39,26 @@ def task_loadings(n_tasks: int, correlation: float) -> torch.Tensor:
     return torch.linalg.cholesky(gram)
 
 
+def _weights(g: torch.Generator, n_features: int, n_tasks: int, correlation: float, scale: float
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Orthonormal basis U (d, k) and task weights W = c·U·Lᵀ (d, k), drawn first from the seed's generator."""
+    basis, _ = torch.linalg.qr(torch.randn(n_features, n_tasks, generator=g, dtype=torch.float64))  # (d, k)
+    return basis, scale * basis @ task_loadings(n_tasks, correlation).T  # column k is w_k
+
+
+def synthetic_weights(*, n_features: int = 100, n_tasks: int = 2, correlation: float = 0.5, scale: float = 1.0,
+                      random_state: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (u, w) that make_synthetic_tasks uses for this seed, for inspection and tests."""
+    return _weights(torch.Generator().manual_seed(int(random_state)), n_features, n_tasks, correlation, scale)
+
+
 def _draw(
     n_rows: int, n_features: int, n_tasks: int, correlation: float, scale: float, n_sine: int,
     noise_std: float, seed: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One independent draw of weights, α/β, inputs and noise from its own seed; returns x (n, d), y (n, k)."""
     g = torch.Generator().manual_seed(int(seed))
-    basis, _ = torch.linalg.qr(torch.randn(n_features, n_tasks, generator=g, dtype=torch.float64))  # (d, k)
-    weights = scale * basis @ task_loadings(n_tasks, correlation).T  # (d, k): column k is w_k
+    _, weights = _weights(g, n_features, n_tasks, correlation, scale)  # (d, k)
     alpha = torch.randn(n_sine, generator=g, dtype=torch.float64)  # (m,)
     beta = torch.randn(n_sine, generator=g, dtype=torch.float64)  # (m,)
     x = torch.randn(n_rows, n_features, generator=g)  # (n, d) float32
@@ -122,4 +134,4 @@ def weight_cosine(n_tasks: int, correlation: float) -> float:
     return float(rows[0] @ rows[1] / (rows[0].norm() * rows[1].norm()))
 
 
-__all__ = ["make_synthetic_tasks", "task_loadings", "pearson", "weight_cosine"]
+__all__ = ["make_synthetic_tasks", "synthetic_weights", "task_loadings", "pearson", "weight_cosine"]
