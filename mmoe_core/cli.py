@@ -18,6 +18,7 @@ import time
 from dataclasses import fields
 from typing import Any, Sequence
 
+from .backends import resolve_backend, run_on_ray
 from .config import RunConfig, field_help
 from .execute import execute_run
 from .runs import RunStore
@@ -100,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--home", metavar="DIR", help="run store folder (default $MMOE_HOME or ~/.mmoe_playground)")
         p.add_argument("--no-store", action="store_true", help="keep nothing: use a temporary run store")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--backend", help="where runs train: local (this process, the default) or ray (one Ray "
+                       "task per run, all at once; default $MMOE_BACKEND)")
+        p.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join, e.g. head-node:6379 (default "
+                       "$MMOE_RAY_ADDRESS; none: start Ray on this machine)")
     return parser
 
 
@@ -125,16 +130,37 @@ def _run_one(store: RunStore, config: RunConfig, desc: str, quiet: bool, label: 
     return run_id, summary
 
 
+def _run_all(store: RunStore, configs: list[RunConfig], descs: list[str], args: argparse.Namespace,
+             label: str = "") -> list[tuple[str, dict]]:
+    """local: one run after another in this process; ray: every run at once as a Ray task (mmoe_core.backends),
+    their points written into the same run store as they arrive."""
+    try:
+        backend = resolve_backend(args.backend)
+    except ValueError as exc:
+        raise CliError(_flagify(str(exc))) from None
+    if backend == "local":
+        return [_run_one(store, config, desc, args.quiet, label=label) for config, desc in zip(configs, descs)]
+    bar = _progress(sum(c.steps for c in configs), "ray", args.quiet)
+    try:
+        return run_on_ray(store, configs, label=label, address=args.ray_address,
+                          on_progress=lambda done, total: bar.update(done - bar.n))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        bar.close()
+
+
 def cmd_train(args: argparse.Namespace) -> dict:
     config = config_from_args(args, TRAIN_DEFAULTS)
     store = _store(args)
     t0 = time.perf_counter()
-    run_id, summary = _run_one(store, config, "train", args.quiet)
+    [(run_id, summary)] = _run_all(store, [config], ["train"], args)
     seconds = time.perf_counter() - t0
     out = {"config": config.to_dict(), "run_id": run_id, "label_correlation": summary["label_correlation"],
            "device": summary["device"], "seconds": round(seconds, 3),
            "rows_per_s": round(summary["steps"] * config.batch_size / seconds, 1), "models": summary["models"]}
-    print(_table(out["models"], f"p = {config.correlation:g}, label correlation {out['label_correlation']:.3f}, "
+    data = f"p = {config.correlation:g}" if config.dataset == "synthetic" else f"data {config.dataset}"
+    print(_table(out["models"], f"{data}, label correlation {out['label_correlation']:.3f}, "
                  f"{out['rows_per_s']:,.0f} rows/s, {seconds:.1f} s, run {run_id}"))
     return out
 
@@ -153,8 +179,8 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     store = _store(args)
     study_id = new_study_id()
     t0 = time.perf_counter()
-    for config in study.configs():
-        _run_one(store, config, f"p={config.correlation:g} lr={config.lr:g}", args.quiet, label=study_label(study_id))
+    _run_all(store, study.configs(), [f"p={c.correlation:g} lr={c.lr:g}" for c in study.configs()], args,
+             label=study_label(study_id))
     seconds = time.perf_counter() - t0
     final = final_losses(store, study_runs(store, study_id))
     n_runs = len(study.configs())
@@ -190,6 +216,9 @@ def _table(models: dict, title: str) -> str:
         mean = m.get("test_loss_mean")
         lines.append(f"{name:<14} {m['status']:<9} {m['params']:>7} {per_task:<24} "
                      f"{'nan' if mean is None else f'{mean:.4f}':>9} {m['seconds']:>8.2f}")
+        if m.get("test_auc"):  # binary tasks (Census-Income, CSV): AUC is the number to read
+            auc = ", ".join("-" if v is None else f"{v:.4f}" for v in m["test_auc"])
+            lines.append(f"  test AUC per task: {auc} (mean of binary tasks {m['test_auc_mean']:.4f})")
         if m.get("message"):
             lines.append(f"  {m['message']}")
     return "\n".join(lines)

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .backends import launcher, resolve_backend
 from .config import RunConfig
 from .runs import FINISHED, RunStore
 
@@ -79,9 +80,14 @@ def _default_max_concurrent() -> int:
 
 class JobQueue:
     def __init__(self, store: RunStore, max_concurrent: int | None = None, max_queued: int = DEFAULT_MAX_QUEUED,
-                 warm: bool = True, poll_s: float = 0.05):
+                 warm: bool = True, poll_s: float = 0.05, threads: int | None = None, backend: str | None = None,
+                 ray_address: str | None = None):
         self.store = store
-        self.max_concurrent = max_concurrent or _default_max_concurrent()
+        self.backend = resolve_backend(backend)  # "local" unless the argument or $MMOE_BACKEND says "ray"
+        self._ray = launcher(store, ray_address) if self.backend == "ray" else None  # runs become Ray tasks
+        warm = warm and self._ray is None  # Ray keeps its own workers; no local process waits
+        self.threads = threads  # torch threads per worker; None: the CPUs shared among max_concurrent jobs
+        self.max_concurrent = max_concurrent or (self._ray.slots() if self._ray else _default_max_concurrent())
         self.max_queued = max_queued
         self.warm = warm
         self.poll_s = poll_s
@@ -149,6 +155,8 @@ class JobQueue:
                 self._idle = None
             for proc in self._active.values():
                 proc.terminate()
+        if self._ray is not None:
+            self._ray.close()
 
     # ------------------------------------------------------------------ recovery
     def recover(self) -> int:
@@ -169,7 +177,7 @@ class JobQueue:
 
     def _spawn(self) -> subprocess.Popen:
         """A fresh interpreter (like multiprocessing's spawn, without re-importing the server's __main__)."""
-        threads = max(1, (os.cpu_count() or 1) // self.max_concurrent)
+        threads = self.threads or max(1, (os.cpu_count() or 1) // self.max_concurrent)
         cmd = [sys.executable, "-m", "mmoe_core.worker", "--home", str(self.store.home), "--threads", str(threads)]
         return subprocess.Popen(cmd, stdin=subprocess.PIPE, text=True, cwd=_package_root())
 
@@ -197,6 +205,13 @@ class JobQueue:
     def _start(self, run_id: str) -> bool:
         if not self.store.claim(run_id):
             return False
+        if self._ray is not None:  # a RayRun is polled, killed and reaped like a worker's Popen
+            try:
+                self._active[run_id] = self._ray.start(run_id)
+            except Exception as exc:  # noqa: BLE001 - e.g. the cluster went away: say so on the run
+                self.store.finish_run(run_id, "failed", error=f"could not start on Ray: {type(exc).__name__}: {exc}",
+                                      only_if=("running",))
+            return True
         proc = self._idle if self._idle and self._idle.poll() is None else self._spawn()
         self._idle = None
         self.store.update_run(run_id, pid=proc.pid)

@@ -68,13 +68,14 @@ class Trainer:
             raise ValueError(f"data has {data.replicas} replicas; expected 1 or seeds={config.seeds}")
         self.data = data.to(self.device)
         self.kinds = torch.tensor([t == "binary" for t in data.task_kinds], device=self.device)  # (k,)
+        self._any_binary = "binary" in data.task_kinds  # a Python bool: reading self.kinds would sync the GPU
         self.models: dict[str, MixtureModel] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.results: dict[str, ModelResult] = {}
         for name in config.models:
             model = build_model(name, config, input_dim=data.input_dim, n_tasks=data.n_tasks).to(self.device)
             self.models[name] = model
-            self.optimizers[name] = torch.optim.Adam(model.parameters(), lr=config.lr, foreach=True)
+            self.optimizers[name] = torch.optim.Adam(model.parameters(), lr=config.lr, **_adam_impl(self.device))
             self.results[name] = ModelResult(name, model.num_params(), model.num_params(paper=True))
         self.step_count = 0
         r = config.seeds
@@ -99,15 +100,22 @@ class Trainer:
         return idx
 
     def _gather(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """x: (q, n, c), idx: (r, b) -> (r, b, c)."""
-        if x.shape[0] == 1:
-            return x[0][idx]
-        return x[self._replica_idx, idx]
+        """x: (q, n, c), idx: (r, b) -> (r, b, c): one index_select of whole rows, faster than fancy indexing.
+
+        x may be a slice of a larger (q, n_all, c) block (train, val and test drawn together), so rows are
+        addressed in that block's storage rather than copied into a contiguous tensor (GBs at 200 seeds)."""
+        q, n, c = x.shape
+        if x.stride(2) != 1 or x.stride(1) != c or x.stride(0) % c:
+            return x[0][idx] if q == 1 else x[self._replica_idx, idx]
+        step = x.stride(0) // c  # rows from one replica's first row to the next's
+        rows = x.as_strided(((q - 1) * step + n, c), (c, 1))  # (rows spanned, c) over the same storage
+        flat = idx if q == 1 else idx + self._replica_idx * step  # (r, b)
+        return rows.index_select(0, flat.reshape(-1)).view(*idx.shape, c)
 
     def task_losses(self, preds: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """(r, b, k) predictions against targets -> (r, k) mean loss per task: MSE or BCE by task kind."""
         mse = (preds - y).pow(2)
-        if bool(self.kinds.any()):
+        if self._any_binary:
             bce = F.binary_cross_entropy_with_logits(preds, y, reduction="none")
             mse = torch.where(self.kinds, bce, mse)
         return mse.mean(dim=1)
@@ -141,7 +149,7 @@ class Trainer:
             preds = self._predict(model, x)  # (r, n, k)
             yy = y.expand(model.replicas, -1, -1)
             loss = self.task_losses(preds, yy)
-            auc = self._auc(preds, yy) if bool(self.kinds.any()) else None
+            auc = self._auc(preds, yy) if self._any_binary else None
             out[name] = (loss, auc)
         return out
 
@@ -269,6 +277,11 @@ class Trainer:
         }
 
 
+def _adam_impl(device: torch.device) -> dict[str, bool]:
+    """Fused Adam (one kernel over all parameters) is ~3x faster than foreach on CPU and fastest on CUDA."""
+    return {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
+
+
 def _rows(model: str, step: int, split: str, metric: str, values: np.ndarray) -> list[MetricRow]:
     """(r, k) array -> long rows; NaN stays NaN (a diverged seed is recorded, not dropped)."""
     return [
@@ -293,8 +306,11 @@ def summarize(results: Iterable[ModelResult]) -> dict[str, dict]:
                     for r, row in enumerate(res.test_loss)
                 ]
         if res.test_auc is not None and np.isfinite(res.test_auc).any():
-            entry["test_auc"] = _nanmean_rows(res.test_auc)
-            entry["test_auc_mean"] = _finite_mean(res.test_auc)
+            # per task column: a regression task's AUC is NaN by design and must not void the binary ones
+            entry["test_auc"] = _finite_mean_cols(res.test_auc)
+            entry["test_auc_mean"] = float(np.mean([v for v in entry["test_auc"] if v is not None]))
+            for seed in entry.get("per_seed", []):
+                seed["test_auc"] = [_num(v) for v in res.test_auc[seed["seed_index"]]]
         out[res.name] = entry
     return out
 
@@ -308,6 +324,12 @@ def _nanmean_rows(a: np.ndarray) -> list[float | None]:
     if not finite.any():
         return [None] * a.shape[1]
     return [float(v) for v in a[finite].mean(axis=0)]
+
+
+def _finite_mean_cols(a: np.ndarray) -> list[float | None]:
+    """(r, k) -> per column the mean of its finite entries (None where a column has none)."""
+    finite = np.isfinite(a)
+    return [float(a[finite[:, k], k].mean()) if finite[:, k].any() else None for k in range(a.shape[1])]
 
 
 def _finite_mean(a: np.ndarray) -> float | None:

@@ -52,6 +52,49 @@ def _uniform(generator: torch.Generator, shape: tuple[int, ...], fan_in: int) ->
     return (torch.rand(shape, generator=generator) * 2 - 1) * bound
 
 
+def _route_plan(route: tuple[tuple[float, ...], ...] | None, n_tasks: int) -> list[int | tuple[float, ...]]:
+    """Per task: the index of the one expert a one-hot route row reads, else the row itself (a weighted sum).
+    Read from the spec's Python tuples so forward never syncs with the device to inspect the route buffer."""
+    if route is None:
+        return [("uniform",)] * n_tasks
+    return [row.index(1.0) if sorted(row) == [0.0] * (len(row) - 1) + [1.0] else tuple(row) for row in route]
+
+
+def _softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last (expert) axis. ATen's CPU kernel is tuned for long rows and takes about 3x
+    longer than exp / sum on rows of 8; subtracting the detached max keeps exp finite and the gradient exact."""
+    z = torch.exp(logits - logits.detach().amax(dim=-1, keepdim=True))
+    return z / z.sum(dim=-1, keepdim=True)
+
+
+SMALL_BMM = 400  # ATen's CPU bmm runs products under this many multiply-adds in a scalar loop
+
+
+def _mix(g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Σ_e g_ke f_e for every row: (r, b, k, e) @ (r, b, e, h) -> (r, b, k, h).
+
+    r*b tiny products. On CPU, ATen computes any product under SMALL_BMM multiply-adds (the paper's
+    2 x 8 x 16 = 256) in a scalar loop, 3x slower than its blocked kernel; padding the gates with zero
+    rows up to that size is the cheapest fix (the backward products grow the same way)."""
+    k, e, h = g.shape[-2], g.shape[-1], f.shape[-1]
+    if f.device.type == "cpu" and k * e * h < SMALL_BMM:
+        k_pad = -(-SMALL_BMM // (e * h))  # rows needed to reach the blocked kernel
+        if k_pad <= 2 * k:
+            pad = g.new_zeros(*g.shape[:-2], k_pad - k, e)
+            return torch.matmul(torch.cat([g, pad], dim=-2), f)[..., :k, :]  # (r, b, k, h)
+        return torch.stack([(g[..., i, :, None] * f).sum(dim=-2) for i in range(k)], dim=-2)
+    return torch.matmul(g, f)
+
+
+def _first_layer_plan(spec: MixtureSpec, route_plan: list) -> str:
+    """How _mix_into_towers wires a spec: 'shared' mixture, 'select' one expert per task, or 'mix' per task."""
+    if spec.n_gates == 1 or (not spec.gated and len(set(route_plan)) == 1):
+        return "shared"
+    if not spec.gated and all(isinstance(p, int) for p in route_plan):
+        return "select"
+    return "mix"
+
+
 class MixtureModel(nn.Module):
     def __init__(self, spec: MixtureSpec, replicas: int = 1, seed: int = 0):
         super().__init__()
@@ -69,6 +112,8 @@ class MixtureModel(nn.Module):
         self.gate_w = nn.Parameter(torch.empty(replicas, d, spec.n_gates * e)) if spec.gated else None
         route = torch.tensor(spec.route, dtype=torch.float32) if spec.route is not None else torch.ones(k, e) / e
         self.register_buffer("route", route)  # (k, e)
+        self._route_plan = _route_plan(spec.route, k)  # per task: the one expert it reads, or a row key
+        self._first_layer_plan = _first_layer_plan(spec, self._route_plan)
         # Towers: one per task, stacked on k.
         t = (h[-1], *spec.tower_units, 1)
         self.tower_w = nn.ParameterList(nn.Parameter(torch.empty(replicas, k, t[i], t[i + 1])) for i in range(len(t) - 1))
@@ -102,25 +147,65 @@ class MixtureModel(nn.Module):
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(r, -1, -1)  # (r, b, d)
         b = x.shape[1]
-        f = torch.relu(torch.baddbmm(self.expert_in_b, x, self.expert_in_w))  # (r, b, e*h)
-        f = f.view(r, b, e, -1)  # (r, b, e, h)
+        pre = torch.baddbmm(self.expert_in_b, x, self.expert_in_w)  # (r, b, e*h)
+        logits = torch.bmm(x, self.gate_w) if self.gate_w is not None else None  # (r, b, g*e)
+        f = torch.relu(pre).view(r, b, e, -1)  # (r, b, e, h)
         if len(self.expert_w):
             f = f.transpose(1, 2)  # (r, e, b, h)
             for w, bias in zip(self.expert_w, self.expert_b):
                 f = torch.relu(torch.matmul(f, w) + bias)  # (r, e, b, h')
             f = f.transpose(1, 2)  # (r, b, e, h)
-        if self.gate_w is not None:
-            logits = torch.bmm(x, self.gate_w).view(r, b, self.spec.n_gates, e)  # (r, b, g, e)
-            gates = torch.softmax(logits, dim=-1).expand(r, b, k, e)  # (r, b, k, e); g = 1 broadcasts
+        if logits is not None:
+            weights = _softmax(logits.reshape(r, b, self.spec.n_gates, e))  # (r, b, g, e)
+            gates = weights.expand(r, b, k, e)  # (r, b, k, e); g = 1 broadcasts
         else:
+            weights = None
             gates = self.route.expand(r, b, k, e)  # (r, b, k, e)
-        mixed = torch.matmul(gates, f)  # (r, b, k, h)
-        z = mixed.transpose(1, 2)  # (r, k, b, h)
-        for i, (w, bias) in enumerate(zip(self.tower_w, self.tower_b)):
-            z = torch.matmul(z, w) + bias  # (r, k, b, t)
-            if i < len(self.tower_w) - 1:
-                z = torch.relu(z)
-        return MixtureOutput(preds=z.squeeze(-1).transpose(1, 2), gates=gates)  # (r, b, k)
+        z = self._mix_into_towers(f, weights)  # (r, b, k, t)
+        for i in range(1, len(self.tower_w)):
+            z = self._tower_layer(torch.relu(z), i)  # (r, b, k, t')
+        return MixtureOutput(preds=z.squeeze(-1), gates=gates)  # (r, b, k)
+
+    def _mix_into_towers(self, f: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        """Mixtures Σ_e g_ke f_e through each tower's first layer: (r, b, e, h) -> (r, b, k, t).
+
+        Small batched matmuls are what CPUs run worst (a product with t = 8 output columns runs at a
+        fifth of the speed of a wide one), so the wiring picks the cheapest exact form: tasks that read one
+        mixture (Shared-Bottom, OMoE) share it and run all towers' first layers as one (h, k*t) matmul;
+        one-hot routes (Single-task) just select an expert; per-task gates (MMoE) mix per task.
+        """
+        r, b, e, h = f.shape
+        w, bias = self.tower_w[0], self.tower_b[0]  # (r, k, h, t), (r, k, 1, t)
+        k, t = w.shape[1], w.shape[3]
+        plan = self._first_layer_plan
+        if plan == "shared":  # one mixture read by every task
+            if weights is not None:
+                m = _mix(weights, f)[:, :, 0]  # (r, b, h) from OMoE's one gate (r, b, 1, e)
+            elif isinstance(self._route_plan[0], int):
+                m = f[:, :, self._route_plan[0]]  # (r, b, h)
+            else:
+                m = (self.route[0, :, None] * f).sum(dim=2)  # (r, b, h)
+            w_all = w.permute(0, 2, 1, 3).reshape(r, h, k * t)  # (r, h, k*t)
+            return torch.baddbmm(bias.view(r, 1, k * t), m, w_all).view(r, b, k, t)  # (r, b, k, t)
+        if plan == "select":  # task i reads expert route_plan[i] alone
+            m = f[:, :, self._route_plan].transpose(1, 2).reshape(r * k, b, h)  # (r*k, b, h)
+            z = torch.baddbmm(bias.view(r * k, 1, t), m, w.view(r * k, h, t))  # (r*k, b, t)
+            return z.view(r, k, b, t).transpose(1, 2)  # (r, b, k, t)
+        g = weights if weights is not None else self.route.expand(r, b, k, e)  # (r, b, k, e)
+        m = _mix(g, f)  # (r, b, k, h)
+        m = m.transpose(1, 2).reshape(r * k, b, h)  # (r*k, b, h)
+        z = torch.baddbmm(bias.view(r * k, 1, t), m, w.view(r * k, h, t))  # (r*k, b, t)
+        return z.view(r, k, b, t).transpose(1, 2)  # (r, b, k, t)
+
+    def _tower_layer(self, z: torch.Tensor, i: int) -> torch.Tensor:
+        """Tower layer i on (r, b, k, t) -> (r, b, k, t'); the 1-wide output layer as a product and sum."""
+        w, bias = self.tower_w[i], self.tower_b[i]  # (r, k, t, t'), (r, k, 1, t')
+        r, k, t, t_out = w.shape
+        if t_out == 1:
+            return ((z * w.view(r, 1, k, t)).sum(dim=-1) + bias.view(r, 1, k)).unsqueeze(-1)  # (r, b, k, 1)
+        zt = z.transpose(1, 2).reshape(r * k, -1, t)  # (r*k, b, t)
+        out = torch.baddbmm(bias.view(r * k, 1, t_out), zt, w.view(r * k, t, t_out))  # (r*k, b, t')
+        return out.view(r, k, -1, t_out).transpose(1, 2)  # (r, b, k, t')
 
     # ------------------------------------------------------------------ facts
     def param_counts(self) -> dict[str, int]:

@@ -1,0 +1,394 @@
+"""The Ray backend: each stored run trains as one Ray task (all its seeds batched inside, as locally) and streams
+what it would have written to the RunStore back to the driver, which writes it. Imported only when the ray
+backend is chosen (`mmoe_core.backends`); everything that imports `ray` lives here.
+
+    driver (CLI or app server)                         Ray worker (any node; never opens the SQLite file)
+    RayLauncher.start(run_id) ── config JSON ───────►  mmoe_train_run: execute_run(RemoteStore, run_id)
+    RayRun.poll(): write each batch to the RunStore ◄── one batch of store calls per recorded point, streamed
+    Stop: _StopBoard.stop(run_id) ─────────────────►  RemoteStore.cancel_requested() polls it: test metrics
+                                                      and weights are still sent, as on a local Stop
+
+Why replay store calls: `execute_run` stays the one piece of code that decides what a run records and how it
+ends, on every backend. The stream has a fixed length (hello, one batch per recorded point, a final batch),
+so when a worker or node dies Ray re-runs the task once (`max_retries=1`) and skips the items the driver
+already has: the retry trains from scratch, deterministically, and the store sees each point once.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import ray
+
+from .config import RunConfig
+from .runs import FINISHED, RunStore
+
+CANCEL_CHECK_S = 0.2  # how often the driver looks for Stop in the RunStore
+REMOTE_STOP_POLL_S = 0.5  # how often a remote task asks the stop board (one tiny actor call)
+KILL_AFTER_S = 3.0  # after Stop, a task that has not sent its final state by then is cancelled by force
+MAX_RETRIES = 1  # a task lost with its worker or node is re-run once
+TASK_NAME = "mmoe_train_run"  # the worker's process title while training: ray::mmoe_train_run
+
+
+# ---------------------------------------------------------------------------------------------- connecting
+def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Join the cluster at `address` (ships mmoe_core to its workers), or start a Ray instance on this machine.
+    Returns True when this call started Ray (so the caller may shut it down)."""
+    if ray.is_initialized():
+        return False
+    common = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if address:
+        package = str(Path(__file__).resolve().parent)
+        ray.init(address=address, runtime_env={"py_modules": [package], "excludes": ["__pycache__"]}, **common)
+    else:
+        cpus = num_cpus or (int(os.environ["MMOE_RAY_CPUS"]) if os.environ.get("MMOE_RAY_CPUS") else None)
+        ray.init(num_cpus=cpus, **common)
+    return True
+
+
+@ray.remote(num_cpus=0)
+class _StopBoard:
+    """Which runs the driver has asked to stop: the one message that travels driver -> task mid-run."""
+
+    def __init__(self) -> None:
+        self._stopped: set[str] = set()
+
+    def stop(self, run_id: str) -> None:
+        self._stopped.add(run_id)
+
+    def stopped(self, run_id: str) -> bool:
+        return run_id in self._stopped
+
+
+# ---------------------------------------------------------------------------------------------- remote side
+class RemoteStore:
+    """The RunStore methods `execute_run` calls, recorded instead of written. A batch of calls leaves the
+    worker with each recorded point (`add_points`) and once at the end, so the stream's length depends only
+    on the config. Weights go to a temporary file here and travel as bytes in the final batch."""
+
+    def __init__(self, run_id: str, config: RunConfig, board: Any, sink: Callable[[dict], None]):
+        self._run_id, self._config, self._board, self._sink = run_id, config, board, sink
+        self._calls: list[tuple[str, tuple, dict]] = []
+        self._dir = Path(tempfile.mkdtemp(prefix="mmoe_ray_"))
+        self._next_poll = 0.0
+        self.stop = threading.Event()  # set locally when the task itself is being torn down
+
+    # reads
+    def config(self, run_id: str) -> RunConfig:
+        return self._config
+
+    def cancel_requested(self, run_id: str) -> bool:
+        if self.stop.is_set():
+            return True
+        now = time.monotonic()
+        if now >= self._next_poll:
+            self._next_poll = now + REMOTE_STOP_POLL_S
+            if ray.get(self._board.stopped.remote(run_id)):
+                self.stop.set()
+        return self.stop.is_set()
+
+    def weights_path(self, run_id: str) -> Path:
+        path = self._dir / "weights.safetensors"
+        self._calls.append(("weights", (str(path),), {}))
+        return path
+
+    # writes: recorded in order, without the run id (the driver writes under its own)
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        self._calls.append(("update_run", (), fields))
+
+    def set_model(self, run_id: str, *args: Any, **kwargs: Any) -> None:
+        self._calls.append(("set_model", args, kwargs))
+
+    def finish_run(self, run_id: str, *args: Any, **kwargs: Any) -> bool:
+        self._calls.append(("finish_run", args, kwargs))
+        return True
+
+    def add_points(self, run_id: str, *args: Any, **kwargs: Any) -> None:
+        self._calls.append(("add_points", args, kwargs))
+        self._sink({"calls": self._take()})
+
+    def final_batch(self) -> dict:
+        calls = self._take()
+        for i, (name, args, _) in enumerate(calls):
+            if name == "weights":
+                path = Path(args[0])
+                calls[i] = ("weights", (path.read_bytes() if path.exists() else None,), {})
+        shutil.rmtree(self._dir, ignore_errors=True)
+        return {"calls": calls, "final": True}
+
+    def _take(self) -> list[tuple[str, tuple, dict]]:
+        calls, self._calls = self._calls, []
+        return calls
+
+
+@ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)
+def mmoe_train_run(run_id: str, config_json: str, board: Any, threads: int):
+    """A Ray generator task: hello (pid and node), one batch per recorded point, a final batch.
+    `execute_run` trains in a thread so its store calls can be yielded as they happen."""
+    import torch
+
+    from .execute import execute_run
+
+    torch.set_num_threads(max(1, threads))
+    yield {"hello": {"pid": os.getpid(), "node": ray.util.get_node_ip_address()}}
+    out: queue.Queue = queue.Queue()
+    store = RemoteStore(run_id, RunConfig.from_json(config_json), board, out.put)
+
+    def train() -> None:
+        try:
+            execute_run(store, run_id)  # never raises for a training error: it records `failed` itself
+        except BaseException as exc:  # noqa: BLE001 - a bug here must still end the run with its message
+            store.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}", only_if=("running",))
+        finally:
+            out.put(store.final_batch())
+            out.put(None)
+
+    thread = threading.Thread(target=train, name="mmoe-train", daemon=True)
+    thread.start()
+    try:
+        while (item := _get(out)) is not None:
+            yield item
+    finally:  # cancelled or torn down: the training thread stops at its next cancel check
+        store.stop.set()
+        thread.join(timeout=30)
+
+
+def _get(out: queue.Queue) -> dict | None:
+    while True:  # a timeout keeps the main thread responsive to Ray's cancel (KeyboardInterrupt)
+        try:
+            return out.get(timeout=0.5)
+        except queue.Empty:
+            continue
+
+
+# ---------------------------------------------------------------------------------------------- driver side
+def apply_calls(store: RunStore, run_id: str, calls: list[tuple[str, tuple, dict]], node: str | None) -> None:
+    """Write one streamed batch into the driver's RunStore, under the driver's run id. The worker's pid means
+    nothing here (the run's pid stays the driver's, so a restarted app sees who owns it); the node is added to
+    the device so the Runs page says where a run trained."""
+    where = f" on ray node {node}" if node else " on ray"
+    for name, args, kwargs in calls:
+        if name == "update_run":
+            fields = {k: v for k, v in kwargs.items() if k != "pid"}
+            if "device" in fields:
+                fields["device"] = f"{fields['device']}{where}"
+            if isinstance(fields.get("summary"), dict) and "device" in fields["summary"]:
+                fields["summary"] = {**fields["summary"], "device": fields["summary"]["device"] + where}
+            if fields:
+                store.update_run(run_id, **fields)
+        elif name == "weights":
+            if args[0] is not None:
+                path = store.weights_path(run_id)
+                tmp = path.with_suffix(".part")
+                tmp.write_bytes(args[0])
+                tmp.replace(path)  # a reader never sees half a file
+        elif name in ("set_model", "add_points", "finish_run"):
+            getattr(store, name)(run_id, *args, **kwargs)
+        else:
+            raise ValueError(f"a Ray task sent an unknown store call {name!r}; driver and workers must run the "
+                             "same mmoe_core version")
+
+
+class RayRun:
+    """One run on Ray, shaped like the `subprocess.Popen` the JobQueue keeps for a local worker: `poll()`
+    (here it also writes what has arrived), `kill()`, `terminate()`, `pid` (the Ray worker's, on its node)."""
+
+    def __init__(self, launcher: "RayLauncher", run_id: str, stream: Any):
+        self.run_id, self._launcher, self._stream = run_id, launcher, stream
+        self.store = launcher.store
+        self.remote_pid: int | None = None  # the Ray worker's pid (on its node), from the hello item
+        self.node: str | None = None
+        self.returncode: int | None = None
+        self._stop_at: float | None = None
+        self._next_check = 0.0
+
+    @property
+    def pid(self) -> int | None:
+        """The process training this run (None until it starts); the store keeps the driver's pid instead."""
+        return self.remote_pid
+
+    def poll(self) -> int | None:
+        """Write every item that has arrived; look for Stop. None while the task runs, 0 once it has ended."""
+        if self.returncode is None:
+            self._drain()
+        if self.returncode is None:
+            self._check_stop()
+        return self.returncode
+
+    def kill(self) -> None:
+        """Stop by force (after the grace): cancel the task, keep its points, end the run `cancelled`."""
+        self._end_by_force("cancelled", "stopped by the user; recorded curves are kept")
+
+    def terminate(self) -> None:
+        """The server is going away: the task is cancelled and the run ends `interrupted`, as a local one does."""
+        self._end_by_force("interrupted", "the server stopped while this run was training; its recorded curves "
+                                          "are kept. Re-run it from the Runs page")
+
+    # ---------------------------------------------------------------- internals
+    def _drain(self, max_items: int = 64) -> None:
+        """Write what has arrived; at most max_items per call, so one chatty run cannot hold up the others."""
+        for _ in range(max_items):
+            if self.returncode is not None:
+                return
+            ready, _ = ray.wait([self._stream], num_returns=1, timeout=0)
+            if not ready:
+                return
+            try:
+                ref = next(self._stream)
+            except StopIteration:
+                self._ended()
+                return
+            try:
+                item = ray.get(ref)
+            except ray.exceptions.TaskCancelledError:
+                self._finish("cancelled", "stopped by the user; recorded curves are kept", code=-9)
+                return
+            except ray.exceptions.RayError as exc:
+                self._lost(exc)
+                return
+            if "hello" in item:
+                self.remote_pid, self.node = item["hello"]["pid"], item["hello"]["node"]
+                continue
+            apply_calls(self.store, self.run_id, item["calls"], self.node)
+            if item.get("final"):
+                self._ended()
+
+    def _check_stop(self) -> None:
+        now = time.monotonic()
+        if self._stop_at is None and now >= self._next_check:
+            self._next_check = now + CANCEL_CHECK_S
+            if self.store.cancel_requested(self.run_id):
+                self._stop_at = now
+                if self.remote_pid is None:  # still waiting for a slot: nothing to finish gracefully
+                    self._end_by_force("cancelled", "stopped before it started")
+                    return
+                self._launcher.board.stop.remote(self.run_id)
+        if self._stop_at is not None and now - self._stop_at > KILL_AFTER_S:
+            self.kill()
+
+    def _end_by_force(self, status: str, message: str) -> None:
+        if self.returncode is not None:
+            return
+        self._drain(max_items=10_000)  # the final batch may already be here
+        if self.returncode is None:
+            ray.cancel(self._stream, force=True)
+            self._finish(status, message, code=-9)
+
+    def _lost(self, exc: Exception) -> None:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, ray.exceptions.RayTaskError):  # our code raised outside execute_run: say what
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            first = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
+            message = f"the Ray task failed: {first}"
+        else:
+            message = (f"the Ray task was lost and its retry too ({MAX_RETRIES} retry): "
+                       f"{type(exc).__name__}: {first}; recorded curves are kept")
+        self._finish("failed", message, code=1)
+
+    def _ended(self) -> None:
+        """The stream ended: the final batch carried the run's final state (written only if still running)."""
+        self._finish("failed", "the Ray task ended without a final state", code=0)
+
+    def _finish(self, status: str, message: str, code: int) -> None:
+        if self.store.finish_run(self.run_id, status, error=message, only_if=("running", "queued")):
+            models = self.store.models(self.run_id)
+            for name in models.loc[models["status"] == "running", "model"]:
+                self.store.set_model(self.run_id, name, status, message)
+        self.returncode = code
+
+
+class RayLauncher:
+    """Driver side: connects once, sends stored runs to Ray as tasks, and hands back a `RayRun` per run.
+    Resources per task: one GPU when the cluster has any (the CUDA device a run's `device=auto` picks),
+    otherwise `MMOE_RAY_CPUS_PER_TASK` CPUs (default 1: these models are small, so one thread per task and one
+    task per core trains more seeds per second than fewer tasks with more threads each)."""
+
+    def __init__(self, store: RunStore, address: str | None = None, num_cpus: int | None = None,
+                 cpus_per_task: int | None = None):
+        self.store = store
+        self._owns_ray = connect(address, num_cpus)
+        resources = ray.cluster_resources()
+        self.gpus = int(resources.get("GPU", 0))
+        self.cpus = int(resources.get("CPU", 1))
+        self.cpus_per_task = max(1, cpus_per_task or int(os.environ.get("MMOE_RAY_CPUS_PER_TASK", 1)))
+        self.board = _StopBoard.remote()
+
+    def task_options(self) -> dict[str, Any]:
+        if self.gpus:
+            return {"num_gpus": 1, "num_cpus": 1}
+        return {"num_cpus": self.cpus_per_task}
+
+    def slots(self) -> int:
+        """How many runs the cluster trains at once (the JobQueue keeps the rest queued, with positions)."""
+        return max(1, self.gpus if self.gpus else self.cpus // self.cpus_per_task)
+
+    def start(self, run_id: str) -> RayRun:
+        """Send a stored run (already `running`, e.g. claimed by a JobQueue) to Ray."""
+        row = self.store.run(run_id)
+        if row is None:
+            raise ValueError(f"run {run_id} does not exist in {self.store.path}")
+        self.store.update_run(run_id, pid=os.getpid())
+        threads = 1 if self.gpus else self.cpus_per_task
+        stream = mmoe_train_run.options(name=TASK_NAME, **self.task_options()).remote(
+            run_id, row["config"], self.board, threads)
+        return RayRun(self, run_id, stream)
+
+    def run_all(self, configs: list[RunConfig], label: str = "",
+                on_progress: Callable[[int, int], None] = lambda done, total: None,
+                on_start: Callable[[list[RayRun]], None] = lambda runs: None) -> list[tuple[str, dict]]:
+        """Store and start every config at once; write their streams until all have ended. Ctrl-C stops them
+        all (each keeps its points). Raises ValueError naming each failed run."""
+        ids = [self.store.create_run(c, label=label, status="running") for c in configs]
+        runs = [self.start(run_id) for run_id in ids]
+        on_start(runs)
+        total = sum(c.steps for c in configs)
+        try:
+            self._wait(runs, on_progress, total)
+        except KeyboardInterrupt:
+            for run in runs:
+                self.store.request_cancel(run.run_id)
+            self._wait(runs, on_progress, total)
+        out, failed = [], []
+        for run_id in ids:
+            row = self.store.run(run_id) or {}
+            if row.get("status") not in ("done", "cancelled"):
+                failed.append(f"run {run_id} {row.get('status', 'missing')}: {row.get('error')}")
+            out.append((run_id, row.get("summary") or {}))
+        if failed:
+            raise ValueError("; ".join(failed))
+        return out
+
+    def _wait(self, runs: list[RayRun], on_progress: Callable[[int, int], None], total: int) -> None:
+        next_progress = 0.0
+        while True:
+            live = [r for r in runs if r.poll() is None]
+            now = time.monotonic()
+            if now >= next_progress or not live:
+                next_progress = now + 0.5
+                on_progress(self._steps_done(runs), total)
+            if not live:
+                return
+            ray.wait([r._stream for r in live], num_returns=1, timeout=0.1)
+
+    def _steps_done(self, runs: list[RayRun]) -> int:
+        done = 0
+        for run in runs:
+            row = self.store.run(run.run_id) or {}
+            done += int(row.get("total_steps") or 0) if row.get("status") in FINISHED else int(row.get("step") or 0)
+        return done
+
+    def close(self) -> None:
+        """Forget the stop board; shut Ray down only if this launcher started it."""
+        try:
+            ray.kill(self.board)
+        except Exception:  # noqa: BLE001 - the cluster may already be gone
+            pass
+        if self._owns_ray:
+            ray.shutdown()

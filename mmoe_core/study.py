@@ -1,0 +1,449 @@
+"""Studies: the paper's synthetic experiments (Ma et al. 2018, §5.1-§5.2) as a group of ordinary runs.
+
+A study is correlations × learning rates runs. Each run trains every chosen model with all its seeds batched
+into one model (the trainer's replica axis), and by default every seed draws its own data (u1, u2, α, β,
+inputs, noise), as the paper's repeated runs do. The runs carry the label ``study:<id>``: the study's
+settings are read back from their stored configs, so the Runs page, the Experiments page and the
+``sweep`` CLI all see the same thing and there is no second source of truth.
+
+    python -m mmoe_core sweep --correlations 0.5,0.9,1.0 --seeds 32 --json study.json
+
+Loss numbers: "final loss" is each seed's test MSE averaged over the tasks after the last step; the curves
+(paper Fig. 4) use the held-out *validation* set, which the trainer evaluates at every log step (same
+distribution as the test set, drawn per seed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .config import MODEL_KINDS, RunConfig
+from .runs import FINISHED, RunStore, check_run_id
+
+LABEL_PREFIX = "study:"
+PAPER_LRS = (1e-4, 1e-3, 1e-2)  # the paper tunes Adam's learning rate over these
+PAPER_CORRELATIONS = (0.5, 0.9, 1.0)  # §5.2, Figs. 4 and 5
+
+
+def _study_base(**over: Any) -> RunConfig:
+    """The paper's §5.1 sizes (d = 100, 8 experts × 16, towers 8, Shared-Bottom 113: RunConfig's defaults),
+    32 seeds, each with its own data draw. RunConfig's training budget (2,000 steps of 256 rows, Adam 1e-3)
+    trains 3 correlations × 3 models × 32 seeds in a few minutes on a 2-core CPU."""
+    return RunConfig(**{"seeds": 32, "independent_data": True, **over})
+
+
+@dataclass(frozen=True)
+class Study:
+    """What a study varies (correlations, learning rates) around one base RunConfig that fixes the rest."""
+
+    correlations: tuple[float, ...] = PAPER_CORRELATIONS
+    lrs: tuple[float, ...] = (1e-3,)
+    base: RunConfig = field(default_factory=_study_base)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "correlations", tuple(float(p) for p in self.correlations))
+        object.__setattr__(self, "lrs", tuple(float(v) for v in self.lrs))
+        for name, values in (("correlations", self.correlations), ("lrs", self.lrs)):
+            if not values:
+                raise ValueError(f"{name} is empty; choose at least one value")
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name}={','.join(f'{v:g}' for v in values)} repeats a value; list each once")
+        for p in self.correlations:
+            try:
+                self.base.with_(correlation=p)
+            except ValueError as exc:  # "correlation=1.5 is out of range" -> "correlations=1.5 ..."
+                raise ValueError(str(exc).replace("correlation=", "correlations=", 1)) from None
+        for lr in self.lrs:
+            try:
+                self.base.with_(lr=lr)
+            except ValueError as exc:
+                raise ValueError(str(exc).replace("lr=", "lrs=", 1)) from None
+
+    def configs(self) -> list[RunConfig]:
+        """One run per (correlation, lr), correlation-major so each figure panel fills in turn."""
+        return [self.base.with_(correlation=p, lr=lr) for p in self.correlations for lr in self.lrs]
+
+    def with_(self, **changes: Any) -> "Study":
+        """Change study fields (correlations, lrs) or base RunConfig fields in one call."""
+        own = {k: changes.pop(k) for k in ("correlations", "lrs") if k in changes}
+        base = self.base.with_(**changes) if changes else self.base
+        return replace(self, base=base, **own)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"correlations": list(self.correlations), "lrs": list(self.lrs), **self.base.to_dict()}
+
+    @classmethod
+    def from_configs(cls, configs: Sequence[RunConfig]) -> "Study":
+        """The study behind a group of stored runs (the inverse of `configs()`)."""
+        if not configs:
+            raise ValueError("a study needs at least one run")
+        correlations = tuple(dict.fromkeys(c.correlation for c in configs))
+        lrs = tuple(sorted(set(c.lr for c in configs)))
+        return cls(correlations=correlations, lrs=lrs, base=configs[0])
+
+
+PRESETS: dict[str, Study] = {
+    "quick": Study(base=_study_base(seeds=8, rows=10_000)),
+    "default": Study(),
+    "paper": Study(base=_study_base(seeds=200)),
+}
+PRESET_LABELS = {
+    "quick": "Quick look: 8 seeds",
+    "default": "Default: 32 seeds",
+    "paper": "Paper scale: 200 seeds",
+}
+
+
+# ---------------------------------------------------------------------------------------------- submit / stop
+def study_label(study_id: str) -> str:
+    return LABEL_PREFIX + check_run_id(study_id)
+
+
+def new_study_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def submit_study(queue: Any, study: Study, owner: str = "") -> str:
+    """Queue every run of the study on a JobQueue; all or nothing when the queue has too little room."""
+    configs = study.configs()
+    room = queue.max_queued - len(queue.store.queued())
+    if len(configs) > room:
+        raise ValueError(
+            f"this study needs {len(configs)} runs but the queue has room for {room} "
+            f"(at most {queue.max_queued} waiting); choose fewer correlations or learning rates, "
+            "or wait for queued runs to finish"
+        )
+    study_id = new_study_id()
+    submitted: list[str] = []
+    try:
+        for config in configs:
+            submitted.append(queue.submit(config, owner=owner, label=study_label(study_id)))
+    except ValueError:  # another session filled the queue meanwhile: take back what we queued
+        for run_id in submitted:
+            queue.cancel(run_id)
+        raise
+    return study_id
+
+
+def stop_study(queue: Any, store: RunStore, study_id: str) -> int:
+    """Stop every run of the study that has not finished; returns how many were asked to stop."""
+    runs = study_runs(store, study_id)
+    live = runs[~runs["status"].isin(FINISHED)]
+    for run_id in live["id"]:
+        queue.cancel(run_id)
+    return len(live)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def study_runs(store: RunStore, study_id: str) -> pd.DataFrame:
+    """The study's runs, oldest first, with correlation and lr parsed from each stored config."""
+    label = study_label(study_id)
+    runs = store.runs(limit=100_000)
+    runs = runs[runs["label"] == label].sort_values("created", kind="stable").reset_index(drop=True)
+    configs = [json.loads(c) for c in runs["config"]]
+    runs["correlation"] = [c["correlation"] for c in configs]
+    runs["lr"] = [c["lr"] for c in configs]
+    return runs
+
+
+def list_studies(store: RunStore) -> pd.DataFrame:
+    """One row per study, newest first: id, created, runs, seeds, steps, correlations, lrs, status."""
+    runs = store.runs(limit=100_000)
+    runs = runs[runs["label"].fillna("").str.startswith(LABEL_PREFIX)]
+    rows = []
+    for label, group in runs.groupby("label", sort=False):
+        configs = [json.loads(c) for c in group["config"]]
+        statuses = group["status"].tolist()
+        rows.append({
+            "study_id": label[len(LABEL_PREFIX):], "created": group["created"].min(), "runs": len(group),
+            "seeds": configs[0]["seeds"], "steps": configs[0]["steps"],
+            "correlations": sorted({c["correlation"] for c in configs}),
+            "lrs": sorted({c["lr"] for c in configs}),
+            "status": _overall_status(statuses),
+        })
+    out = pd.DataFrame(rows, columns=["study_id", "created", "runs", "seeds", "steps", "correlations", "lrs",
+                                      "status"])
+    return out.sort_values("created", ascending=False).reset_index(drop=True)
+
+
+def load_study(store: RunStore, study_id: str) -> Study:
+    runs = study_runs(store, study_id)
+    if runs.empty:
+        raise ValueError(f"study {study_id} has no runs in this run store; it may have been deleted")
+    return Study.from_configs([RunConfig.from_json(c) for c in runs["config"]])
+
+
+def _overall_status(statuses: Iterable[str]) -> str:
+    s = set(statuses)
+    if s & {"running", "queued"}:
+        return "running" if "running" in s else "queued"
+    for status in ("failed", "interrupted", "cancelled"):
+        if status in s:
+            return status
+    return "done"
+
+
+@dataclass(frozen=True)
+class StudyProgress:
+    """Progress of a whole study: the sum over its runs."""
+
+    status: str  # queued | running | done | cancelled | failed | interrupted (worst finished state wins)
+    step: int
+    total_steps: int
+    runs_finished: int
+    runs: int
+    eta_s: float | None
+
+    @property
+    def fraction(self) -> float:
+        return min(self.step / self.total_steps, 1.0) if self.total_steps else 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def label(self) -> str:
+        text = f"{self.status.capitalize()}: {self.runs_finished} of {self.runs} runs finished, step {self.step:,} of " \
+               f"{self.total_steps:,}"
+        if self.eta_s is not None and not self.finished:
+            text += f", about {_duration(self.eta_s)} left"
+        return text
+
+
+def study_progress(runs: pd.DataFrame, now: float) -> StudyProgress:
+    """Pure: the study's runs -> progress. A finished run counts all its steps, so the bar reaches the end."""
+    total = int(runs["total_steps"].fillna(0).sum())
+    done_mask = runs["status"].isin(FINISHED)
+    step = int(runs["total_steps"].where(done_mask, runs["step"]).fillna(0).sum())
+    started = runs["started"].dropna()
+    eta = None
+    if not done_mask.all() and len(started) and step:
+        elapsed = now - float(started.min())
+        eta = max(elapsed / step * (total - step), 0.0)
+    return StudyProgress(_overall_status(runs["status"]), step, total, int(done_mask.sum()), len(runs), eta)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+# ---------------------------------------------------------------------------------------------- aggregation
+FINAL_COLUMNS = ["correlation", "lr", "model", "replica", "seed", "data_seed", "test_loss", "test_loss_mean", "run_id"]
+
+
+def run_results(store: RunStore, run: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One stored run of a study -> (per-seed held-out curve, final test losses), reading its metrics once.
+
+    curve: correlation, lr, model, step, replica, loss: the validation loss averaged over tasks (NaN where a
+    seed diverged). final: FINAL_COLUMNS, one row per model × seed, only once the run has test metrics
+    (done, or stopped: a stopped run is evaluated on the test set where it stopped).
+    """
+    m = store.metrics(run["id"])
+    m = m[m["metric"] == "loss"]
+    m = m.assign(value=m["value"].astype(float).fillna(np.inf))  # SQLite stores NaN as NULL: one bad task
+    val = m[m["split"] == "val"]                                   # must spoil its seed's mean, not vanish
+    curve = val.groupby(["model", "step", "replica"], sort=False)["value"].mean().reset_index(name="loss")
+    loss = curve["loss"].astype(float)
+    curve["loss"] = loss.where(np.isfinite(loss))  # a diverged seed reads as missing, never as inf
+    curve.insert(0, "lr", run["lr"])
+    curve.insert(0, "correlation", run["correlation"])
+    config = json.loads(run["config"])
+    rows = []
+    for (model, replica), g in m[m["split"] == "test"].groupby(["model", "replica"], sort=False):
+        losses = g.sort_values("task")["value"].to_numpy(dtype=float)
+        finite = bool(np.isfinite(losses).all())
+        rows.append({
+            "correlation": run["correlation"], "lr": run["lr"], "model": model, "replica": int(replica),
+            "seed": config["seed"] + int(replica),
+            "data_seed": config["data_seed"] + (int(replica) if config["independent_data"] else 0),
+            "test_loss": [float(v) if math.isfinite(v) else None for v in losses],
+            "test_loss_mean": float(losses.mean()) if finite else np.nan, "run_id": run["id"],
+        })
+    return curve, pd.DataFrame(rows, columns=FINAL_COLUMNS)
+
+
+def curves(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Per correlation, lr, model and step: mean and sd over finite seeds, and how many there were."""
+    cols = ["correlation", "lr", "model", "step"]
+    if per_seed.empty:
+        return pd.DataFrame(columns=[*cols, "mean", "sd", "n"])
+    g = per_seed.groupby(cols, sort=False)["loss"]
+    return g.agg(mean="mean", sd="std", n="count").reset_index().sort_values(cols).reset_index(drop=True)
+
+
+def final_losses(store: RunStore, runs: pd.DataFrame) -> pd.DataFrame:
+    """Final test loss of every seed of every run that has one (FINAL_COLUMNS)."""
+    frames = [run_results(store, run)[1] for _, run in runs.iterrows() if run["status"] in ("done", "cancelled")]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINAL_COLUMNS)
+
+
+def summary_table(final: pd.DataFrame) -> pd.DataFrame:
+    """Per correlation × lr × model: mean, sd, min, max of the final test loss over seeds; seeds counted and
+    diverged seeds (non-finite loss) counted apart, never averaged in."""
+    cols = ["correlation", "lr", "model", "mean", "sd", "min", "max", "seeds", "diverged"]
+    if final.empty:
+        return pd.DataFrame(columns=cols)
+    g = final.groupby(["correlation", "lr", "model"], sort=False)["test_loss_mean"]
+    out = g.agg(mean="mean", sd="std", min="min", max="max", seeds="count").reset_index()
+    out["diverged"] = g.size().to_numpy() - out["seeds"].to_numpy()
+    out["_order"] = out["model"].map({m: i for i, m in enumerate(MODEL_KINDS)})
+    return out.sort_values(["correlation", "lr", "_order"]).drop(columns="_order").reset_index(drop=True)[cols]
+
+
+GAPS = (("mmoe", "omoe"), ("mmoe", "shared_bottom"), ("omoe", "shared_bottom"))
+
+
+def gap_table(final: pd.DataFrame) -> pd.DataFrame:
+    """Per correlation × lr: mean loss gap a − b for each pair in GAPS, paired by seed (both models of a seed
+    saw the same data and batches), with its standard error; negative means `a` is better."""
+    rows = []
+    if final.empty:
+        return pd.DataFrame(columns=["correlation", "lr", "gap", "mean", "se", "pairs"])
+    for (p, lr), g in final.groupby(["correlation", "lr"], sort=True):
+        wide = g.pivot_table(index="replica", columns="model", values="test_loss_mean", dropna=False)
+        for a, b in GAPS:
+            if a not in wide or b not in wide:
+                continue
+            d = (wide[a] - wide[b]).dropna()
+            se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else np.nan
+            rows.append({"correlation": p, "lr": lr, "gap": f"{MODEL_KINDS[a]} − {MODEL_KINDS[b]}",
+                         "mean": float(d.mean()) if len(d) else np.nan, "se": se, "pairs": len(d)})
+    return pd.DataFrame(rows, columns=["correlation", "lr", "gap", "mean", "se", "pairs"])
+
+
+def sweep_results(final: pd.DataFrame) -> list[dict[str, Any]]:
+    """The CLI's JSON contract: one entry per correlation × lr × model × seed."""
+    out = []
+    for row in final.itertuples(index=False):
+        mean = row.test_loss_mean
+        out.append({"correlation": row.correlation, "lr": row.lr, "model": row.model, "seed": row.seed,
+                    "data_seed": row.data_seed, "test_loss": row.test_loss,
+                    "test_loss_mean": None if not math.isfinite(mean) else mean, "run_id": row.run_id})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- paper Fig. 2
+def label_correlations(base: RunConfig, correlations: Sequence[float], draws: int, rows: int = 2_000,
+                       sine_terms: Sequence[int] | None = None) -> pd.DataFrame:
+    """Measured Pearson correlation of the two labels for each weight cosine p, over `draws` independent
+    draws of u1, u2, α, β and inputs (paper Fig. 2). Data only, no training: a second or two.
+
+    Returns p, sine_terms, draw, label_correlation; by default for linear tasks (m = 0) and the base's m.
+    """
+    import torch
+
+    from .data import make_synthetic_tasks
+
+    terms = sine_terms if sine_terms is not None else sorted({0, base.sine_terms})
+    seeds = [base.data_seed + i for i in range(draws)]
+    out = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # many tiny ops: on a busy 2-core server, 2 threads ran this 30x slower
+    try:
+        for m in terms:
+            for p in correlations:
+                data = make_synthetic_tasks(n_train=rows, n_val=1, n_test=1, n_features=base.input_dim,
+                                            correlation=p, scale=base.scale, n_sine=m, noise_std=base.noise_std,
+                                            n_tasks=2, random_state=seeds)
+                out += [{"p": p, "sine_terms": m, "draw": i, "label_correlation": c}
+                        for i, c in enumerate(data.label_correlation)]
+    finally:
+        torch.set_num_threads(threads)
+    return pd.DataFrame(out)
+
+
+# ---------------------------------------------------------------------------------------------- the claims
+@dataclass(frozen=True)
+class ClaimCheck:
+    claim: str
+    verdict: str  # "holds" | "holds, within noise" | "does not hold" | "not enough data"
+    detail: str
+
+
+NOT_ENOUGH = "not enough data"
+
+
+def check_claims(summary: pd.DataFrame, gaps: pd.DataFrame, lr: float) -> list[ClaimCheck]:
+    """The paper's three synthetic-data claims (§5.1, §5.2), checked on one learning rate's results.
+    "Within noise" means the ordering of means holds but a paired gap is under 2 standard errors."""
+    summary = summary.reindex(columns=["correlation", "lr", "model", "mean", "sd", "seeds"])
+    gaps = gaps.reindex(columns=["correlation", "lr", "gap", "mean", "se"])
+    s = summary[summary["lr"] == lr].set_index(["correlation", "model"])
+    g = gaps[gaps["lr"] == lr].set_index(["correlation", "gap"])
+    ps = sorted(set(s.index.get_level_values(0))) if len(s) else []
+    return [_claim_order(s, g, ps), _claim_gap(g, ps), _claim_spread(s, ps)]
+
+
+def _has(s: pd.DataFrame, p: float, *models: str) -> bool:
+    return all((p, m) in s.index for m in models)
+
+
+def _claim_order(s: pd.DataFrame, g: pd.DataFrame, ps: list[float]) -> ClaimCheck:
+    claim = "At p < 1 the mean final loss orders MMoE < OMoE < Shared-Bottom"
+    checked = [p for p in ps if p < 1 and _has(s, p, "mmoe", "omoe", "shared_bottom")]
+    if not checked:
+        return ClaimCheck(claim, NOT_ENOUGH, "needs finished runs of all three models at some p < 1")
+    verdicts, parts = [], []
+    for p in checked:
+        mm, om, sb = (s.loc[(p, m), "mean"] for m in ("mmoe", "omoe", "shared_bottom"))
+        ordered = mm < om < sb
+        sure = ordered and all(_z(g, p, gap) < -2 for gap in ("MMoE − OMoE", "OMoE − Shared-Bottom"))
+        verdicts.append("holds" if sure else "holds, within noise" if ordered else "does not hold")
+        parts.append(f"p = {p:g}: MMoE {mm:.4f}, OMoE {om:.4f}, Shared-Bottom {sb:.4f}")
+    return ClaimCheck(claim, _worst(verdicts), "; ".join(parts))
+
+
+def _claim_gap(g: pd.DataFrame, ps: list[float]) -> ClaimCheck:
+    claim = "The MMoE − OMoE gap grows as p falls and is near zero at p = 1"
+    have = [p for p in ps if (p, "MMoE − OMoE") in g.index]
+    if len(have) < 2:
+        return ClaimCheck(claim, NOT_ENOUGH, "needs finished runs of MMoE and OMoE at two or more correlations")
+    gap = {p: g.loc[(p, "MMoE − OMoE"), "mean"] for p in have}
+    grows = all(gap[lo] < gap[hi] for lo, hi in zip(have, have[1:]))  # more negative at lower p
+    sure = grows and all(_z(g, lo, "MMoE − OMoE") < _z(g, hi, "MMoE − OMoE") for lo, hi in zip(have, have[1:]))
+    near_zero = True
+    if 1.0 in gap:
+        near_zero = abs(_z(g, 1.0, "MMoE − OMoE")) < 2
+    detail = ", ".join(f"p = {p:g}: {gap[p]:+.4f} ± {g.loc[(p, 'MMoE − OMoE'), 'se']:.4f}" for p in have)
+    if not (grows and near_zero):
+        return ClaimCheck(claim, "does not hold", detail)
+    return ClaimCheck(claim, "holds" if sure and _z(g, have[0], "MMoE − OMoE") < -2 else "holds, within noise",
+                      detail)
+
+
+def _claim_spread(s: pd.DataFrame, ps: list[float]) -> ClaimCheck:
+    claim = "Shared-Bottom's spread (sd) over seeds is larger than either MoE model's"
+    checked = [p for p in ps if _has(s, p, "mmoe", "omoe", "shared_bottom") and s.loc[(p, "mmoe"), "seeds"] > 1]
+    if not checked:
+        return ClaimCheck(claim, NOT_ENOUGH, "needs finished runs of all three models with 2+ seeds")
+    verdicts, parts = [], []
+    for p in checked:
+        sd = {m: s.loc[(p, m), "sd"] for m in ("shared_bottom", "omoe", "mmoe")}
+        verdicts.append("holds" if sd["shared_bottom"] > max(sd["omoe"], sd["mmoe"]) else "does not hold")
+        parts.append(f"p = {p:g}: sd Shared-Bottom {sd['shared_bottom']:.4f}, OMoE {sd['omoe']:.4f}, "
+                     f"MMoE {sd['mmoe']:.4f}")
+    return ClaimCheck(claim, _worst(verdicts), "; ".join(parts))
+
+
+def _z(g: pd.DataFrame, p: float, gap: str) -> float:
+    """Paired gap in standard errors (NaN-safe: an unknown se counts as no evidence)."""
+    if (p, gap) not in g.index:
+        return 0.0
+    mean, se = g.loc[(p, gap), "mean"], g.loc[(p, gap), "se"]
+    return float(mean / se) if se and math.isfinite(se) and se > 0 else 0.0
+
+
+def _worst(verdicts: list[str]) -> str:
+    for v in ("does not hold", "holds, within noise"):
+        if v in verdicts:
+            return v
+    return "holds"

@@ -1,0 +1,271 @@
+"""Pure helpers that shape RunStore data for the pages: curve frames with mean ± spread over seeds, gate
+matrices, the results table, which model won, the runs list. No streamlit here, so every rule a page shows
+is tested without a browser; the pages only lay these out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .config import MODEL_KINDS, RunConfig
+
+CURVE_COLUMNS = ["model", "task", "split", "step", "mean", "sd", "n"]
+
+
+def model_label(name: str) -> str:
+    return MODEL_KINDS.get(name, name)
+
+
+def task_names(run: Mapping[str, Any] | None, n_tasks: int) -> list[str]:
+    """Names stored with the run (real data names its targets); otherwise Task 1..k."""
+    summary = (run or {}).get("summary") or {}
+    names = summary.get("task_names") if isinstance(summary, dict) else None
+    if names and len(names) == n_tasks:
+        return [str(n)[:1].upper() + str(n)[1:] for n in names]
+    return [f"Task {k + 1}" for k in range(n_tasks)]
+
+
+def n_tasks_of(metrics: pd.DataFrame, config: RunConfig) -> int:
+    """Tasks actually recorded (a data source may change k); the config's count before any point exists."""
+    if len(metrics):
+        return int(metrics["task"].max()) + 1
+    return config.n_tasks
+
+
+# ---------------------------------------------------------------------------------------------- curves
+def curve_frame(metrics: pd.DataFrame, metric: str = "loss", splits: Sequence[str] = ("train", "val")) -> pd.DataFrame:
+    """Long metric rows -> one row per (model, task, split, step): mean and sd over the seeds whose value is
+    finite, and how many there were. A diverged seed (NaN) drops out of the mean instead of poisoning it."""
+    rows = metrics[(metrics["metric"] == metric) & metrics["split"].isin(list(splits))]
+    rows = rows[np.isfinite(rows["value"].to_numpy(dtype=float))]
+    if rows.empty:
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    g = rows.groupby(["model", "task", "split", "step"], sort=True)["value"]
+    out = g.agg(mean="mean", sd="std", n="count").reset_index()
+    out["sd"] = out["sd"].fillna(0.0)  # one seed: no spread
+    return out[CURVE_COLUMNS]
+
+
+def point_count(metrics: pd.DataFrame) -> int:
+    """Recorded steps so far: what the live view reports as 'points'."""
+    return int(metrics["step"].nunique()) if len(metrics) else 0
+
+
+# ---------------------------------------------------------------------------------------------- gates
+def gate_matrix(gates: pd.DataFrame, model: str, step: int | None = None) -> pd.DataFrame:
+    """(tasks x experts) mean gate weights of one model at `step` (default: its latest snapshot)."""
+    rows = gates[gates["model"] == model]
+    if rows.empty:
+        return pd.DataFrame()
+    step = int(rows["step"].max()) if step is None else step
+    at = rows[rows["step"] == step]
+    return at.pivot_table(index="task", columns="expert", values="weight", aggfunc="mean").sort_index()
+
+
+def gated_models(gates: pd.DataFrame, order: Sequence[str] = tuple(MODEL_KINDS)) -> list[str]:
+    present = set(gates["model"]) if len(gates) else set()
+    return [m for m in order if m in present] + sorted(present - set(order))
+
+
+def gate_specialisation(matrix: pd.DataFrame) -> float | None:
+    """Mean total-variation distance between task pairs' gate distributions: 0 = all tasks use the experts
+    alike (OMoE by construction), 1 = disjoint experts. The one number behind 'MMoE's gates specialise'."""
+    if matrix.shape[0] < 2:
+        return None
+    vals = matrix.to_numpy()
+    dists = [0.5 * abs(vals[i] - vals[j]).sum() for i in range(len(vals)) for j in range(i + 1, len(vals))]
+    return float(sum(dists) / len(dists))
+
+
+# ---------------------------------------------------------------------------------------------- results
+def results_table(summary: Mapping[str, Any] | None, names: Sequence[str],
+                  models: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per model: test loss (and AUC for binary tasks) per task, mean, parameters, seconds, status."""
+    entries = (summary or {}).get("models") or {}
+    best = winner(summary)
+    rows = []
+    for model, e in entries.items():
+        row: dict[str, Any] = {"Model": model_label(model) + (" ★" if model == best else "")}
+        losses = e.get("test_loss") or [None] * len(names)
+        for k, name in enumerate(names):
+            row[f"{name} test loss"] = _num(losses[k]) if k < len(losses) else None
+        aucs = e.get("test_auc") or []
+        for k, name in enumerate(names):
+            if k < len(aucs) and _num(aucs[k]) is not None:
+                row[f"{name} test AUC"] = _num(aucs[k])
+        row["Mean test loss"] = _num(e.get("test_loss_mean"))
+        row["Parameters"] = e.get("params")
+        row["Paper count"] = e.get("paper_params")
+        row["Seconds"] = e.get("seconds")
+        row["Status"] = e.get("status", "")
+        if e.get("message"):
+            row["Status"] += f": {e['message']}"
+        rows.append(row)
+    if not rows and models is not None and len(models):  # a run that never finished: what the store knows
+        for m in models.itertuples():
+            rows.append({"Model": model_label(m.model), "Parameters": m.params, "Paper count": m.paper_params,
+                         "Seconds": m.seconds, "Status": m.status + (f": {m.message}" if m.message else "")})
+    return pd.DataFrame(rows)
+
+
+def winner(summary: Mapping[str, Any] | None) -> str | None:
+    """The finished model with the lowest mean test loss (loss is MSE or BCE: lower is better for both)."""
+    entries = (summary or {}).get("models") or {}
+    scored = [(e["test_loss_mean"], m) for m, e in entries.items()
+              if e.get("status") in ("done", "cancelled") and _num(e.get("test_loss_mean")) is not None]
+    return min(scored)[1] if scored else None
+
+
+def winner_text(summary: Mapping[str, Any] | None) -> str | None:
+    """'MMoE wins: mean test loss 0.119, 16% below Shared-Bottom (0.142).' None with nothing to compare."""
+    best = winner(summary)
+    if best is None:
+        return None
+    entries = summary["models"]  # type: ignore[index]
+    b = entries[best]["test_loss_mean"]
+    others = [(e["test_loss_mean"], m) for m, e in entries.items()
+              if m != best and _num(e.get("test_loss_mean")) is not None]
+    if not others:
+        return f"{model_label(best)}: mean test loss {b:.4g}."
+    runner_loss, runner = min(others)
+    gap = (runner_loss - b) / runner_loss * 100 if runner_loss else 0.0
+    return (f"{model_label(best)} wins: mean test loss {b:.4g}, {gap:.1f}% below the runner-up "
+            f"{model_label(runner)} ({runner_loss:.4g}).")
+
+
+# ---------------------------------------------------------------------------------------------- runs
+def config_summary(config: RunConfig) -> str:
+    """A short line that tells runs apart in a list."""
+    models = ", ".join(model_label(m) for m in config.models)
+    data = f"p = {config.correlation:g}" if config.dataset == "synthetic" else config.dataset
+    seeds = f", {config.seeds} seeds" if config.seeds > 1 else ""
+    return f"{data} · {config.rows:,} rows · {models} · {config.steps:,} steps{seeds}"
+
+
+def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The Runs page list: newest first, one readable row per stored run."""
+    rows = []
+    for r in runs.itertuples():
+        try:
+            cfg = RunConfig.from_json(r.config)
+            what = config_summary(cfg)
+        except (ValueError, TypeError):
+            what = "(config from another version)"
+        summary = json.loads(r.summary) if isinstance(r.summary, str) and r.summary else None
+        best = winner(summary)
+        loss = summary["models"][best]["test_loss_mean"] if best else None
+        rows.append({
+            "Run": r.id, "Created": dt.datetime.fromtimestamp(r.created), "Status": r.status,
+            "Configuration": what, "Best model": model_label(best) if best else "",
+            "Best test loss": loss, "Label corr.": _num(r.label_correlation),
+            "Rows/s": _num(r.rows_per_s), "Source": r.label or r.kind,
+        })
+    cols = ["Run", "Created", "Status", "Configuration", "Best model", "Best test loss", "Label corr.", "Rows/s",
+            "Source"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+# ---------------------------------------------------------------------------------------------- text
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def progress_text(state: Any) -> str:
+    """The line under the progress bar: step, rows/s and time left (a RunState from jobs.run_state)."""
+    if state.status == "queued":
+        return f"Waiting in the queue, position {state.queue_position}" if state.queue_position else "Waiting"
+    parts = [f"step {state.step:,} of {state.total_steps:,}"]
+    if state.rows_per_s:
+        parts.append(f"{state.rows_per_s:,.0f} rows/s")
+    if state.status == "running":
+        parts.append(f"{format_duration(state.eta_s)} left" if state.eta_s is not None else "starting")
+    else:
+        parts.append(state.status)
+    return " · ".join(parts)
+
+
+def metrics_csv(metrics: pd.DataFrame, names: Sequence[str] | None = None) -> bytes:
+    """Every recorded point, long format, with readable model and task names alongside the ids."""
+    out = metrics.copy()
+    out.insert(1, "model_label", out["model"].map(model_label))
+    if names is not None:
+        out["task_name"] = out["task"].map(lambda k: names[k] if 0 <= k < len(names) else f"Task {k + 1}")
+    return out.to_csv(index=False).encode()
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+# ---------------------------------------------------------------------------------------------- diagram
+MAX_DRAWN_EXPERTS = 6  # beyond this the diagram draws the first ones and a "…" node
+
+
+def model_dot(spec: Any, names: Sequence[str] | None = None) -> str:
+    """Graphviz DOT source of one configured model (a models.MixtureSpec), drawn bottom-up like the paper's
+    Figure 1: input, experts (or the shared bottom), gates, the per-task mix, towers, outputs."""
+    k, e, kind = spec.n_tasks, spec.n_experts, spec.kind
+    names = list(names) if names else [f"Task {i + 1}" for i in range(k)]
+    sizes = "→".join(str(u) for u in (spec.input_dim, *spec.expert_units))
+    tower = "→".join(str(u) for u in (spec.expert_units[-1], *spec.tower_units, 1))
+    drawn = list(range(min(e, MAX_DRAWN_EXPERTS)))
+    lines = [
+        "digraph model {", "  rankdir=BT; nodesep=0.25; ranksep=0.5;",
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=13, color="#555555"];',
+        '  edge [color="#888888", arrowsize=0.6];',
+        f'  x [label="Input x\\n(d = {spec.input_dim})", fillcolor="#EEEEEE", ordering=out];',
+    ]
+    for i in drawn:
+        if kind == "single_task":
+            label = f"Bottom for {names[i] if i < k else i + 1}\\n{sizes}, ReLU"
+        elif kind == "shared_bottom":
+            label = f"Shared bottom\\n{sizes}, ReLU"
+        else:
+            label = f"Expert {i + 1}\\n{sizes}, ReLU"
+        lines.append(f'  e{i} [label="{label}", fillcolor="#DCE7F3"];')
+    if e > len(drawn):
+        lines.append(f'  emore [label="… {e - len(drawn)} more", shape=plaintext, style=""];')
+    for t in range(k):
+        lines.append(f'  t{t} [label="Tower ({names[t]})\\n{tower}", fillcolor="#DFF0D8"];')
+        lines.append(f'  y{t} [label="{names[t]}", shape=ellipse, fillcolor="#FFFFFF"];')
+        lines.append(f"  t{t} -> y{t};")
+    gates = list(range(spec.n_gates))
+    for g in gates:
+        who = names[g] if spec.n_gates == k else "all tasks"
+        lines.append(f'  g{g} [label="Gate ({who})\\nsoftmax(W x) over {e}", fillcolor="#FCE5CD"];')
+        lines.append(f'  m{g} [label="Σ gᵢ·fᵢ", shape=circle, fillcolor="#FFFFFF", fontsize=11];')
+    # edges out of x in left-to-right order: the first gate, the experts, the other gates
+    left, right = gates[:1], gates[1:]
+    lines += [f"  x -> g{g};" for g in left] + [f"  x -> e{i};" for i in drawn]
+    if e > len(drawn):
+        lines.append("  x -> emore [style=invis];")
+    lines += [f"  x -> g{g};" for g in right]
+    if not gates:  # fixed routes: the shared bottom feeds every tower, a private bottom its own
+        for t in range(k):
+            sources = ([t] if t in drawn else []) if kind == "single_task" else drawn
+            lines += [f"  e{i} -> t{t};" for i in sources]
+    else:
+        for g in gates:
+            lines.append(f'  g{g} -> m{g} [style=dashed, label=" weights", fontsize=10];')
+            lines += [f"  e{i} -> m{g};" for i in drawn]
+        for t in range(k):
+            lines.append(f"  m{t if spec.n_gates == k else 0} -> t{t};")
+    lines.append("}")
+    return "\n".join(lines)

@@ -1,0 +1,248 @@
+"""Data: choose what the models learn from — the paper's synthetic tasks, Census-Income, or your own CSV.
+
+widgets -> a dict of RunConfig values in st.session_state["data_source"] (the Playground merges it into its
+config) and the recommended training settings on the Playground's controls. Uploads are checked, then
+stored under $MMOE_HOME/uploads/<sha256 prefix>.csv, so a stored run can be re-run from its config.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from mmoe_core.config import MODEL_KINDS, RunConfig, field_names
+from mmoe_core.data import census, dataset_defaults
+from mmoe_core.data.csv_table import (MIN_ROWS, TableChoice, check_choice, column_summary, detect_kind,
+                                      max_columns, max_rows, max_upload_bytes, read_csv_path, save_upload)
+from mmoe_core.runs import default_home
+
+try:
+    from ui_common import page_path
+except ImportError:  # the page opened on its own (streamlit run pages/data.py)
+    def page_path(name: str) -> str | None:
+        return None
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
+CHOICES = {
+    "synthetic": ("Synthetic tasks (paper §3.2)",
+                  "Two regression tasks whose correlation you set on the Playground."),
+    "census1": ("Census-Income, group 1 (paper §6.3)",
+                "Real survey data, 299,285 people. Tasks: income > $50K · never married."),
+    "census2": ("Census-Income, group 2 (paper §6.3)",
+                "Same people. Tasks: has a college degree · never married."),
+    "csv": ("Your own CSV", "Upload a table, then pick two or more columns to predict."),
+}
+KIND_LABELS = {"auto": "auto", "regression": "regression (MSE)", "binary": "binary (BCE, AUC)"}
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+@st.cache_data(max_entries=8, show_spinner=False)
+def read_table(path: str, size: int) -> pd.DataFrame:  # size: a changed file is a new cache entry
+    return read_csv_path(path)
+
+
+@st.cache_data(max_entries=32, show_spinner="Checking the columns…")
+def check(path: str, size: int, targets: tuple, features: tuple, kinds: tuple) -> TableChoice:
+    return check_choice(read_table(path, size), targets, features, kinds)
+
+
+def detected(column: pd.Series) -> str:
+    try:
+        return detect_kind(column)
+    except ValueError:
+        return "not usable"
+
+
+def use_source(source: dict | None, defaults: dict) -> None:
+    """Store the choice for the Playground and put the recommended settings on its controls."""
+    if source is None:
+        st.session_state.pop("data_source", None)
+    else:
+        st.session_state["data_source"] = source
+    for key, value in defaults.items():
+        st.session_state[key] = list(value) if isinstance(value, tuple) else value
+    st.session_state["_data_used"] = True
+
+
+def current_label() -> str:
+    source = st.session_state.get("data_source")
+    if not isinstance(source, dict) or source.get("dataset", "synthetic") == "synthetic":
+        return CHOICES["synthetic"][0]
+    return source.get("label") or source["dataset"]
+
+
+def go_to_playground() -> None:
+    st.success(f"The Playground now trains on **{current_label()}**. Press **Start** there.")
+    try:
+        st.page_link(page_path("playground") or "", label="Open the Playground", icon=":material/science:")
+    except StreamlitAPIException:  # this page opened on its own, outside app.py's navigation
+        st.caption("Open the Playground page to train.")
+
+
+def settings_text(defaults: dict) -> str:
+    """'400 steps of 1,024 rows, learning rate 0.003, ...' for the recommended training settings."""
+    d = defaults
+    parts = []
+    if "models" in d:
+        parts.append(", ".join(MODEL_KINDS[m] for m in d["models"]))
+    if "n_experts" in d:
+        parts.append(f"{d['n_experts']} experts of {d['expert_units']} units, towers of {d['tower_units']}")
+    parts.append(f"{d['steps']:,} steps of {d['batch_size']:,} rows, learning rate {d['lr']:g}, "
+                 f"a point every {d['log_every']} steps")
+    return " · ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------- sources
+def synthetic_panel() -> None:
+    st.markdown("The paper's controlled experiment: inputs x ~ N(0, I), two regression tasks built from weight "
+                "vectors with cosine **p**. You set p, the rows and the noise on the Playground's sidebar.")
+    st.button("Train on synthetic tasks", type="primary", key="use_synthetic", on_click=use_source, args=(None, {}))
+    if st.session_state.pop("_data_used", False):
+        go_to_playground()
+
+
+def census_panel(group: str) -> None:
+    tasks = census.GROUPS[group]
+    rates = " · ".join(f"**{t}** ({census.POSITIVE_RATE[t]:.1%} yes)" for t in tasks)
+    st.markdown(
+        f"UCI Census-Income (KDD): US survey records from 1994–95.\n"
+        f"- **Tasks**, both yes/no, scored by AUC (1.0 is perfect, 0.5 is guessing): {rates}\n"
+        f"- **Rows**, split as in the paper: {census.ROWS['train']:,} for training; the test file halved into "
+        f"{census.ROWS['val']:,} for validation and {census.ROWS['test']:,} for test\n"
+        f"- **Inputs**: {census.INPUT_DIMS[group]} after one-hot encoding the survey's answers; the columns "
+        "that define the targets are left out, so the answers cannot leak")
+    st.caption(f"Data: {census.CITATION}.")
+    try:
+        census.data_files()
+    except ValueError as exc:
+        st.error(f"{exc}.")
+        return
+    defaults = dataset_defaults(group)
+    st.markdown(f"**Recommended training**: {settings_text(defaults)}. The button sets these on the Playground; "
+                "change them there.")
+    label = f"Census-Income group {group[-1]} ({' · '.join(tasks)})"
+    source = {"dataset": group, "n_tasks": 2, "input_dim": census.INPUT_DIMS[group], "label": label}
+    st.button(f"Train on Census-Income group {group[-1]}", type="primary", key=f"use_{group}", on_click=use_source,
+              args=(source, defaults))
+    if st.session_state.pop("_data_used", False):
+        go_to_playground()
+    st.caption("The first run prepares the data (tens of seconds) and caches it; later runs start at once.")
+
+
+def pick_file() -> tuple[str, str] | None:
+    """(stored path, display name) of the uploaded or sample table, or None."""
+    up, sample = st.columns([3, 2])
+    uploaded = up.file_uploader(
+        "Upload a CSV", type=["csv"], key="csv_upload", max_upload_size=max(1, math.ceil(max_upload_bytes() / 1e6)),
+        help=f"Comma-separated text with a header row; {MIN_ROWS} to {max_rows():,} rows, up to {max_columns()} "
+             f"columns and {max_upload_bytes() / 1e6:g} MB.")
+    samples = sorted(p.name for p in SAMPLES.glob("*.csv"))
+    name = sample.selectbox("…or try a sample table", [""] + samples, key="csv_sample",
+                            format_func=lambda s: s or "(none)", help="Small tables in sample_data/ "
+                            "(see its README): try one to see how the upload path works.")
+    if uploaded is not None:
+        if st.session_state.get("_upload_id") != uploaded.file_id:  # check and store each new upload once
+            st.session_state["_upload_id"] = uploaded.file_id
+            try:
+                st.session_state["_upload"] = (str(save_upload(uploaded.getvalue(), default_home())),
+                                               Path(uploaded.name).name)  # shown only, never a path
+            except ValueError as exc:
+                st.session_state["_upload"] = None
+                st.session_state["_upload_error"] = str(exc)
+        if st.session_state.get("_upload") is None:
+            st.error(f"{st.session_state.get('_upload_error', 'This file cannot be used')}.")
+            return None
+        return st.session_state["_upload"]
+    if name:
+        return str(SAMPLES / name), name
+    return None
+
+
+def csv_panel() -> None:
+    picked = pick_file()
+    if picked is None:
+        st.info("Upload a CSV or pick a sample. Each column you choose as a target becomes one task: a "
+                "column with two values is a **binary** task (scored by AUC), a numeric column a "
+                "**regression** task (scored by mean squared error).")
+        return
+    path, name = picked
+    try:
+        size = Path(path).stat().st_size
+        df = read_table(path, size)
+    except (OSError, ValueError) as exc:  # e.g. the stored upload was deleted meanwhile
+        st.error(f"{name} cannot be read: {exc}. Upload it again.")
+        return
+    st.markdown(f"**{name}**: {len(df):,} rows × {df.shape[1]} columns")
+    st.dataframe(df.head(6), hide_index=True)
+    with st.expander("Columns: type, distinct values, missing values, use as a target"):
+        st.dataframe(column_summary(df), hide_index=True)
+
+    st.markdown("**1. What should the models predict?** Pick two or more target columns, one task each.")
+    targets = st.multiselect("Target columns", list(df.columns), key="csv_targets", max_selections=8,
+                             placeholder="Choose 2 to 8 columns")
+    kinds = []
+    if targets:
+        cols = st.columns(min(len(targets), 4))
+        for i, t in enumerate(targets):
+            auto = f"auto: {detected(df[t])}"
+            kinds.append(cols[i % len(cols)].selectbox(
+                f"Task kind of {t}", list(KIND_LABELS), key=f"csv_kind:{t}",
+                format_func=lambda k, auto=auto: auto if k == "auto" else KIND_LABELS[k],
+                help="Auto: a column with exactly two values is binary, any other numeric column regression."))
+    st.markdown("**2. Which columns may the models see?** Every other column is an input unless you leave it "
+                "out here (leave out IDs and anything that gives a target away).")
+    left_out = st.multiselect("Leave out of the inputs", [c for c in df.columns if c not in targets],
+                              key="csv_left_out", placeholder="Nothing left out")
+    if len(targets) < 2:
+        st.warning("Choose at least two target columns: multi-task learning needs two or more tasks.")
+        return
+    features = [c for c in df.columns if c not in targets and c not in left_out]
+    try:
+        choice = check(path, size, tuple(targets), tuple(features), tuple(kinds))
+    except ValueError as exc:
+        st.error(f"{exc}.")
+        return
+    st.markdown("**3. Check and train**")
+    a, b, c = st.columns(3)
+    a.metric("Tasks", ", ".join(f"{t} ({k})" for t, k in zip(choice.targets, choice.kinds)), border=True)
+    b.metric("Inputs after one-hot", f"{choice.n_inputs:,}", help=f"from {len(choice.features)} columns",
+             border=True)
+    c.metric("Label correlation", f"{choice.label_correlation:+.2f}", border=True,
+             help="Pearson correlation of the first two targets on the training rows (80% of the table).")
+    for note in choice.notes:
+        st.caption(note)
+    source = choice.source(path, label=f"{name} ({', '.join(choice.targets)})", all_features=not left_out)
+    defaults = dataset_defaults(path, len(df))
+    try:
+        RunConfig(**{k: v for k, v in {**source, **defaults}.items() if k in field_names()})
+    except ValueError as exc:
+        st.error(f"{exc}.")
+        return
+    st.button("Train on this table", type="primary", key="use_csv", on_click=use_source, args=(source, defaults))
+    if st.session_state.pop("_data_used", False):
+        go_to_playground()
+    st.caption("Rows are shuffled (data seed) and split 80/10/10 into training, validation and test; inputs are "
+               f"scaled and one-hot encoded on the training rows only. Recommended training for this size, set on "
+               f"the Playground by the button: {settings_text(defaults)}.")
+
+
+# ---------------------------------------------------------------------------------------------- page
+st.title("Data")
+st.markdown("Choose what the models learn from; the **Playground** then races them on it with the same live "
+            f"curves and gate heatmaps. Now training on: **{current_label()}**.")
+source_now = st.session_state.get("data_source") or {}
+start = source_now.get("dataset", "synthetic")
+st.session_state.setdefault("data_choice", start if start in CHOICES else "csv")
+choice = st.radio("Data source", list(CHOICES), key="data_choice", format_func=lambda c: CHOICES[c][0],
+                  captions=[CHOICES[c][1] for c in CHOICES])
+st.divider()
+if choice == "synthetic":
+    synthetic_panel()
+elif choice in census.GROUPS:
+    census_panel(choice)
+else:
+    csv_panel()

@@ -1,0 +1,227 @@
+"""Playground: set the data, models and training, press Start, watch the race live.
+
+widgets (keys = RunConfig field names) -> RunConfig -> JobQueue.submit -> a fragment that re-reads the run
+store about once a second and redraws. The page never waits on training: only the run id is kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from mmoe_core.config import DEVICES, MODEL_KINDS, RunConfig, field_help, field_names
+from mmoe_core.jobs import QueueFull
+from mmoe_core.runs import RUN_ID
+from mmoe_core.views import config_summary
+from ui_common import (REFRESH_S, build_config, control_values, data_source, device_label, ensure_app_frame,
+                       get_queue, load_into_controls, load_run, matched_width, page_path, session_owner,
+                       show_run, show_status, source_label)
+
+KEEP = "session"  # widget values survive a visit to another page
+FIRST_POINT_S = 0.25  # refresh interval while waiting for a run's first point
+
+
+# ---------------------------------------------------------------------------------------------- state
+def restore_from_url() -> None:
+    """Once per session: the URL's configuration (a shared link) sets every control."""
+    if st.session_state.get("_url_loaded"):
+        return
+    st.session_state["_url_loaded"] = True
+    query = st.query_params.to_dict()
+    config, warnings = RunConfig.from_query(query)
+    if set(query) & set(field_names()):  # a shared link: it describes the whole config (defaults left out)
+        chosen = st.session_state.get("data_source")  # the Data page may have been visited first
+        load_into_controls(config)
+        if config.dataset == "synthetic" and chosen is not None:
+            st.session_state["data_source"] = chosen
+    run_id = query.get("run", "")
+    if run_id and "run_id" not in st.session_state:
+        if RUN_ID.match(run_id) and load_run(run_id)[0] is not None:
+            st.session_state["run_id"] = run_id
+        else:
+            warnings.append(f"URL parameter run={run_id!r} ignored: there is no such run on this server")
+    st.session_state["_url_warnings"] = warnings
+
+
+def sync_url(config: RunConfig | None) -> None:
+    """Keep the address bar a shareable link: non-default settings, plus the run being watched."""
+    if config is None:
+        return
+    desired = config.to_query()
+    if st.session_state.get("run_id"):
+        desired["run"] = st.session_state["run_id"]
+    if st.query_params.to_dict() != desired:
+        st.query_params.from_dict(desired)
+
+
+# ---------------------------------------------------------------------------------------------- actions
+def start() -> None:
+    config, error = build_config()
+    st.session_state.pop("_start_error", None)
+    if error:
+        st.session_state["_start_error"] = error
+        return
+    try:
+        st.session_state["run_id"] = get_queue().submit(config, owner=session_owner())
+    except QueueFull as exc:
+        st.session_state["_start_error"] = f"{exc}."
+
+
+def stop() -> None:
+    if st.session_state.get("run_id"):
+        get_queue().cancel(st.session_state["run_id"])
+
+
+def use_synthetic() -> None:
+    st.session_state.pop("data_source", None)
+
+
+# ---------------------------------------------------------------------------------------------- controls
+def _num(label: str, key: str, lo: float, hi: float, step: float, where: Any = st, fmt: str | None = None,
+         disabled: bool = False) -> None:
+    where.number_input(label, lo, hi, step=step, key=key, help=field_help(key).capitalize(), format=fmt,
+                       persist_state=KEEP, disabled=disabled)
+
+
+def controls() -> None:
+    sb = st.sidebar
+    sb.subheader("Data")
+    source = data_source()
+    if source:
+        sb.info(f"Training on **{source_label(source)}**, chosen on the Data page.")
+        sb.button("Use synthetic data instead", on_click=use_synthetic, width="stretch")
+    else:
+        sb.slider("Task correlation p", -1.0, 1.0, step=0.05, key="correlation", persist_state=KEEP,
+                  help="Cosine similarity of the two tasks' weight vectors (paper §3.2). 1 = the same task "
+                       "up to the sine terms; 0 = unrelated; −1 = opposite.")
+        a, b = sb.columns(2)
+        _num("Training rows", "rows", 100, 2_000_000, 1_000, a)
+        _num("Input dim d", "input_dim", 2, 2_000, 10, b)
+        _num("Sine terms m", "sine_terms", 0, 100, 1, a)
+        _num("Noise σ", "noise_std", 0.0, 10.0, 0.05, b, fmt="%.3f")
+        _num("Data seed", "data_seed", 0, 2**31 - 1, 1, a)
+        _num("Tasks", "n_tasks", 2, 8, 1, b)
+        with sb.expander("More data settings"):
+            c, d = st.columns(2)
+            _num("Weight scale c", "scale", 0.01, 100.0, 0.1, c, fmt="%g")
+            _num("Val/test rows", "eval_rows", 50, 500_000, 500, d)
+            st.checkbox("Each seed draws its own data", key="independent_data", persist_state=KEEP,
+                        help=field_help("independent_data").capitalize())
+
+    sb.subheader("Models")
+    sb.pills("Models trained side by side", list(MODEL_KINDS), selection_mode="multi", key="models",
+             format_func=MODEL_KINDS.get, persist_state=KEEP, label_visibility="collapsed",
+             help="All chosen models train on the same mini-batches, in lock-step.")
+
+    cfg, _ = build_config()
+    summary = (f"{cfg.n_experts} experts × {cfg.expert_units}, towers {cfg.tower_units}" if cfg
+               else "check the values")
+    with sb.expander(f"**Architecture** · {summary}"):
+        a, b = st.columns(2)
+        _num("Experts", "n_experts", 1, 256, 1, a)
+        _num("Expert units", "expert_units", 1, 4_096, 1, b)
+        _num("Expert layers", "expert_layers", 1, 8, 1, a)
+        _num("Tower units", "tower_units", 1, 4_096, 1, b)
+        _num("Tower layers", "tower_layers", 0, 8, 1, a)
+        matched = st.toggle("Shared-Bottom: match MMoE's parameter count", key="match_bottom",
+                            persist_state=KEEP, help="The paper sizes Shared-Bottom so its parameter count "
+                            "matches MMoE's (113 units at the paper's sizes): a fair comparison.")
+        if matched:
+            width = matched_width(cfg) if cfg else None
+            st.caption(f"Shared-Bottom width: **{width} units**" if width else "Shared-Bottom width: matched")
+        else:
+            _num("Shared-Bottom width", "bottom_units", 1, 65_536, 1, st)
+
+    sb.subheader("Training")
+    a, b = sb.columns(2)
+    _num("Steps", "steps", 1, 1_000_000, 100, a)
+    _num("Batch size", "batch_size", 1, 65_536, 32, b)
+    _num("Learning rate", "lr", 1e-6, 10.0, 1e-4, a, fmt="%g")
+    _num("Seeds", "seeds", 1, 1_000, 1, b)
+    sb.selectbox("Device", DEVICES, key="device", format_func=device_label, persist_state=KEEP,
+                 help="Auto uses a CUDA GPU when the server has one. Training runs in a background worker.")
+    with sb.expander("More training settings"):
+        c, d = st.columns(2)
+        _num("Seed", "seed", 0, 2**31 - 1, 1, c)
+        _num("Log every", "log_every", 1, 100_000, 10, d)
+
+
+# ---------------------------------------------------------------------------------------------- live view
+def live_panel(run_id: str) -> None:
+    row, state = load_run(run_id)
+    show_status(row, state)
+    points = 0
+    if row is not None:
+        st.caption(f"Run `{run_id}` · {config_summary(RunConfig.from_json(row['config']))}")
+        points = show_run(run_id, key="pg", row=row, state=state)
+    if st.session_state.get("_live") and state.finished:  # the run just ended: redraw Start/Stop once
+        st.session_state["_live"] = False
+        st.rerun()
+    if st.session_state.get("_fast") and points:  # the first point is drawn: back to one refresh a second
+        st.session_state["_fast"] = False
+        st.rerun()
+
+
+def preview(config: RunConfig | None) -> None:
+    """Before any run: what Start will train, with each model's parameter count."""
+    if config is None:
+        return
+    from mmoe_core.models.zoo import build_spec, paper_count
+
+    st.markdown("**Ready to train**: " + config_summary(config))
+    cols = st.columns(len(config.models))
+    for col, model in zip(cols, config.models):
+        count = paper_count(build_spec(model, config))
+        col.metric(MODEL_KINDS[model], f"{count:,}", help="Parameters as the paper counts them (§5.1): expert "
+                   "and tower weights, no biases or gates", border=True)
+    st.caption("Parameter counts as in the paper (§5.1). Press **Start**: loss curves appear here within a "
+               "second or two, then the gate heatmaps show which experts each task uses.")
+
+
+# ---------------------------------------------------------------------------------------------- page
+ensure_app_frame()
+restore_from_url()
+for key, value in control_values(RunConfig()).items():  # first visit: defaults
+    st.session_state.setdefault(key, value)
+
+st.title("MMoE Playground")
+st.markdown("Set a task correlation, press **Start**, and watch MMoE's gates specialise while it races "
+            "Shared-Bottom and OMoE on the same data (Ma et al., KDD 2018).")
+
+controls()
+config, error = build_config()
+for warning in st.session_state.pop("_url_warnings", []):
+    st.warning(warning)
+if error:
+    st.error(error)
+source = data_source()
+d1, d2 = st.columns([3, 1], vertical_alignment="center")
+if source is None:
+    d1.caption("Data: the paper's synthetic generator (§3.2), set in the sidebar.")
+else:
+    d1.caption(f"Data: **{source_label(source)}**, chosen on the Data page.")
+if page_path("data"):
+    d2.page_link(page_path("data"), label="Choose data", icon=":material/table:")
+
+run_id = st.session_state.get("run_id")
+row, state = load_run(run_id) if run_id else (None, None)
+active = state is not None and not state.finished
+st.session_state["_live"] = active
+
+b1, b2, b3 = st.columns([1, 1, 4], vertical_alignment="center")
+b1.button("Start", type="primary", on_click=start, disabled=config is None or active, width="stretch",
+          icon=":material/play_arrow:", key="start")
+b2.button("Stop", on_click=stop, disabled=not active, width="stretch", icon=":material/stop:", key="stop")
+if st.session_state.get("_start_error"):
+    b3.error(st.session_state.pop("_start_error"))
+elif active:
+    b3.caption("Training in a background worker; you can switch pages and come back.")
+
+sync_url(config)
+if run_id:
+    # Until the first point arrives, look four times a second, so it shows as soon as the worker writes it.
+    fast = st.session_state["_fast"] = active and get_queue().store.metrics(run_id).empty
+    st.fragment(run_every=FIRST_POINT_S if fast else REFRESH_S if active else None)(live_panel)(run_id)
+else:
+    preview(config)

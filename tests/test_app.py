@@ -1,0 +1,189 @@
+"""Protects the page wiring (streamlit AppTest, no browser): every page renders, the Playground's widgets build
+the RunConfig they show, a URL restores them, bad input gets a message instead of a run, a tiny run started
+from the page ends with its results table, and the Runs page opens, re-runs and deletes stored runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mmoe_core.config import RunConfig
+from mmoe_core.runs import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("*.py") if p.name != "__init__.py")
+TIMEOUT = 60  # seconds per script run: the first imports torch and starts the job queue
+TINY = {"rows": 500, "eval_rows": 100, "steps": 60, "log_every": 20, "batch_size": 64}
+
+
+def app() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    return at
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def url_config(at: AppTest) -> RunConfig:
+    config, warnings = RunConfig.from_query(dict(at.query_params))
+    assert warnings == []
+    return config
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(mmoe_home, page):
+    at = app().run()
+    assert not at.exception
+    at.switch_page(page).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.title, f"{page} shows no title"
+
+
+def test_controls_build_the_config_and_the_url(mmoe_home):
+    at = app().run()
+    assert at.title[0].value == "MMoE Playground"
+    assert not at.button(key="start").disabled and at.button(key="stop").disabled
+    at.slider(key="correlation").set_value(0.9)
+    at.number_input(key="rows").set_value(5_000)
+    at.number_input(key="n_experts").set_value(4)
+    at.number_input(key="steps").set_value(300)
+    at.number_input(key="lr").set_value(0.003)
+    at.number_input(key="seeds").set_value(3)
+    at.pills(key="models").set_value(["omoe", "mmoe"])
+    at.run()
+    assert not at.exception and not errors(at)
+    expected = RunConfig(correlation=0.9, rows=5_000, n_experts=4, steps=300, lr=0.003, seeds=3,
+                         models=("omoe", "mmoe"))
+    assert url_config(at) == expected
+    assert at.query_params["correlation"] == "0.9"  # only non-default values make the link
+    assert "batch_size" not in at.query_params
+    assert any("p = 0.9 · 5,000 rows · OMoE, MMoE · 300 steps, 3 seeds" in m.value for m in at.markdown)
+
+
+def test_shared_bottom_width_follows_the_match_switch(mmoe_home):
+    at = app().run()
+    assert at.toggle(key="match_bottom").value is True
+    assert any("113 units" in c.value for c in at.caption)  # the paper's matched width
+    at.toggle(key="match_bottom").set_value(False).run()
+    at.number_input(key="bottom_units").set_value(64).run()
+    assert url_config(at).bottom_units == 64
+
+
+def test_a_url_restores_every_control(mmoe_home):
+    at = app()
+    at.query_params.update({"correlation": "-0.25", "models": "single_task,mmoe", "steps": "700",
+                            "expert_units": "32", "bottom_units": "50", "seed": "7", "lr": "0.0005",
+                            "device": "cpu", "rows": "not-a-number"})
+    at.run()
+    assert not at.exception
+    assert at.slider(key="correlation").value == -0.25
+    assert at.pills(key="models").value == ["single_task", "mmoe"]
+    assert at.number_input(key="steps").value == 700 and at.number_input(key="expert_units").value == 32
+    assert at.toggle(key="match_bottom").value is False and at.number_input(key="bottom_units").value == 50
+    assert at.number_input(key="seed").value == 7 and at.number_input(key="lr").value == 0.0005
+    assert at.selectbox(key="device").value == "cpu"
+    assert at.number_input(key="rows").value == 20_000  # the bad value fell back to its default...
+    assert any("rows='not-a-number' ignored" in w.value for w in at.warning)  # ...and said so
+    assert url_config(at) == RunConfig(correlation=-0.25, models=("single_task", "mmoe"), steps=700,
+                                       expert_units=32, bottom_units=50, seed=7, lr=0.0005, device="cpu")
+
+
+def test_bad_controls_explain_themselves_and_disable_start(mmoe_home):
+    at = app().run()
+    at.pills(key="models").set_value([]).run()
+    assert errors(at) == ["Choose at least one model to train."]
+    assert at.button(key="start").disabled
+    at.pills(key="models").set_value(["mmoe"])
+    at.number_input(key="steps").set_value(1_000_000)
+    at.number_input(key="batch_size").set_value(65_536)
+    at.run()
+    (message,) = errors(at)
+    assert "too much work for this server" in message and "lower steps, batch_size or seeds" in message
+    assert at.button(key="start").disabled
+
+
+def wait_until(at: AppTest, done, timeout: float = 120.0) -> None:
+    """Rerun the page (as its fragment would) until `done(at)`, within a bounded time."""
+    deadline = time.monotonic() + timeout
+    while not done(at):
+        assert time.monotonic() < deadline, "timed out waiting for the page"
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, [e.message for e in at.exception]
+
+
+def test_a_tiny_run_from_the_page_ends_with_its_results(mmoe_home):
+    at = app().run()
+    for key, value in TINY.items():
+        at.number_input(key=key).set_value(value)
+    at.run()
+    at.button(key="start").click().run()
+    assert not at.exception
+    run_id = at.session_state["run_id"]
+    assert at.query_params["run"] == run_id
+    assert at.button(key="start").disabled  # one run at a time per session
+    wait_until(at, lambda a: any("Results on the test set" in m.value for m in a.markdown))
+    table = at.dataframe[-1].value
+    assert len(table) == 3 and table["Model"].str.contains("★").sum() == 1
+    assert {"Task 1 test loss", "Task 2 test loss", "Parameters", "Seconds"} <= set(table.columns)
+    assert any(m.value.startswith(":material/emoji_events:") for m in at.markdown)  # which model won
+    assert any("Finished 60 steps" in s.value for s in at.success)
+    assert not at.button(key="start").disabled and at.button(key="stop").disabled
+    row = RunStore(mmoe_home).run(run_id)
+    assert row["status"] == "done" and row["owner"].startswith("web:")
+    assert RunConfig.from_json(row["config"]) == RunConfig(**TINY)
+
+
+def stored_run(home: Path) -> str:
+    """A finished tiny run written straight to the store (in-process, no worker)."""
+    from mmoe_core.execute import execute_run
+
+    store = RunStore(home)
+    run_id = store.create_run(RunConfig(**TINY, models=("mmoe",)), status="running")
+    execute_run(store, run_id)
+    return run_id
+
+
+def test_runs_page_opens_reruns_and_deletes(mmoe_home):
+    run_id = stored_run(mmoe_home)
+    at = app().run()
+    at.switch_page("pages/runs.py").run()
+    assert at.dataframe[0].value["Run"].tolist() == [run_id]
+    at.selectbox(key="runs_open").set_value(run_id).run()
+    assert not at.exception
+    assert at.subheader[0].value == f"Run {run_id}"
+    assert at.dataframe[-1].value["Model"].tolist() == ["MMoE ★"]
+    at.button(key="runs_delete").click().run()
+    at.button(key="runs_confirm_delete").click().run()
+    assert RunStore(mmoe_home).run(run_id) is None
+    assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_run_again_queues_the_same_config_and_opens_the_playground(mmoe_home):
+    run_id = stored_run(mmoe_home)
+    at = app()
+    at.query_params["run"] = run_id  # a shared link to one run
+    at.switch_page("pages/runs.py").run()
+    assert at.selectbox(key="runs_open").value == run_id
+    at.button(key="runs_rerun").click().run()
+    assert not at.exception
+    new_id = at.session_state["run_id"]
+    assert new_id != run_id and RunStore(mmoe_home).config(new_id) == RunStore(mmoe_home).config(run_id)
+    assert at.title[0].value == "MMoE Playground"  # switched to watch it
+    assert at.pills(key="models").value == ["mmoe"] and at.number_input(key="steps").value == 60
+
+
+def test_queued_runs_of_ended_sessions_are_found(mmoe_home):
+    from ui_common import OWNER_PREFIX, orphaned_owners
+
+    store = RunStore(mmoe_home)
+    store.create_run(RunConfig(), owner=OWNER_PREFIX + "gone")
+    store.create_run(RunConfig(), owner=OWNER_PREFIX + "here")
+    store.create_run(RunConfig(), owner="")  # the CLI: nobody's session
+    store.create_run(RunConfig(), owner=OWNER_PREFIX + "finished", status="done")  # not waiting
+    assert orphaned_owners(store, {"here"}) == {OWNER_PREFIX + "gone"}
+    assert orphaned_owners(store, {"here", "gone"}) == set()

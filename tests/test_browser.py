@@ -1,0 +1,100 @@
+"""Protects what only a real browser shows: the Playground's loss chart gains points while a run is still
+training, a gate heatmap is drawn, Stop ends a run, a finished run shows its results, and no page shows a
+Streamlit exception. Runs `streamlit run app.py` and Debian's chromium (see conftest.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+# ~15-20 s of training on 2 quiet CPU cores, a point every 10 steps: several refreshes see new points.
+LIVE = "?rows=3000&eval_rows=200&steps=500&batch_size=128&log_every=10"
+SHORT = "?rows=1000&eval_rows=200&steps=80&batch_size=64&log_every=20"
+
+PLOTS_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(p => ({
+    y: (((p.layout || {}).yaxis || {}).title || {}).text || '',
+    types: (p.data || []).map(t => t.type),
+    n: Math.max(0, ...(p.data || []).filter(t => t.type === 'scatter' && !t.fill)
+                                     .map(t => (t.x || []).filter(v => v !== null).length)),
+}))"""
+
+
+def loss_points(page) -> int:
+    """Recorded points on the loss chart: the longest line in the plot whose y axis says 'loss'."""
+    return max([p["n"] for p in page.evaluate(PLOTS_JS) if p["y"] == "loss"], default=0)
+
+
+def running(page) -> bool:
+    return page.locator(".st-key-stop button").is_enabled()
+
+
+def wait_for(condition, timeout: float, what: str, poll: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def page(app_server, browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 2200})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def open_playground(page, base: str, query: str) -> None:
+    page.goto(base + "/" + query)
+    page.locator(".st-key-start button").wait_for(timeout=60_000)
+    wait_for(lambda: page.locator(".st-key-start button").is_enabled(), 30, "Start to be enabled")
+
+
+def test_live_curves_grow_while_training_and_stop_ends_the_run(app_server, page):
+    base, _ = app_server
+    open_playground(page, base, LIVE)
+    page.locator(".st-key-start button").click()
+    wait_for(lambda: loss_points(page) >= 1, 90, "the first plotted point")
+    seen = [loss_points(page)]
+    deadline = time.monotonic() + 90
+    while len(seen) < 3:  # the chart must grow on at least two refreshes while the run is still running
+        assert time.monotonic() < deadline, f"the loss chart did not grow while running: {seen}"
+        n = loss_points(page)
+        if n > seen[-1]:
+            assert running(page), f"the run ended before the chart grew twice: {seen + [n]}"
+            seen.append(n)
+        time.sleep(0.2)
+    assert seen[0] < seen[1] < seen[2]
+    plots = page.evaluate(PLOTS_JS)
+    assert any("heatmap" in p["types"] for p in plots), "no gate heatmap drawn"
+
+    page.locator(".st-key-stop button").click()
+    page.get_by_text("Stopped at step").wait_for(timeout=20_000)
+    wait_for(lambda: page.locator(".st-key-start button").is_enabled(), 20, "Start to be enabled after Stop")
+    assert not running(page)
+    assert page.locator(".stException").count() == 0
+
+
+def test_a_finished_run_shows_results_and_every_page_is_clean(app_server, page):
+    base, _ = app_server
+    open_playground(page, base, SHORT)
+    page.locator(".st-key-start button").click()
+    page.get_by_text("Results on the test set").wait_for(timeout=120_000)
+    page.get_by_text(" wins: mean test loss ").wait_for(timeout=10_000)
+    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=10_000)  # the results table
+    assert any("heatmap" in p["types"] for p in page.evaluate(PLOTS_JS))
+    assert page.locator(".stException").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    time.sleep(0.5)  # let the last chart settle before the picture
+    page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
+    for path, title in (("runs", "Runs"), ("learn", "Learn")):
+        page.goto(f"{base}/{path}")
+        page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
+        time.sleep(1.0)
+        assert page.locator(".stException").count() == 0, f"/{path} shows an exception"

@@ -1,0 +1,192 @@
+"""Protects the rules the pages show: mean ± spread over seeds, latest gate snapshots, the results table and
+which model won, the runs list, progress text and the model diagram."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pandas as pd
+import pytest
+
+from mmoe_core.config import RunConfig
+from mmoe_core.jobs import run_state
+from mmoe_core.models.zoo import build_spec, matched_bottom_units
+from mmoe_core.views import (MAX_DRAWN_EXPERTS, config_summary, curve_frame, format_duration, gate_matrix,
+                             gate_specialisation, gated_models, metrics_csv, model_dot, n_tasks_of, point_count,
+                             progress_text, results_table, runs_table, task_names, winner, winner_text)
+
+
+def metric_rows(rows):
+    return pd.DataFrame(rows, columns=["model", "step", "replica", "task", "split", "metric", "value"])
+
+
+def test_curve_frame_means_over_finite_seeds_only():
+    m = metric_rows([
+        ("mmoe", 10, 0, 0, "val", "loss", 1.0), ("mmoe", 10, 1, 0, "val", "loss", 3.0),
+        ("mmoe", 10, 2, 0, "val", "loss", float("nan")),  # a diverged seed drops out
+        ("mmoe", 10, 0, 0, "val", "auc", 0.9),  # another metric: not a loss
+        ("omoe", 10, 0, 0, "train", "loss", 2.0),
+        ("omoe", 10, 0, 0, "test", "loss", 5.0),  # test split: not a curve
+    ])
+    c = curve_frame(m).set_index(["model", "split"])
+    assert c.loc[("mmoe", "val"), "mean"] == pytest.approx(2.0)
+    assert c.loc[("mmoe", "val"), "sd"] == pytest.approx(math.sqrt(2.0))  # sample sd of 1 and 3
+    assert c.loc[("mmoe", "val"), "n"] == 2
+    assert c.loc[("omoe", "train"), "sd"] == 0.0  # one seed: no spread, not NaN
+    assert len(c) == 2
+    auc = curve_frame(m, metric="auc")
+    assert auc["mean"].tolist() == [0.9]
+
+
+def test_curve_frame_and_counts_of_an_empty_run():
+    empty = metric_rows([])
+    assert curve_frame(empty).empty and point_count(empty) == 0
+    assert n_tasks_of(empty, RunConfig(n_tasks=3)) == 3
+    m = metric_rows([("mmoe", s, 0, t, "val", "loss", 1.0) for s in (0, 50, 100) for t in range(4)])
+    assert point_count(m) == 3 and n_tasks_of(m, RunConfig()) == 4  # recorded tasks win over the config
+
+
+def gate_rows(rows):
+    return pd.DataFrame(rows, columns=["model", "step", "task", "expert", "weight"])
+
+
+def test_gate_matrix_takes_the_latest_snapshot_unless_asked():
+    g = gate_rows([("mmoe", 0, 0, 0, 0.5), ("mmoe", 0, 0, 1, 0.5), ("mmoe", 0, 1, 0, 0.5), ("mmoe", 0, 1, 1, 0.5),
+                   ("mmoe", 50, 0, 0, 0.9), ("mmoe", 50, 0, 1, 0.1), ("mmoe", 50, 1, 0, 0.2), ("mmoe", 50, 1, 1, 0.8),
+                   ("omoe", 50, 0, 0, 1.0)])
+    latest = gate_matrix(g, "mmoe")
+    assert latest.to_numpy().tolist() == [[0.9, 0.1], [0.2, 0.8]]
+    assert gate_matrix(g, "mmoe", step=0).to_numpy().tolist() == [[0.5, 0.5], [0.5, 0.5]]
+    assert gate_matrix(g, "shared_bottom").empty
+    assert gated_models(g) == ["omoe", "mmoe"]  # the paper's order, not the table's
+    assert gate_specialisation(latest) == pytest.approx(0.7)  # TV distance of (.9,.1) and (.2,.8)
+
+
+def test_gate_specialisation_bounds():
+    same = pd.DataFrame([[0.25, 0.75], [0.25, 0.75]])
+    disjoint = pd.DataFrame([[1.0, 0.0], [0.0, 1.0]])
+    assert gate_specialisation(same) == 0.0
+    assert gate_specialisation(disjoint) == 1.0
+    assert gate_specialisation(pd.DataFrame([[1.0, 0.0]])) is None  # one task: nothing to compare
+
+
+SUMMARY = {
+    "task_names": ["income", "married"], "task_kinds": ["binary", "binary"],
+    "models": {
+        "shared_bottom": {"params": 100, "paper_params": 90, "status": "done", "message": "", "seconds": 1.5,
+                          "test_loss": [0.4, 0.6], "test_loss_mean": 0.5, "test_auc": [0.8, 0.7],
+                          "test_auc_mean": 0.75},
+        "omoe": {"params": 120, "paper_params": 90, "status": "diverged", "message": "loss became NaN",
+                 "seconds": 1.0, "test_loss": [None, None], "test_loss_mean": None},
+        "mmoe": {"params": 130, "paper_params": 90, "status": "done", "message": "", "seconds": 2.0,
+                 "test_loss": [0.3, 0.5], "test_loss_mean": 0.4, "test_auc": [0.85, 0.75], "test_auc_mean": 0.8},
+    },
+}
+
+
+def test_winner_is_the_lowest_mean_test_loss_among_finished_models():
+    assert winner(SUMMARY) == "mmoe"
+    assert winner({"models": {}}) is None and winner(None) is None
+    only_diverged = {"models": {"omoe": SUMMARY["models"]["omoe"]}}
+    assert winner(only_diverged) is None
+    text = winner_text(SUMMARY)
+    assert text.startswith("MMoE wins: mean test loss 0.4,") and "20.0% below the runner-up Shared-Bottom (0.5)" in text
+
+
+def test_results_table_columns_values_and_star():
+    names = task_names(SUMMARY and {"summary": SUMMARY}, 2)
+    assert names == ["Income", "Married"]
+    t = results_table(SUMMARY, names).set_index("Model")
+    assert list(t.index) == ["Shared-Bottom", "OMoE", "MMoE ★"]
+    assert t.loc["MMoE ★", "Income test loss"] == 0.3 and t.loc["MMoE ★", "Married test AUC"] == 0.75
+    assert t.loc["Shared-Bottom", "Parameters"] == 100 and t.loc["Shared-Bottom", "Paper count"] == 90
+    assert t.loc["OMoE", "Status"] == "diverged: loss became NaN"
+    assert pd.isna(t.loc["OMoE", "Mean test loss"])
+
+
+def test_results_table_of_regression_tasks_has_no_auc_and_falls_back_to_the_models_table():
+    summary = {"models": {"mmoe": {"params": 1, "paper_params": 1, "status": "done", "test_loss": [0.1, 0.2],
+                                   "test_loss_mean": 0.15}}}
+    t = results_table(summary, ["Task 1", "Task 2"])
+    assert not [c for c in t.columns if "AUC" in c]
+    models = pd.DataFrame([{"model": "omoe", "status": "failed", "message": "boom", "params": 5,
+                            "paper_params": 4, "seconds": None}])
+    fallback = results_table(None, ["Task 1"], models)
+    assert fallback.to_dict("records")[0]["Status"] == "failed: boom"
+
+
+def test_task_names_fall_back_when_missing_or_mismatched():
+    assert task_names(None, 2) == ["Task 1", "Task 2"]
+    assert task_names({"summary": {"task_names": ["a", "b"]}}, 3) == ["Task 1", "Task 2", "Task 3"]
+    assert task_names({"summary": {"task_names": ["task 1", "never married"]}}, 2) == ["Task 1", "Never married"]
+
+
+def test_runs_table_reads_each_stored_run():
+    now = time.time()
+    runs = pd.DataFrame([
+        {"id": "aaaaaaaaaaaa", "kind": "train", "status": "done", "created": now, "label_correlation": 0.41,
+         "rows_per_s": 1234.0, "summary": json.dumps(SUMMARY), "config": RunConfig(correlation=0.9).to_json(),
+         "label": ""},
+        {"id": "bbbbbbbbbbbb", "kind": "train", "status": "running", "created": now - 60, "label_correlation": None,
+         "rows_per_s": None, "summary": None, "config": '{"not_a_field": 1}', "label": "sweep"},
+    ])
+    t = runs_table(runs)
+    assert t["Run"].tolist() == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
+    first, second = t.to_dict("records")
+    assert first["Best model"] == "MMoE" and first["Best test loss"] == 0.4
+    assert first["Configuration"].startswith("p = 0.9 · 20,000 rows")
+    assert second["Configuration"] == "(config from another version)" and second["Source"] == "sweep"
+
+
+def test_config_summary_names_data_models_and_seeds():
+    assert config_summary(RunConfig()) == "p = 0.5 · 20,000 rows · Shared-Bottom, OMoE, MMoE · 2,000 steps"
+    s = config_summary(RunConfig(dataset="census1", seeds=4, models=("mmoe",)))
+    assert s.startswith("census1 ·") and s.endswith(", 4 seeds") and "MMoE" in s
+
+
+@pytest.mark.parametrize("seconds, text", [(None, "–"), (0.4, "0 s"), (59, "59 s"), (61, "1 min 01 s"),
+                                           (3725, "1 h 02 min"), (float("nan"), "–")])
+def test_format_duration(seconds, text):
+    assert format_duration(seconds) == text
+
+
+def test_progress_text_for_each_state():
+    queued = run_state({"status": "queued", "step": 0, "total_steps": 100}, queue_position=3)
+    assert progress_text(queued) == "Waiting in the queue, position 3"
+    running = run_state({"status": "running", "step": 50, "total_steps": 100, "rows_per_s": 12_800.0,
+                         "started": time.time() - 10})
+    text = progress_text(running)
+    assert text.startswith("step 50 of 100 · 12,800 rows/s · ") and text.endswith(" s left")
+    assert int(text.split("·")[-1].split()[0]) in (9, 10, 11)  # 10 s for 50 steps, 50 to go
+    done = run_state({"status": "done", "step": 100, "total_steps": 100, "rows_per_s": 5.0})
+    assert progress_text(done) == "step 100 of 100 · 5 rows/s · done"
+
+
+def test_metrics_csv_has_labels_and_task_names():
+    m = metric_rows([("mmoe", 0, 0, 1, "val", "loss", 0.25)])
+    lines = metrics_csv(m, ["A", "B"]).decode().splitlines()
+    assert lines[0] == "model,model_label,step,replica,task,split,metric,value,task_name"
+    assert lines[1] == "mmoe,MMoE,0,0,1,val,loss,0.25,B"
+
+
+def test_model_dot_wires_each_architecture():
+    cfg = RunConfig(n_experts=3)
+    mmoe = model_dot(build_spec("mmoe", cfg), ["income", "married"])
+    assert mmoe.count("softmax(W x) over 3") == 2  # a gate per task
+    assert all(f"e{i} -> m{g};" in mmoe for i in range(3) for g in range(2))
+    assert "m0 -> t0;" in mmoe and "m1 -> t1;" in mmoe and "Tower (income)" in mmoe
+    omoe = model_dot(build_spec("omoe", cfg))
+    assert omoe.count("softmax(") == 1 and "m0 -> t0;" in omoe and "m0 -> t1;" in omoe
+    sb = model_dot(build_spec("shared_bottom", cfg))
+    width = matched_bottom_units(cfg)  # the Shared-Bottom as wide as MMoE's parameter count allows
+    assert "softmax" not in sb and f"Shared bottom\\n100→{width}, ReLU" in sb and "e0 -> t1;" in sb
+    st = model_dot(build_spec("single_task", cfg))
+    assert "e0 -> t0;" in st and "e1 -> t1;" in st and "e0 -> t1;" not in st
+
+
+def test_model_dot_collapses_many_experts():
+    dot = model_dot(build_spec("mmoe", RunConfig(n_experts=40)))
+    assert f"… {40 - MAX_DRAWN_EXPERTS} more" in dot
+    assert f"Expert {MAX_DRAWN_EXPERTS + 1}\\n" not in dot and f"Expert {MAX_DRAWN_EXPERTS}\\n" in dot
