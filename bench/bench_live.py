@@ -96,6 +96,18 @@ def open_and_start(page, server: Server, config: RunConfig) -> float:
     return t0
 
 
+def launch(p, nice: int):
+    """Chromium, optionally at a lower CPU priority: it stands in for a user's own machine, which in real use
+    does not share the server's cores."""
+    path = CHROMIUM
+    if nice:
+        wrapper = Path(tempfile.mkdtemp()) / "chromium-nice"
+        wrapper.write_text(f'#!/bin/sh\nexec nice -n {nice} {CHROMIUM} "$@"\n')
+        wrapper.chmod(0o755)
+        path = str(wrapper)
+    return p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+
+
 def browser_rows_per_s(browser, config: RunConfig) -> float:
     with tempfile.TemporaryDirectory() as home:
         server = Server(Path(home))
@@ -132,16 +144,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=RunConfig().steps,
                         help="steps of the rows/s comparison (the defaults otherwise)")
     parser.add_argument("--repeat", type=int, default=1, help="alternating CLI/browser pairs; medians reported")
+    parser.add_argument("--browser-nice", type=int, default=0,
+                        help="run chromium at this nice level (e.g. 19) to mimic a browser on another machine")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     config = RunConfig(steps=args.steps)
     threads = worker_threads()
     print(f"config: defaults with steps={args.steps} ({config.steps * config.batch_size:,} rows per model); "
-          f"{os.cpu_count()} CPUs; the app's workers use {threads} torch thread(s)", flush=True)
+          f"{os.cpu_count()} CPUs; the app's workers use {threads} torch thread(s); chromium at nice "
+          f"{args.browser_nice}", flush=True)
     cli, cli_default, live, first = [], [], [], []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(p, args.browser_nice)
         for i in range(args.repeat):
             cli.append(cli_rows_per_s(config, threads))
             live.append(browser_rows_per_s(browser, config))

@@ -129,7 +129,9 @@ def loss_curves(curves: pd.DataFrame, task_names: Sequence[str], log_y: bool = F
                                    "name": f"{name} ±1 sd", **axes})
                 first = task == 0 and (split == "val" or not has_val)
                 traces.append({
-                    "type": "scatter", "x": steps, "y": mean.tolist(), "mode": "lines+markers",
+                    # markers only while a line has too few points to be seen (each marker is an SVG node)
+                    "type": "scatter", "x": steps, "y": mean.tolist(),
+                    "mode": "lines" if len(steps) > 2 else "lines+markers",
                     "name": name, "legendgroup": model, "showlegend": first,
                     "line": {"color": color, "dash": SPLIT_DASH[split], "width": 2.2 if split == "val" else 1.4},
                     "marker": {"size": 4 if split == "val" else 3, "color": color},

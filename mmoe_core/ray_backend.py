@@ -35,6 +35,8 @@ REMOTE_STOP_POLL_S = 0.5  # how often a remote task asks the stop board (one tin
 KILL_AFTER_S = 3.0  # after Stop, a task that has not sent its final state by then is cancelled by force
 MAX_RETRIES = 1  # a task lost with its worker or node is re-run once
 TASK_NAME = "mmoe_train_run"  # the worker's process title while training: ray::mmoe_train_run
+LOST = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.LocalRayletDiedError,
+        ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError)  # what Ray retries, then reports
 
 
 # ---------------------------------------------------------------------------------------------- connecting
@@ -282,14 +284,15 @@ class RayRun:
             self._finish(status, message, code=-9)
 
     def _lost(self, exc: Exception) -> None:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, ray.exceptions.RayTaskError):  # our code raised outside execute_run: say what
-            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-            first = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
-            message = f"the Ray task failed: {first}"
-        else:
-            message = (f"the Ray task was lost and its retry too ({MAX_RETRIES} retry): "
-                       f"{type(exc).__name__}: {first}; recorded curves are kept")
+        """The task raised outside execute_run, or was lost with its worker or node after its one retry."""
+        cause = getattr(exc, "cause", None) if isinstance(exc, ray.exceptions.RayTaskError) else None
+        if cause is not None:
+            message = f"the Ray task failed: {type(cause).__name__}: {_last_line(cause)}"
+        elif isinstance(exc, LOST):
+            message = (f"the Ray task was lost, and again when retried: {type(exc).__name__}: "
+                       f"{_first_line(exc)}; recorded curves are kept")
+        else:  # e.g. RuntimeEnvSetupError: the cluster could not install mmoe_core's code for the task
+            message = f"Ray could not run this task: {type(exc).__name__}: {_first_line(exc)}"
         self._finish("failed", message, code=1)
 
     def _ended(self) -> None:
@@ -302,6 +305,16 @@ class RayRun:
             for name in models.loc[models["status"] == "running", "model"]:
                 self.store.set_model(self.run_id, name, status, message)
         self.returncode = code
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _last_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
 
 
 class RayLauncher:
@@ -317,7 +330,7 @@ class RayLauncher:
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
         self.cpus = int(resources.get("CPU", 1))
-        self.cpus_per_task = max(1, cpus_per_task or int(os.environ.get("MMOE_RAY_CPUS_PER_TASK", 1)))
+        self.cpus_per_task = max(1, cpus_per_task or int(os.environ.get("MMOE_RAY_CPUS_PER_TASK", "1")))
         self.board = _StopBoard.remote()
 
     def task_options(self) -> dict[str, Any]:

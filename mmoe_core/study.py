@@ -286,6 +286,31 @@ def final_losses(store: RunStore, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINAL_COLUMNS)
 
 
+BEST_LR = 0.0  # in an lr column: "each model at its own best learning rate" (no real lr is 0: lr >= 1e-6)
+
+
+def best_lrs(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Per correlation × model, the learning rate with the lowest mean *validation* loss at its last recorded
+    step (the paper tuned Adam's rate per model; choosing on validation keeps the test numbers honest)."""
+    cols = ["correlation", "model", "lr"]
+    if per_seed.empty:
+        return pd.DataFrame(columns=cols)
+    last = per_seed[per_seed["step"] == per_seed.groupby(["correlation", "lr", "model"])["step"].transform("max")]
+    mean = last.groupby(["correlation", "lr", "model"])["loss"].mean().dropna().reset_index()
+    if mean.empty:
+        return pd.DataFrame(columns=cols)
+    best = mean.loc[mean.groupby(["correlation", "model"])["loss"].idxmin(), cols]
+    order = best["model"].map({m: i for i, m in enumerate(MODEL_KINDS)})
+    return best.assign(_o=order).sort_values(["correlation", "_o"]).drop(columns="_o").reset_index(drop=True)
+
+
+def at_best_lr(frame: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `frame` (curves or final losses) at each model's best lr, relabelled lr = BEST_LR; seeds
+    stay paired across models because a seed's data and initialisation do not depend on the lr."""
+    keep = frame.merge(best, on=["correlation", "model", "lr"], how="inner")
+    return keep.assign(lr=BEST_LR)[frame.columns]
+
+
 def summary_table(final: pd.DataFrame) -> pd.DataFrame:
     """Per correlation × lr × model: mean, sd, min, max of the final test loss over seeds; seeds counted and
     diverged seeds (non-finite loss) counted apart, never averaged in."""

@@ -44,16 +44,22 @@ def _empty(message: str) -> go.Figure:
     return fig
 
 
-def curves_figure(curves: pd.DataFrame, correlations: Sequence[float], log_y: bool = False) -> go.Figure:
+def curves_figure(curves: pd.DataFrame, correlations: Sequence[float], log_y: bool = False,
+                  steps: int | None = None) -> go.Figure:
     """Paper Fig. 4: mean held-out loss over training steps per model, one panel per correlation, with a
-    band of ±1 sd over seeds. `curves` has correlation, model, step, mean, sd, n (one learning rate)."""
+    band of ±1 sd over seeds. `curves` has correlation, model, step, mean, sd, n (one learning rate); `steps`
+    fixes every panel's x axis to the whole run, so a run in progress shows how far it has come.
+
+    Linear axis: it starts at 0 and its top is set by the curves after the first quarter of training, so the
+    models' final differences stay visible (the first steps' large losses run off the top; zoom out to see
+    them). Log axis: a band that reaches 0 is cut at a floor a decade under the lowest mean."""
     if curves.empty:
         return _empty("No points yet: curves appear after the first recorded step")
     ps = list(correlations)
     fig = make_subplots(rows=1, cols=len(ps), shared_yaxes=True, horizontal_spacing=0.03,
                         subplot_titles=[_panel_title(p) for p in ps])
-    # On a log axis a band that reaches 0 is cut at a floor a decade under the lowest mean.
     floor = float(curves["mean"].min()) / 10 if log_y and curves["mean"].min() > 0 else 0.0
+    upper = curves["mean"] + curves["sd"].fillna(0.0)
     shown: set[str] = set()
     for col, p in enumerate(ps, start=1):
         panel = curves[curves["correlation"] == p]
@@ -63,22 +69,27 @@ def curves_figure(curves: pd.DataFrame, correlations: Sequence[float], log_y: bo
             sd = c["sd"].fillna(0.0)
             fig.add_trace(go.Scatter(x=c["step"], y=c["mean"] + sd, mode="lines", line=dict(width=0),
                                      legendgroup=model, showlegend=False, hoverinfo="skip"), row=1, col=col)
-            fig.add_trace(go.Scatter(x=c["step"], y=(c["mean"] - sd).clip(lower=floor), mode="lines", line=dict(width=0),
-                                     fill="tonexty", fillcolor=_rgba(color, 0.18), legendgroup=model,
-                                     showlegend=False, hoverinfo="skip"), row=1, col=col)
+            fig.add_trace(go.Scatter(x=c["step"], y=(c["mean"] - sd).clip(lower=floor), mode="lines",
+                                     line=dict(width=0), fill="tonexty", fillcolor=_rgba(color, 0.15),
+                                     legendgroup=model, showlegend=False, hoverinfo="skip"), row=1, col=col)
             fig.add_trace(go.Scatter(
                 x=c["step"], y=c["mean"], mode="lines", name=label, legendgroup=model, line=dict(color=color, width=2),
                 showlegend=model not in shown, customdata=c[["sd", "n"]].to_numpy(),
                 hovertemplate=f"{label}<br>step %{{x}}<br>mean %{{y:.4f}} ± %{{customdata[0]:.4f}}"
                               "<br>%{customdata[1]} seeds<extra></extra>"), row=1, col=col)
             shown.add(model)
-        fig.update_xaxes(title_text="training step", row=1, col=col)
+        fig.update_xaxes(title_text="training step", row=1, col=col,
+                         range=[0, steps] if steps else None)
     fig.update_yaxes(title_text="held-out loss (MSE), mean ± 1 sd", row=1, col=1)
     if log_y:
-        top = float((curves["mean"] + curves["sd"].fillna(0)).max())
+        top = float(upper.max())
         fig.update_yaxes(type="log", range=[math.log10(floor), math.log10(top) + 0.05] if floor > 0 else None)
-    fig.update_layout(height=HEIGHT, margin=dict(t=40, b=40, l=60, r=20), hovermode="closest",
-                      legend=dict(orientation="h", y=1.12, x=0))
+    else:
+        settled = curves["step"] >= (steps or curves["step"].max()) / 4
+        top = float(upper[settled].max()) if settled.any() else float(upper.max())
+        fig.update_yaxes(range=[0, 1.1 * top])
+    fig.update_layout(height=HEIGHT, margin=dict(t=70, b=40, l=60, r=20), hovermode="closest",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.12, x=1, xanchor="right"))
     return fig
 
 
@@ -119,8 +130,8 @@ def trainability_figure(final: pd.DataFrame, correlations: Sequence[float], kind
         fig.update_layout(barmode="overlay")
         if log_y:
             fig.update_xaxes(type="log")
-    fig.update_layout(height=HEIGHT, margin=dict(t=40, b=40, l=60, r=20),
-                      legend=dict(orientation="h", y=1.12, x=0))
+    fig.update_layout(height=HEIGHT, margin=dict(t=70, b=40, l=60, r=20),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.12, x=1, xanchor="right"))
     return fig
 
 

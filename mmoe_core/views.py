@@ -65,7 +65,7 @@ def gate_matrix(gates: pd.DataFrame, model: str, step: int | None = None) -> pd.
         return pd.DataFrame()
     step = int(rows["step"].max()) if step is None else step
     at = rows[rows["step"] == step]
-    return at.pivot_table(index="task", columns="expert", values="weight", aggfunc="mean").sort_index()
+    return at.groupby(["task", "expert"])["weight"].mean().unstack("expert").sort_index()  # (k, e)
 
 
 def gated_models(gates: pd.DataFrame, order: Sequence[str] = tuple(MODEL_KINDS)) -> list[str]:

@@ -17,9 +17,9 @@ import streamlit as st
 
 from mmoe_core.config import MODEL_KINDS, RunConfig, field_help, field_range
 from mmoe_core.runs import RunStore, check_run_id
-from mmoe_core.study import (FINAL_COLUMNS, PAPER_LRS, PRESET_LABELS, PRESETS, Study, check_claims, curves, gap_table,
-                             label_correlations, list_studies, run_results, stop_study, study_progress,
-                             study_runs, submit_study, summary_table)
+from mmoe_core.study import (BEST_LR, FINAL_COLUMNS, PAPER_LRS, PRESET_LABELS, PRESETS, Study, at_best_lr, best_lrs,
+                             check_claims, curves, gap_table, label_correlations, list_studies, run_results,
+                             stop_study, study_progress, study_runs, submit_study, summary_table)
 from mmoe_core.study_plots import curves_figure, label_correlation_figure, trainability_figure
 from ui_common import ensure_app_frame, get_queue, get_store, session_owner
 
@@ -195,14 +195,13 @@ def study_view(study_id: str) -> None:
         a.success(progress.label)
     elif progress.finished:
         a.warning(f"{progress.label}. Results of the runs that finished or were stopped are shown.")
-    bad = runs[runs["status"].isin(["failed", "interrupted"])]
-    for run in bad.itertuples():
-        st.error(f"Run `{run.id}` (p = {run.correlation:g}, lr = {run.lr:g}) {run.status}: "
-                 f"{(run.error or 'no message').splitlines()[0]}")
     else:
         a.progress(progress.fraction, text=progress.label)
         b.button("Stop study", on_click=stop, args=(study_id,), icon=":material/stop:", key=P + "stop",
                  width="stretch")
+    for run in runs[runs["status"].isin(["failed", "interrupted"])].itertuples():
+        st.error(f"Run `{run.id}` (p = {run.correlation:g}, lr = {run.lr:g}) {run.status}: "
+                 f"{(run.error or 'no message').splitlines()[0]}")
 
     per_seed, finals = [], []
     for run in runs.to_dict("records"):
@@ -214,28 +213,29 @@ def study_view(study_id: str) -> None:
     per_seed_df = pd.concat(per_seed, ignore_index=True)
     finals = [f for f in finals if not f.empty]
     final = pd.concat(finals, ignore_index=True) if finals else pd.DataFrame(columns=FINAL_COLUMNS)
-    lr = study.lrs[0]
-    if len(study.lrs) > 1:
-        lr = st.radio("Learning rate shown", study.lrs, index=study.lrs.index(1e-3) if 1e-3 in study.lrs else 0,
-                      format_func=lambda v: f"{v:g}", horizontal=True, key=P + "lr_shown")
-    summary, gaps = summary_table(final), gap_table(final)
+    lr, summary, gaps = choose_lr(study, per_seed_df, final)
+    shown_curves, shown_final = per_seed_df, final
+    if lr == BEST_LR:
+        best = best_lrs(per_seed_df)
+        shown_curves, shown_final = at_best_lr(per_seed_df, best), at_best_lr(final, best)
 
     claims_view(summary, gaps, lr)
     tab4, tab5, tab_table, tab2 = st.tabs(["Average performance (Fig. 4)", "Trainability (Fig. 5)",
                                            "Summary table", "Label correlation (Fig. 2)"])
     with tab4:
-        log_y = st.toggle("Log scale", value=True, key=P + "log4")
-        c = curves(per_seed_df[per_seed_df["lr"] == lr])
-        st.plotly_chart(curves_figure(c, study.correlations, log_y=log_y), key=P + "fig4",
+        log_y = st.toggle("Log scale", value=False, key=P + "log4")
+        c = curves(shown_curves[shown_curves["lr"] == lr])
+        st.plotly_chart(curves_figure(c, study.correlations, log_y=log_y, steps=base.steps), key=P + "fig4",
                         config={"displaylogo": False})
-        st.caption("Loss on each seed's held-out validation set (same distribution as its test set), averaged "
-                   "over the two tasks; line = mean over seeds, band = ±1 sd. The paper plots the same view.")
+        st.caption("Loss on each seed's held-out validation set (drawn like its test set), averaged over the two "
+                   "tasks: line = mean over seeds, band = ±1 sd. The axis is cut so the end of training is "
+                   "readable; the first steps' large losses run off the top (log scale shows them).")
     with tab5:
         x, y = st.columns(2)
         kind = x.radio("Show as", ["violin", "histogram"], horizontal=True, key=P + "kind5")
         log5 = y.toggle("Log scale", value=False, key=P + "log5")
-        st.plotly_chart(trainability_figure(final[final["lr"] == lr], study.correlations, kind=kind, log_y=log5), key=P + "fig5",
-                        config={"displaylogo": False})
+        st.plotly_chart(trainability_figure(shown_final[shown_final["lr"] == lr], study.correlations, kind=kind,
+                                            log_y=log5), key=P + "fig5", config={"displaylogo": False})
         st.caption("Final test loss of every seed (averaged over tasks). A narrow distribution means the model "
                    "trains reliably whatever its initialisation and data draw; the paper calls this trainability.")
     with tab_table:
@@ -253,6 +253,26 @@ def study_view(study_id: str) -> None:
         st.rerun()
 
 
+def choose_lr(study: Study, per_seed: pd.DataFrame, final: pd.DataFrame) -> tuple[float, pd.DataFrame,
+                                                                                  pd.DataFrame]:
+    """The learning rate the figures show (or BEST_LR), and the summary and gap tables including it."""
+    summary, gaps = summary_table(final), gap_table(final)
+    if len(study.lrs) == 1:
+        return study.lrs[0], summary, gaps
+    options = [*study.lrs, BEST_LR]
+    lr = st.radio("Learning rate shown", options, index=len(options) - 1, horizontal=True, key=P + "lr_shown",
+                  format_func=lambda v: "each model's best" if v == BEST_LR else f"{v:g}",
+                  help="The paper tuned Adam's learning rate per model. *Each model's best* picks, per model and "
+                       "correlation, the rate with the lowest mean validation loss; the test numbers then report it.")
+    best = best_lrs(per_seed)
+    if lr == BEST_LR and len(best):
+        st.caption("Chosen on validation: " + "; ".join(
+            f"p = {p:g}: " + ", ".join(f"{MODEL_KINDS[m]} {v:g}" for m, v in zip(g["model"], g["lr"]))
+            for p, g in best.groupby("correlation")))
+    best_final = at_best_lr(final, best)
+    return lr, pd.concat([summary, summary_table(best_final)]), pd.concat([gaps, gap_table(best_final)])
+
+
 def claims_view(summary: pd.DataFrame, gaps: pd.DataFrame, lr: float) -> None:
     st.markdown("**The paper's claims, checked on this study**")
     lines = [f"- :{VERDICT_COLOR[c.verdict]}-badge[{c.verdict}] {c.claim}  \n  <small>{c.detail}</small>"
@@ -266,19 +286,21 @@ def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
     if summary.empty:
         st.info("The table fills in as each correlation's run finishes.")
         return
-    s = summary.assign(model=summary["model"].map(MODEL_KINDS))
+    def lr_text(v: float) -> str:
+        return "each model's best" if v == BEST_LR else f"{v:g}"
+
+    s = summary.assign(model=summary["model"].map(MODEL_KINDS), lr=summary["lr"].map(lr_text))
+    gaps = gaps.assign(lr=gaps["lr"].map(lr_text))
     fmt = st.column_config.NumberColumn(format="%.4f")
     st.dataframe(s, hide_index=True, key=P + "summary", column_config={
-        "correlation": st.column_config.NumberColumn("p", format="%g"),
-        "lr": st.column_config.NumberColumn("lr", format="%g"), "mean": fmt, "sd": fmt, "min": fmt, "max": fmt,
+        "correlation": st.column_config.NumberColumn("p", format="%g"), "mean": fmt, "sd": fmt, "min": fmt, "max": fmt,
         "seeds": st.column_config.NumberColumn("seeds", help="Seeds with a finite final loss"),
         "diverged": st.column_config.NumberColumn("diverged", help="Seeds whose loss became NaN/inf: not averaged"),
     })
     st.markdown("**Gaps between models** (paired by seed: both models saw the same data and batches; "
                 "negative = the first model has the lower loss)")
     st.dataframe(gaps, hide_index=True, key=P + "gaps", column_config={
-        "correlation": st.column_config.NumberColumn("p", format="%g"),
-        "lr": st.column_config.NumberColumn("lr", format="%g"), "mean": fmt,
+        "correlation": st.column_config.NumberColumn("p", format="%g"), "mean": fmt,
         "se": st.column_config.NumberColumn("± se", format="%.4f", help="Standard error of the paired mean gap"),
     })
 

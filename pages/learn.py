@@ -52,7 +52,12 @@ if config is None:
     st.warning(f"The Playground's settings are not valid yet ({error}); showing the defaults.")
     config = RunConfig()
 st.caption(f"From the Playground's current settings: {config_summary(config)}.")
+if config.dataset != "synthetic":
+    st.caption("With real data, the input width d is the number of encoded feature columns and the tasks are "
+               "the chosen targets; the diagram uses the Playground's d until a run has loaded the data.")
 models = list(config.models)
+if st.session_state.get("learn_model") not in models:
+    st.session_state.pop("learn_model", None)  # the model shown before is no longer chosen
 choice = st.segmented_control("Model", models, default="mmoe" if "mmoe" in models else models[0],
                               format_func=MODEL_KINDS.get, key="learn_model") or models[0]
 spec = build_spec(choice, config)

@@ -106,6 +106,18 @@ def test_bad_controls_explain_themselves_and_disable_start(mmoe_home):
     assert at.button(key="start").disabled
 
 
+def test_a_full_queue_says_so_instead_of_starting(mmoe_home):
+    import ui_common
+
+    at = app().run()
+    ui_common.get_queue().max_queued = 0  # the server's queue, as if 20 runs were waiting
+    at.button(key="start").click().run()
+    assert not at.exception
+    (message,) = errors(at)
+    assert message.startswith("the queue is full (0 runs waiting); wait for a run to finish or stop one of yours")
+    assert "run_id" not in at.session_state and RunStore(mmoe_home).runs().empty
+
+
 def wait_until(at: AppTest, done, timeout: float = 120.0) -> None:
     """Rerun the page (as its fragment would) until `done(at)`, within a bounded time."""
     deadline = time.monotonic() + timeout

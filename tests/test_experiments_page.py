@@ -125,6 +125,33 @@ def test_stop_ends_every_run_of_the_study(mmoe_home):
     wait_until(at, lambda: any("Cancelled" in w.value for w in at.warning), timeout=30)
 
 
+def _stored_study(store: RunStore, study_id: str, lrs: tuple[float, ...]) -> None:
+    """A finished study written straight into the store (no training): val and test loss per seed."""
+    study = Study(correlations=(0.5,), lrs=lrs, base=RunConfig(seeds=3, steps=10, rows=200, eval_rows=50))
+    for config in study.configs():
+        run_id = store.create_run(config, label=study_label(study_id), status="running")
+        rows = []
+        for i, model in enumerate(config.models):
+            loss = (1.0, 2.0, 3.0)[i] if config.lr == lrs[0] else (2.0, 1.0, 1.0)[i]  # OMoE, MMoE like lr 2
+            rows += [(model, s, r, k, "val", "loss", loss) for s in (0, 10) for r in range(3) for k in range(2)]
+            rows += [(model, 10, r, k, "test", "loss", loss + 0.01 * r) for r in range(3) for k in range(2)]
+        store.add_points(run_id, rows, [], step=10)
+        store.finish_run(run_id, "done")
+
+
+def test_two_learning_rates_offer_each_models_best(mmoe_home):
+    _stored_study(RunStore(mmoe_home), "cd" * 6, lrs=(1e-3, 1e-2))
+    at = page()
+    at.query_params["study"] = "cd" * 6
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.radio(key="exp_lr_shown").value == 0.0  # each model's best, as the paper tuned per model
+    assert any("Chosen on validation: p = 0.5: Shared-Bottom 0.001, OMoE 0.01, MMoE 0.01" in c.value
+               for c in at.caption)
+    summary = next(d.value for d in at.dataframe if "diverged" in d.value)
+    assert summary["lr"].tolist().count("each model's best") == 3 and len(summary) == 9
+
+
 def test_a_link_reopens_a_stored_study_or_warns(mmoe_home):
     store = RunStore(mmoe_home)
     study = Study(correlations=(0.9,), base=RunConfig(seeds=2, steps=10, rows=200, eval_rows=50))

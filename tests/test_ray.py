@@ -23,7 +23,7 @@ from mmoe_core.jobs import JobQueue  # noqa: E402
 from mmoe_core.ray_backend import TASK_NAME, RayLauncher  # noqa: E402
 from mmoe_core.runs import RunStore  # noqa: E402
 
-TINY = dict(rows=500, eval_rows=100, batch_size=64, log_every=20, models=("shared_bottom", "mmoe"))
+TINY = {"rows": 500, "eval_rows": 100, "batch_size": 64, "log_every": 20, "models": ("shared_bottom", "mmoe")}
 LONG = RunConfig(rows=500, eval_rows=100, steps=500_000, log_every=10, models=("mmoe",))
 
 
@@ -84,7 +84,7 @@ def test_sweep_on_ray_matches_local_per_seed_and_streams_into_the_store(store):
     remote = [run_id for run_id, _ in run_on_ray(store, configs, label="study:0123456789ab",
                                                    on_progress=lambda done, total: seen.append((done, total)))]
     assert seen[-1] == (120, 120) and seen[0][0] < 120  # progress moved from below the total to the total
-    for a, b in zip(local, remote):
+    for a, b in zip(local, remote, strict=True):
         ra, rb = store.run(a), store.run(b)
         assert rb["status"] == "done" and rb["label"] == "study:0123456789ab"
         assert "on ray node" in rb["device"] and rb["pid"] == os.getpid()  # the driver owns the run
@@ -163,7 +163,7 @@ def test_task_lost_twice_is_failed_with_rays_message_and_keeps_points(store):
         launcher.close()
     row = store.run(run_id)
     assert row["status"] == "failed"
-    assert "was lost and its retry too" in row["error"] and "died" in row["error"].lower()
+    assert "was lost, and again when retried" in row["error"] and "died" in row["error"].lower()
     assert set(store.models(run_id)["status"]) == {"failed"}
     assert len(store.metrics(run_id)) > 0
 

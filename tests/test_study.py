@@ -302,3 +302,21 @@ def test_label_correlation_figure_marks_the_studys_runs():
     fig = label_correlation_figure(draws, pd.DataFrame({"p": [0.5], "label_correlation": [0.31]}))
     assert [t.name for t in fig.data] == ["label correlation = p", "linear tasks (m = 0)",
                                           "with 10 sine terms (m = 10)", "this study's runs (mean over seeds)"]
+
+
+def test_best_lr_is_chosen_per_model_on_the_last_validation_point():
+    from mmoe_core.study import BEST_LR, at_best_lr, best_lrs
+
+    rows = []
+    for lr, (mm, om) in {1e-3: (0.1, 0.5), 1e-2: (0.3, 0.2)}.items():
+        for step, scale in ((0, 9.0), (10, 1.0)):  # step 0 would pick the other way round
+            for r in range(3):
+                rows += [{"correlation": 0.5, "lr": lr, "model": "mmoe", "step": step, "replica": r,
+                          "loss": mm * (scale if lr == 1e-3 else 1.0)},
+                         {"correlation": 0.5, "lr": lr, "model": "omoe", "step": step, "replica": r, "loss": om}]
+    per_seed = pd.DataFrame(rows)
+    best = best_lrs(per_seed).set_index("model")["lr"]
+    assert best.to_dict() == {"mmoe": 1e-3, "omoe": 1e-2}
+    picked = at_best_lr(per_seed, best_lrs(per_seed))
+    assert set(picked["lr"]) == {BEST_LR} and len(picked) == len(per_seed) // 2
+    assert picked[picked["model"] == "omoe"]["loss"].eq(0.2).all()

@@ -54,7 +54,7 @@ def main() -> None:
     final = final_losses(store, runs)
     out = Path(args.out)
     opts = dict(width=WIDTH, height=HEIGHT, scale=1)
-    curves_figure(curves(per_seed[per_seed["lr"] == lr]), study.correlations, log_y=True).write_image(
+    curves_figure(curves(per_seed[per_seed["lr"] == lr]), study.correlations, steps=study.base.steps).write_image(
         out / f"{args.prefix}_fig4_average.png", **opts)
     trainability_figure(final[final["lr"] == lr], study.correlations).write_image(
         out / f"{args.prefix}_fig5_trainability.png", **opts)
