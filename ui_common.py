@@ -29,6 +29,8 @@ from mmoe_core.views import (curve_frame, gate_matrix, gate_specialisation, gate
 REFRESH_S = 1.0  # how often a live view re-reads the run store
 OWNER_PREFIX = "web:"
 _REAP_EVERY_S = 15.0
+# After a session's websocket closes, how long its queued runs wait for it to reconnect before they are dropped.
+SESSION_GRACE_S = float(os.environ.get("MMOE_SESSION_GRACE_S", 30))
 _started: list[tuple[JobQueue, threading.Event]] = []  # every queue this process made (tests shut them down)
 
 
@@ -69,7 +71,9 @@ def _queue_for(home: str) -> JobQueue:
 
 def get_queue() -> JobQueue:
     """One JobQueue per server process and run-store folder (MMOE_HOME), shared by every session."""
-    return _queue_for(str(default_home()))
+    queue = _queue_for(str(default_home()))
+    _watch_session(queue)
+    return queue
 
 
 def get_store() -> RunStore:
@@ -97,6 +101,49 @@ def session_owner() -> str:
             sid = uuid.uuid4().hex
         st.session_state["_owner"] = OWNER_PREFIX + sid
     return st.session_state["_owner"]
+
+
+class _SessionLease:
+    """Held in a session-scoped resource cache: Streamlit releases it when the session's websocket closes."""
+
+    def __init__(self, owner: str, queue: JobQueue):
+        self.owner, self.queue = owner, queue
+
+
+def _watch_session(queue: JobQueue) -> None:
+    """Once a session has submitted runs (it has an owner id), hold a lease whose release drops its queue."""
+    try:
+        owner = st.session_state.get("_owner")
+        if owner:
+            _session_lease(owner, str(queue.store.home))
+    except Exception:  # outside a script run (a thread, a test without a session): the reaper is the backstop
+        pass
+
+
+def _release_session(lease: _SessionLease) -> None:
+    """Streamlit's session-end hook (on_release). It runs on the server's event loop, so the wait for a
+    reconnect (a reload, a flaky network) happens on a timer thread."""
+    timer = threading.Timer(SESSION_GRACE_S, _drop_if_gone, args=(lease,))
+    timer.daemon = True
+    timer.start()
+
+
+def _drop_if_gone(lease: _SessionLease) -> int:
+    """Drop the session's queued runs unless it has reconnected meanwhile."""
+    try:
+        from streamlit.runtime import Runtime
+
+        if Runtime.exists() and Runtime.instance().is_active_session(lease.owner[len(OWNER_PREFIX):]):
+            return 0
+        return lease.queue.drop_owner(lease.owner)
+    except Exception as exc:  # never let a session hook take anything down
+        print(f"mmoe session release: {type(exc).__name__}: {exc}", flush=True)
+        return 0
+
+
+@st.cache_resource(scope="session", on_release=_release_session, show_spinner=False)
+def _session_lease(owner: str, home: str) -> _SessionLease:
+    return _SessionLease(owner, _queue_for(home))
 
 
 def orphaned_owners(store: RunStore, alive_sessions: set[str]) -> set[str]:

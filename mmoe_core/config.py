@@ -8,12 +8,14 @@ A run is fully reproducible from its stored config: data, initialisation and bat
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import json
 import math
 import os
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 MODEL_KINDS: dict[str, str] = {
     # name -> label shown in the UI; constructors live in mmoe_core.models.zoo
@@ -21,7 +23,10 @@ MODEL_KINDS: dict[str, str] = {
     "shared_bottom": "Shared-Bottom",
     "omoe": "OMoE",
     "mmoe": "MMoE",
+    "cgc": "CGC",  # Tang et al. 2020: shared + per-task experts, one masked gate per task
+    "ple": "PLE",  # CGC stacked in levels with a shared gate between them
 }
+PLE_KINDS = ("cgc", "ple")  # models built from shared_experts / task_experts (and levels for PLE)
 DEVICES = ("auto", "cpu", "cuda")
 DATASETS = ("synthetic", "census1", "census2")  # or a path ending in .csv (mmoe_core.data.csv_table)
 TABLE_TASK_KINDS = ("auto", "regression", "binary")  # per CSV target; auto = two values -> binary
@@ -29,6 +34,18 @@ TABLE_TASK_KINDS = ("auto", "regression", "binary")  # per CSV target; auto = tw
 # Guard rails for a shared server (overridable through the environment, issue 7).
 MAX_WORK = float(os.environ.get("MMOE_MAX_WORK", 5e13))  # steps x batch x seeds x models x hidden
 MAX_DATA_BYTES = float(os.environ.get("MMOE_MAX_DATA_BYTES", 4e9))  # float32 inputs held in memory
+_LIMITS_ON = contextvars.ContextVar("mmoe_limits_on", default=True)
+
+
+@contextlib.contextmanager
+def server_limits_off() -> Iterator[None]:
+    """Build templates (the study presets) that a tight MMOE_MAX_WORK would refuse: a module must still import,
+    and the limit applies when a job is made from the template."""
+    token = _LIMITS_ON.set(False)
+    try:
+        yield
+    finally:
+        _LIMITS_ON.reset(token)
 
 
 def _f(default: Any, lo: float | None = None, hi: float | None = None, help: str = "", **extra: Any) -> Any:
@@ -62,6 +79,14 @@ class RunConfig:
     tower_units: int = _f(8, 1, 4_096, "hidden units per tower layer (paper: 8)")
     tower_layers: int = _f(1, 0, 8, "hidden layers per tower (paper: 1)")
     bottom_units: int = _f(0, 0, 65_536, "Shared-Bottom width; 0 matches MMoE's parameter count (paper: 113)")
+    shared_experts: int = _f(4, 0, 256, "CGC/PLE experts shared by all tasks, per level (4 + 2 x 2 tasks = "
+                             "MMoE's 8)")
+    task_experts: int = _f(2, 0, 256, "CGC/PLE experts of each task, per level (its gate also sees the shared)")
+    levels: int = _f(2, 1, 8, "PLE extraction levels; CGC is PLE with one level")
+    top_k: int = _f(0, 0, 256, "experts each gate keeps per row (noisy top-k, Shazeer et al. 2017); 0 = dense "
+                    "softmax")
+    gate_noise: bool = _f(False, help="add trainable Gaussian noise to the gate logits while training")
+    balance_weight: float = _f(0.0, 0.0, 100.0, "weight of the importance + load CV² balancing loss; 0 = off")
     # --- training ---
     steps: int = _f(2_000, 1, 1_000_000, "optimizer steps")
     batch_size: int = _f(256, 1, 65_536, "mini-batch rows")
@@ -98,16 +123,19 @@ class RunConfig:
             raise ValueError(f"models={bad[0]!r} is unknown; choose from {', '.join(MODEL_KINDS)}")
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"models={','.join(self.models)!r} names a model twice; list each once")
+        if set(self.models) & set(PLE_KINDS) and self.shared_experts + self.task_experts == 0:
+            raise ValueError("shared_experts=0 and task_experts=0 leave CGC/PLE without experts; "
+                             "set at least one of them to 1 or more")
         if self.log_every > self.steps:
             object.__setattr__(self, "log_every", self.steps)
         data_bytes = 4.0 * self.input_dim * (self.rows + 2 * self.eval_rows)
         data_bytes *= self.seeds if self.independent_data else 1
-        if data_bytes > MAX_DATA_BYTES:
+        if data_bytes > MAX_DATA_BYTES and _limited(self):
             raise ValueError(
                 f"rows x input_dim x seeds needs {data_bytes / 1e9:.1f} GB of inputs, over this server's "
                 f"limit of {MAX_DATA_BYTES / 1e9:.1f} GB; lower rows, input_dim or seeds"
             )
-        if self.work() > MAX_WORK:
+        if self.work() > MAX_WORK and _limited(self):
             raise ValueError(
                 f"steps x batch_size x seeds x models is too much work for this server ({self.work():.2g} > "
                 f"{MAX_WORK:.2g}); lower steps, batch_size or seeds"
@@ -116,7 +144,8 @@ class RunConfig:
     # ------------------------------------------------------------------ derived facts
     def work(self) -> float:
         """A rough count of multiply-adds, to refuse jobs that would hold a shared server for hours."""
-        width = max(self.n_experts * self.expert_units, self.bottom_units or 0)
+        width = max(self.n_experts * self.expert_units, self.bottom_units or 0,
+                    (self.shared_experts + self.n_tasks * self.task_experts) * self.expert_units)
         return 3.0 * self.steps * self.batch_size * self.seeds * len(self.models) * self.input_dim * width
 
     def with_(self, **changes: Any) -> "RunConfig":
@@ -171,6 +200,12 @@ class RunConfig:
             return cls(**values), warnings
         except ValueError as exc:  # fields fine alone, bad together (e.g. too much work)
             return cls(), warnings + [f"URL configuration ignored: {exc}"]
+
+
+def _limited(config: RunConfig) -> bool:
+    """Whether the server limits apply: not inside server_limits_off(), and never to the defaults, which every
+    page builds to show its controls (a tight MMOE_MAX_WORK must refuse jobs, not break the app)."""
+    return _LIMITS_ON.get() and any(getattr(config, f.name) != f.default for f in fields(config))
 
 
 def field_names() -> list[str]:

@@ -23,6 +23,8 @@ MODEL_COLORS: dict[str, str] = {
     "shared_bottom": "#4C78A8",  # blue
     "omoe": "#F58518",  # orange
     "mmoe": "#2CA02C",  # green: the paper's model
+    "cgc": "#D62728",  # red: Tang et al. 2020's one-level model
+    "ple": "#9467BD",  # purple: CGC stacked in levels
 }
 EXPERT_COLORS = ["#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B", "#EECA3B", "#B279A2", "#FF9DA6",
                  "#9D755D", "#BAB0AC"]

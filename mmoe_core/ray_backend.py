@@ -333,13 +333,18 @@ class RayLauncher:
         self.cpus_per_task = max(1, cpus_per_task or int(os.environ.get("MMOE_RAY_CPUS_PER_TASK", "1")))
         self.board = _StopBoard.remote()
 
-    def task_options(self) -> dict[str, Any]:
-        if self.gpus:
+    def task_options(self, device: str = "auto") -> dict[str, Any]:
+        """A GPU for `auto`/`cuda` runs when the cluster has one; CPUs otherwise (a `cuda` run on a GPU-less
+        cluster then fails with the trainer's clear message instead of waiting forever for a GPU)."""
+        if self.gpus and device != "cpu":
             return {"num_gpus": 1, "num_cpus": 1}
         return {"num_cpus": self.cpus_per_task}
 
     def slots(self) -> int:
-        """How many runs the cluster trains at once (the JobQueue keeps the rest queued, with positions)."""
+        """How many runs to keep on the cluster at once (the JobQueue keeps the rest queued, with positions):
+        $MMOE_MAX_JOBS, else one per GPU, else one per `cpus_per_task` CPUs."""
+        if os.environ.get("MMOE_MAX_JOBS"):
+            return max(1, int(os.environ["MMOE_MAX_JOBS"]))
         return max(1, self.gpus if self.gpus else self.cpus // self.cpus_per_task)
 
     def start(self, run_id: str) -> RayRun:
@@ -348,9 +353,9 @@ class RayLauncher:
         if row is None:
             raise ValueError(f"run {run_id} does not exist in {self.store.path}")
         self.store.update_run(run_id, pid=os.getpid())
-        threads = 1 if self.gpus else self.cpus_per_task
-        stream = mmoe_train_run.options(name=TASK_NAME, **self.task_options()).remote(
-            run_id, row["config"], self.board, threads)
+        options = self.task_options(RunConfig.from_json(row["config"]).device)
+        threads = 1 if "num_gpus" in options else self.cpus_per_task
+        stream = mmoe_train_run.options(name=TASK_NAME, **options).remote(run_id, row["config"], self.board, threads)
         return RayRun(self, run_id, stream)
 
     def run_all(self, configs: list[RunConfig], label: str = "",

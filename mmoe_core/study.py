@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import MODEL_KINDS, RunConfig
+from .config import MODEL_KINDS, RunConfig, server_limits_off
 from .runs import FINISHED, RunStore, check_run_id
 
 LABEL_PREFIX = "study:"
@@ -89,11 +89,12 @@ class Study:
         return cls(correlations=correlations, lrs=lrs, base=configs[0])
 
 
-PRESETS: dict[str, Study] = {
-    "quick": Study(base=_study_base(seeds=8, rows=10_000)),
-    "default": Study(),
-    "paper": Study(base=_study_base(seeds=200)),
-}
+with server_limits_off():  # templates: a server's tighter MMOE_MAX_WORK applies when a study is submitted
+    PRESETS: dict[str, Study] = {
+        "quick": Study(base=_study_base(seeds=8, rows=10_000)),
+        "default": Study(),
+        "paper": Study(base=_study_base(seeds=200)),
+    }
 PRESET_LABELS = {
     "quick": "Quick look: 8 seeds",
     "default": "Default: 32 seeds",

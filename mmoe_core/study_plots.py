@@ -108,6 +108,10 @@ def trainability_figure(final: pd.DataFrame, correlations: Sequence[float], kind
     shown: set[str] = set()
     for col, p in enumerate(ps, start=1):
         panel = final[final["correlation"] == p]
+        if panel.empty:
+            axis = "" if col == 1 else str(col)
+            fig.add_annotation(text="not finished yet", showarrow=False, x=0.5, y=0.5, xref=f"x{axis} domain",
+                               yref=f"y{axis} domain", font=dict(color="#888"))
         for model in _models_in(panel):
             v = panel.loc[panel["model"] == model, "test_loss_mean"]
             color, label = model_color(model), MODEL_KINDS[model]

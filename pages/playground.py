@@ -12,6 +12,7 @@ import streamlit as st
 
 from mmoe_core.config import DEVICES, MODEL_KINDS, RunConfig, field_help, field_names
 from mmoe_core.jobs import QueueFull
+from mmoe_core.plots import empty_figure
 from mmoe_core.runs import RUN_ID
 from mmoe_core.views import config_summary
 from ui_common import (REFRESH_S, build_config, control_values, data_source, device_label, ensure_app_frame,
@@ -173,10 +174,13 @@ def preview(config: RunConfig | None) -> None:
     cols = st.columns(len(config.models))
     for col, model in zip(cols, config.models):
         count = paper_count(build_spec(model, config))
-        col.metric(MODEL_KINDS[model], f"{count:,}", help="Parameters as the paper counts them (§5.1): expert "
-                   "and tower weights, no biases or gates", border=True)
-    st.caption("Parameter counts as in the paper (§5.1). Press **Start**: loss curves appear here within a "
-               "second or two, then the gate heatmaps show which experts each task uses.")
+        col.metric(f"{MODEL_KINDS[model]} · parameters", f"{count:,}", help="As the paper counts them (§5.1): "
+                   "expert and tower weights, no biases or gates", border=True)
+    st.caption("Parameter counts as in the paper (§5.1), per model.")
+    # An empty chart where the curves will be; it also loads the browser's chart library before Start.
+    st.plotly_chart(empty_figure("Press Start: the loss curves of every model appear here, then the gate "
+                                 "heatmaps show which experts each task uses.", height=300),
+                    key="pg_placeholder", config={"displaylogo": False, "staticPlot": True})
 
 
 # ---------------------------------------------------------------------------------------------- page

@@ -187,6 +187,20 @@ def test_job_queue_hands_runs_to_ray_with_positions_and_stop(store):
         queue.shutdown()
 
 
+def test_each_task_asks_for_a_gpu_when_the_cluster_has_them(store, monkeypatch):
+    launcher = RayLauncher(store)
+    try:
+        monkeypatch.delenv("MMOE_MAX_JOBS", raising=False)
+        assert (launcher.slots(), launcher.task_options()) == (2, {"num_cpus": 1})  # 2 CPUs, 1 per task
+        launcher.gpus = 4  # as on a cluster with 4 GPUs
+        assert launcher.task_options("auto") == {"num_gpus": 1, "num_cpus": 1} and launcher.slots() == 4
+        assert launcher.task_options("cpu") == {"num_cpus": 1}  # a CPU run does not hold a GPU
+        monkeypatch.setenv("MMOE_MAX_JOBS", "7")
+        assert launcher.slots() == 7
+    finally:
+        launcher.close()
+
+
 def test_cli_sweep_on_ray_writes_the_same_json_contract(tmp_path, capsys):
     out = tmp_path / "sweep.json"
     code = cli.main(["sweep", "--correlations", "0.5,1.0", "--models", "omoe,mmoe", "--seeds", "2", "--steps", "30",

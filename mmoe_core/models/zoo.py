@@ -6,6 +6,7 @@ from typing import Callable
 
 from ..config import MODEL_KINDS, RunConfig
 from .mixture import MixtureModel, MixtureSpec
+from .ple import PLEModel, PLESpec, ple_spec
 
 
 def _layers(units: int, layers: int) -> tuple[int, ...]:
@@ -42,8 +43,26 @@ def mmoe(*, input_dim: int = 100, n_tasks: int = 2, n_experts: int = 8, expert_u
                        _layers(tower_units, tower_layers), n_tasks)
 
 
+def cgc(*, input_dim: int = 100, n_tasks: int = 2, shared_experts: int = 4, task_experts: int = 2,
+        expert_units: int = 16, expert_layers: int = 1, tower_units: int = 8, tower_layers: int = 1,
+        top_k: int = 0, gate_noise: bool = False, **_: int) -> PLESpec:
+    """Tang et al. 2020 §4.2: task k's gate over its own experts and the shared ones (4 + 2·2 = MMoE's 8)."""
+    return ple_spec("cgc", input_dim=input_dim, n_tasks=n_tasks, shared_experts=shared_experts,
+                    task_experts=task_experts, levels=1, expert_units=_layers(expert_units, expert_layers),
+                    tower_units=_layers(tower_units, tower_layers), top_k=top_k, gate_noise=gate_noise)
+
+
+def ple(*, input_dim: int = 100, n_tasks: int = 2, shared_experts: int = 4, task_experts: int = 2, levels: int = 2,
+        expert_units: int = 16, expert_layers: int = 1, tower_units: int = 8, tower_layers: int = 1,
+        top_k: int = 0, gate_noise: bool = False, **_: int) -> PLESpec:
+    """Tang et al. 2020 §4.3: CGC stacked in `levels`, a shared gate feeding each next level's shared experts."""
+    return ple_spec("ple", input_dim=input_dim, n_tasks=n_tasks, shared_experts=shared_experts,
+                    task_experts=task_experts, levels=levels, expert_units=_layers(expert_units, expert_layers),
+                    tower_units=_layers(tower_units, tower_layers), top_k=top_k, gate_noise=gate_noise)
+
+
 SPECS: dict[str, Callable[..., MixtureSpec]] = {
-    "single_task": single_task, "shared_bottom": shared_bottom, "omoe": omoe, "mmoe": mmoe,
+    "single_task": single_task, "shared_bottom": shared_bottom, "omoe": omoe, "mmoe": mmoe, "cgc": cgc, "ple": ple,
 }
 assert set(SPECS) == set(MODEL_KINDS)
 
@@ -52,6 +71,9 @@ def paper_count(spec: MixtureSpec) -> int:
     """The §5.1 count without building the model: expert weights + tower hidden-layer weights."""
     sizes = (spec.input_dim, *spec.expert_units)
     experts = spec.n_experts * sum(a * b for a, b in zip(sizes, sizes[1:]))
+    if isinstance(spec, PLESpec) and spec.levels > 1:  # later levels read an expert's output, not x
+        deep = (spec.expert_units[-1], *spec.expert_units)
+        experts += (spec.levels - 1) * spec.n_experts * sum(a * b for a, b in zip(deep, deep[1:]))
     towers = (spec.expert_units[-1], *spec.tower_units)
     return experts + spec.n_tasks * sum(a * b for a, b in zip(towers, towers[1:]))
 
@@ -74,7 +96,9 @@ def _kwargs(config: RunConfig, **over: int) -> dict[str, int]:
     kw = dict(input_dim=config.input_dim, n_tasks=config.n_tasks, n_experts=config.n_experts,
               expert_units=config.expert_units, expert_layers=config.expert_layers,
               tower_units=config.tower_units, tower_layers=config.tower_layers,
-              bottom_units=config.bottom_units)
+              bottom_units=config.bottom_units, shared_experts=config.shared_experts,
+              task_experts=config.task_experts, levels=config.levels, top_k=config.top_k,
+              gate_noise=config.gate_noise)
     kw.update(over)
     return kw
 
@@ -90,5 +114,8 @@ def build_spec(kind: str, config: RunConfig, input_dim: int | None = None, n_tas
 
 def build_model(kind: str, config: RunConfig, replicas: int | None = None, input_dim: int | None = None,
                 n_tasks: int | None = None) -> MixtureModel:
-    return MixtureModel(build_spec(kind, config, input_dim, n_tasks), replicas=replicas or config.seeds,
-                        seed=config.seed)
+    spec = build_spec(kind, config, input_dim, n_tasks)
+    cls = PLEModel if isinstance(spec, PLESpec) else MixtureModel
+    model = cls(spec, replicas=replicas or config.seeds, seed=config.seed)
+    model.balance = config.balance_weight > 0  # forward then returns the balancing loss as `aux`
+    return model
