@@ -198,6 +198,9 @@ def page_path(name: str) -> str | None:
 DATA_KEYS = ("correlation", "rows", "input_dim", "sine_terms", "noise_std", "data_seed", "n_tasks", "scale",
              "eval_rows", "independent_data")
 ARCH_KEYS = ("n_experts", "expert_units", "expert_layers", "tower_units", "tower_layers", "bottom_units")
+# CGC/PLE experts and gate options (Tang et al. 2020; Shazeer et al. 2017), where the library has them
+ARCH_KEYS += tuple(k for k in ("shared_experts", "task_experts", "levels", "top_k", "gate_noise", "balance_weight")
+                   if k in field_names())
 TRAIN_KEYS = ("steps", "batch_size", "lr", "seeds", "device", "seed", "log_every")
 CONTROL_KEYS = DATA_KEYS + ("models",) + ARCH_KEYS + TRAIN_KEYS
 

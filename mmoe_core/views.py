@@ -220,12 +220,15 @@ MAX_DRAWN_EXPERTS = 6  # beyond this the diagram draws the first ones and a "…
 
 def model_dot(spec: Any, names: Sequence[str] | None = None) -> str:
     """Graphviz DOT source of one configured model (a models.MixtureSpec), drawn bottom-up like the paper's
-    Figure 1: input, experts (or the shared bottom), gates, the per-task mix, towers, outputs."""
+    Figure 1: input, experts (or the shared bottom), gates, the per-task mix, towers, outputs. CGC/PLE specs
+    (with `gate_mask` and `sources`) draw shared and task experts and only the edges each gate may use."""
     k, e, kind = spec.n_tasks, spec.n_experts, spec.kind
     names = list(names) if names else [f"Task {i + 1}" for i in range(k)]
     sizes = "→".join(str(u) for u in (spec.input_dim, *spec.expert_units))
     tower = "→".join(str(u) for u in (spec.expert_units[-1], *spec.tower_units, 1))
-    drawn = list(range(min(e, MAX_DRAWN_EXPERTS)))
+    mask = spec.gate_mask(False) if hasattr(spec, "gate_mask") else None  # (k, e) which experts each gate sees
+    owner = spec.sources() if hasattr(spec, "sources") else None  # (e,) owning task; k = shared
+    drawn = list(range(min(e, 2 * MAX_DRAWN_EXPERTS if mask else MAX_DRAWN_EXPERTS)))
     lines = [
         "digraph model {", "  rankdir=BT; nodesep=0.25; ranksep=0.5;",
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=13, color="#555555"];',
@@ -237,6 +240,9 @@ def model_dot(spec: Any, names: Sequence[str] | None = None) -> str:
             label = f"Bottom for {names[i] if i < k else i + 1}\\n{sizes}, ReLU"
         elif kind == "shared_bottom":
             label = f"Shared bottom\\n{sizes}, ReLU"
+        elif owner is not None:
+            who = f"Shared expert {i + 1}" if owner[i] == k else f"Expert of {names[owner[i]]}"
+            label = f"{who}\\n{sizes}, ReLU"
         else:
             label = f"Expert {i + 1}\\n{sizes}, ReLU"
         lines.append(f'  e{i} [label="{label}", fillcolor="#DCE7F3"];')
@@ -249,7 +255,8 @@ def model_dot(spec: Any, names: Sequence[str] | None = None) -> str:
     gates = list(range(spec.n_gates))
     for g in gates:
         who = names[g] if spec.n_gates == k else "all tasks"
-        lines.append(f'  g{g} [label="Gate ({who})\\nsoftmax(W x) over {e}", fillcolor="#FCE5CD"];')
+        seen = sum(mask[g]) if mask else e  # a CGC/PLE gate mixes the shared experts and its task's own
+        lines.append(f'  g{g} [label="Gate ({who})\\nsoftmax(W x) over {seen}", fillcolor="#FCE5CD"];')
         lines.append(f'  m{g} [label="Σ gᵢ·fᵢ", shape=circle, fillcolor="#FFFFFF", fontsize=11];')
     # edges out of x in left-to-right order: the first gate, the experts, the other gates
     left, right = gates[:1], gates[1:]
@@ -264,8 +271,11 @@ def model_dot(spec: Any, names: Sequence[str] | None = None) -> str:
     else:
         for g in gates:
             lines.append(f'  g{g} -> m{g} [style=dashed, label=" weights", fontsize=10];')
-            lines += [f"  e{i} -> m{g};" for i in drawn]
+            lines += [f"  e{i} -> m{g};" for i in drawn if mask is None or mask[g][i]]
         for t in range(k):
             lines.append(f"  m{t if spec.n_gates == k else 0} -> t{t};")
+    if getattr(spec, "levels", 1) > 1:
+        lines.append(f'  label="This block repeats in {spec.levels} levels; between levels a shared gate over all '
+                     'experts feeds the next level." ; labelloc=t; fontname="Helvetica"; fontsize=12;')
     lines.append("}")
     return "\n".join(lines)

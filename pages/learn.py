@@ -13,7 +13,7 @@ from ui_common import build_config, ensure_app_frame, page_path
 ensure_app_frame()
 st.title("Learn")
 st.markdown("Multi-task learning trains one network for several related tasks. How much the tasks share, "
-            "and who decides what they share, is what separates the four models in this app.")
+            "and who decides what they share, is what separates the models in this app.")
 
 ARCHITECTURES = {
     "single_task": (
@@ -35,10 +35,23 @@ ARCHITECTURES = {
         "Multi-gate MoE (Ma et al., 2018): the same experts, but **each task has its own gate**, so tasks can "
         "share experts where they agree and use different ones where they do not. A gate adds only $n \\times d$ "
         "weights per task."),
+    "cgc": (
+        r"\hat y_k = h^k\!\Big(\sum_{i \in S \,\cup\, E_k} g^k(x)_i\, f_i(x)\Big)",
+        "Customized Gate Control (Tang et al., 2020): shared experts $S$ plus experts $E_k$ of each task; task "
+        "$k$'s gate mixes only the shared ones and its own, so tasks cannot crowd out each other's experts."),
+    "ple": (
+        r"\text{CGC} \to \text{CGC} \to \cdots \to h^k",
+        "Progressive Layered Extraction (Tang et al., 2020): CGC stacked in levels. Between levels a shared "
+        "gate mixes every expert into the next level's shared input, separating shared and task-specific "
+        "knowledge step by step."),
 }
+SHOWN = [m for m in ARCHITECTURES if m in MODEL_KINDS]  # the models this library can train
 
-st.header("The four architectures")
-for col, (model, (formula, text)) in zip(st.columns(2) * 2, ARCHITECTURES.items()):
+st.header("The architectures" if len(SHOWN) > 4 else "The four architectures")
+cols = st.columns(2)
+for i, model in enumerate(SHOWN):
+    formula, text = ARCHITECTURES[model]
+    col = cols[i % 2]
     with col.container(border=True):
         st.subheader(MODEL_KINDS[model])
         st.latex(formula)

@@ -15,12 +15,13 @@ from mmoe_core.jobs import QueueFull
 from mmoe_core.plots import empty_figure
 from mmoe_core.runs import RUN_ID
 from mmoe_core.views import config_summary
-from ui_common import (REFRESH_S, build_config, control_values, data_source, device_label, ensure_app_frame,
-                       get_queue, load_into_controls, load_run, matched_width, page_path, session_owner,
-                       show_run, show_status, source_label)
+from ui_common import (CONTROL_KEYS, REFRESH_S, build_config, control_values, data_source, device_label,
+                       ensure_app_frame, get_queue, load_into_controls, load_run, matched_width, page_path,
+                       session_owner, show_run, show_status, source_label)
 
 KEEP = "session"  # widget values survive a visit to another page
 FIRST_POINT_S = 0.25  # refresh interval while waiting for a run's first point
+QUEUED_S = 2.0  # refresh interval while waiting in the queue: many waiting sessions must not load the server
 
 
 # ---------------------------------------------------------------------------------------------- state
@@ -133,6 +134,21 @@ def controls() -> None:
             st.caption(f"Shared-Bottom width: **{width} units**" if width else "Shared-Bottom width: matched")
         else:
             _num("Shared-Bottom width", "bottom_units", 1, 65_536, 1, st)
+        chosen = set(st.session_state.get("models") or ())
+        if chosen & {"cgc", "ple"} and "shared_experts" in CONTROL_KEYS:
+            st.caption("**CGC / PLE** (Tang et al. 2020): each task's gate sees the shared experts and its own.")
+            a, b = st.columns(2)
+            _num("Shared experts", "shared_experts", 0, 256, 1, a)
+            _num("Experts per task", "task_experts", 0, 256, 1, b)
+            if "ple" in chosen:
+                _num("PLE levels", "levels", 1, 8, 1, a)
+        if "top_k" in CONTROL_KEYS:
+            st.caption("**Gates** (Shazeer et al. 2017)")
+            a, b = st.columns(2)
+            _num("Top-k (0 = all)", "top_k", 0, 256, 1, a)
+            _num("Balance loss", "balance_weight", 0.0, 100.0, 0.01, b, fmt="%g")
+            st.checkbox("Noisy gates", key="gate_noise", persist_state=KEEP,
+                        help=field_help("gate_noise").capitalize())
 
     sb.subheader("Training")
     a, b = sb.columns(2)
@@ -158,6 +174,9 @@ def live_panel(run_id: str) -> None:
         points = show_run(run_id, key="pg", row=row, state=state)
     if st.session_state.get("_live") and state.finished:  # the run just ended: redraw Start/Stop once
         st.session_state["_live"] = False
+        st.rerun()
+    if st.session_state.get("_queued") and state.status != "queued":  # its turn came: poll for the first point
+        st.session_state["_queued"] = False
         st.rerun()
     if st.session_state.get("_fast") and points:  # the first point is drawn: back to one refresh a second
         st.session_state["_fast"] = False
@@ -225,7 +244,9 @@ elif active:
 sync_url(config)
 if run_id:
     # Until the first point arrives, look four times a second, so it shows as soon as the worker writes it.
-    fast = st.session_state["_fast"] = active and get_queue().store.metrics(run_id).empty
-    st.fragment(run_every=FIRST_POINT_S if fast else REFRESH_S if active else None)(live_panel)(run_id)
+    queued = st.session_state["_queued"] = active and state.status == "queued"
+    fast = st.session_state["_fast"] = active and not queued and get_queue().store.metrics(run_id).empty
+    every = QUEUED_S if queued else FIRST_POINT_S if fast else REFRESH_S if active else None
+    st.fragment(run_every=every)(live_panel)(run_id)
 else:
     preview(config)

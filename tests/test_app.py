@@ -73,6 +73,18 @@ def test_shared_bottom_width_follows_the_match_switch(mmoe_home):
     assert url_config(at).bottom_units == 64
 
 
+def test_cgc_ple_controls_appear_with_those_models(mmoe_home):
+    at = app().run()
+    assert "shared_experts" not in [w.key for w in at.number_input]  # hidden until CGC or PLE is chosen
+    at.pills(key="models").set_value(["mmoe", "ple"]).run()
+    at.number_input(key="shared_experts").set_value(3)
+    at.number_input(key="levels").set_value(3)
+    at.run()
+    assert not errors(at)
+    config = url_config(at)
+    assert (config.models, config.shared_experts, config.levels) == (("mmoe", "ple"), 3, 3)
+
+
 def test_a_url_restores_every_control(mmoe_home):
     at = app()
     at.query_params.update({"correlation": "-0.25", "models": "single_task,mmoe", "steps": "700",

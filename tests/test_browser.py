@@ -11,8 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-# ~15-20 s of training on 2 quiet CPU cores, a point every 10 steps: several refreshes see new points.
-LIVE = "?rows=3000&eval_rows=200&steps=500&batch_size=128&log_every=10"
+# ~15-20 s of training for the app's one-thread worker on a 2-core machine (~25-40k rows/s), a point every 20
+# steps: several refreshes see new points; the test stops it once the chart has grown twice.
+LIVE = "?rows=5000&eval_rows=500&steps=2000&log_every=20"
 SHORT = "?rows=1000&eval_rows=200&steps=80&batch_size=64&log_every=20"
 
 PLOTS_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(p => ({

@@ -237,7 +237,8 @@ def test_a_sessions_queued_runs_leave_when_streamlit_releases_the_session(mmoe_h
     wait_for(lambda: queue.state(blocker).status == "running")
     mine = start_from_page(at, {"rows": 500, "steps": 50})
     assert queue.state(mine).status == "queued"
-    assert any("queued, position 1" in p.value for p in at.get("progress")), "the wait is shown with a position"
+    texts = [p.proto.text for p in at.get("progress")]
+    assert "Waiting in the queue, position 1" in texts, texts
     owner = at.session_state["_owner"]
     clear_session_resource_cache(owner[len(ui_common.OWNER_PREFIX):])  # what Streamlit does on disconnect
     wait_for(lambda: queue.state(mine).finished, timeout=10)

@@ -190,3 +190,14 @@ def test_model_dot_collapses_many_experts():
     dot = model_dot(build_spec("mmoe", RunConfig(n_experts=40)))
     assert f"… {40 - MAX_DRAWN_EXPERTS} more" in dot
     assert f"Expert {MAX_DRAWN_EXPERTS + 1}\\n" not in dot and f"Expert {MAX_DRAWN_EXPERTS}\\n" in dot
+
+
+def test_model_dot_draws_cgc_masks_and_ple_levels():
+    cfg = RunConfig(models=("cgc", "ple"), shared_experts=2, task_experts=1, levels=3)
+    cgc = model_dot(build_spec("cgc", cfg), ["A", "B"])
+    assert "Shared expert 1" in cgc and "Expert of A" in cgc and "Expert of B" in cgc
+    assert cgc.count("softmax(W x) over 3") == 2  # 2 shared + its own 1
+    assert "e2 -> m0;" in cgc and "e2 -> m1;" not in cgc  # A's expert feeds only A's mix
+    assert "e3 -> m1;" in cgc and "e3 -> m0;" not in cgc
+    assert "repeats in" not in cgc
+    assert "repeats in 3 levels" in model_dot(build_spec("ple", cfg))
