@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from bench/
+    sys.path.insert(0, str(ROOT))
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -162,7 +164,7 @@ def progress_line(page: Any, timeout_s: float = 180.0) -> str:
         if page.locator("[data-testid='stAlertContentSuccess']").count():
             return "finished"
         time.sleep(0.1)
-    raise TimeoutError("no progress line appeared")
+    return "nothing shown"
 
 
 def exceptions_on(page: Any) -> int:
@@ -208,14 +210,20 @@ def load_test(sessions: int = 8, query: str = "?rows=500&eval_rows=100&steps=30&
             t0 = time.monotonic()
             for pg in pages:  # as close to "at once" as one driver thread gets
                 pg.locator(".st-key-start button").click(no_wait_after=True)
-            run_ids = [run_id_of(pg) for pg in pages]
+            from mmoe_core.runs import RunStore
+
+            store = RunStore(home)
+            deadline = time.monotonic() + 240
+            while len(store.runs()) < sessions:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{len(store.runs())} of {sessions} runs were created")
+                time.sleep(0.25)
+            out["all_submitted_s"] = round(time.monotonic() - t0, 1)
+            run_ids = list(store.runs().sort_values("created")["id"])
             out["shown"] = [progress_line(pg) for pg in pages]
 
             ninth = context.new_page()
             out["ninth_page_s"] = round(open_playground(ninth, base + "/" + query), 2)
-            from mmoe_core.runs import RunStore
-
-            store = RunStore(home)
             out["statuses_while_ninth_loaded"] = [store.run(r)["status"] for r in run_ids]
 
             status = wait_all_done(home, run_ids, finish_timeout_s)

@@ -26,6 +26,7 @@ from .config import RunConfig
 from .runs import FINISHED, RunStore
 
 DEFAULT_MAX_QUEUED = int(os.environ.get("MMOE_MAX_QUEUED", 20))
+RESPAWN_DELAY_S = 3.0  # the next warm worker's torch import waits until a started job has drawn its first point
 STOP_GRACE_S = 1.5  # after Stop, a worker that has not ended by then is killed
 
 
@@ -95,6 +96,7 @@ class JobQueue:
         self._active: dict[str, subprocess.Popen] = {}
         self._kill_at: dict[str, float] = {}
         self._idle: subprocess.Popen | None = None
+        self._respawn_at = 0.0
         self._stopped = threading.Event()
         self.recover()
         if warm:
@@ -199,7 +201,7 @@ class JobQueue:
                     break
             if self._idle is not None and self._idle.poll() is not None:
                 self._idle = None  # a warm worker that died waiting is replaced
-            if self.warm and self._idle is None:
+            if self.warm and self._idle is None and time.monotonic() >= self._respawn_at:
                 self._idle = self._spawn()
 
     def _start(self, run_id: str) -> bool:
@@ -214,6 +216,7 @@ class JobQueue:
             return True
         proc = self._idle if self._idle and self._idle.poll() is None else self._spawn()
         self._idle = None
+        self._respawn_at = time.monotonic() + RESPAWN_DELAY_S  # let the job's first point win the CPU
         self.store.update_run(run_id, pid=proc.pid)
         try:
             proc.stdin.write(run_id + "\n")

@@ -196,3 +196,44 @@ def gate_evolution(gates: pd.DataFrame, task_names: Sequence[str], title: str = 
                    "margin": {"l": 10, "r": 10, "t": 90, "b": 10},
                    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.08, "xanchor": "right", "x": 1}})
     return _figure(traces, layout, height)
+
+
+# ---------------------------------------------------------------------------------------------- diagnostics
+DIAGNOSTIC_PANELS = {  # metric -> (panel title, dotted line where the warning starts)
+    "load_entropy": ("Load entropy (1 = balanced)", 0.2),
+    "max_load": ("Largest expert's share", 0.9),
+    "expert_cosine": ("Expert similarity (cosine)", 0.95),
+}
+
+
+def diagnostics_figure(probe: pd.DataFrame, task_names: Sequence[str], labels: Mapping[str, str] | None = None,
+                       height: int = 320) -> go.Figure:
+    """Expert-utilisation diagnostics over training (mmoe_core.diagnostics): a panel per metric, a line per
+    model (and task: solid first task, dashed the others); dotted lines mark the warning thresholds.
+
+    probe: metric rows with split 'probe' (model, step, task, metric, value); task -1 = model-wide."""
+    if probe.empty:
+        return empty_figure("No diagnostics yet", height)
+    traces: list[dict] = []
+    dashes = ["solid", "dash", "dot", "dashdot"]
+    panels = list(DIAGNOSTIC_PANELS)
+    for i, metric in enumerate(panels):
+        rows = probe[probe["metric"] == metric]
+        for (model, task), g in rows.groupby(["model", "task"], sort=False):
+            g = g.sort_values("step")
+            name = (labels or {}).get(model, MODEL_KINDS.get(model, model))
+            who = name if task < 0 else f"{name} · {task_names[task] if task < len(task_names) else task + 1}"
+            traces.append({
+                "type": "scatter", "x": g["step"].tolist(), "y": g["value"].round(4).tolist(), "mode": "lines",
+                "name": name, "legendgroup": model, "showlegend": i == 0 and task <= 0,
+                "line": {"color": model_color(model), "dash": dashes[max(int(task), 0) % len(dashes)], "width": 1.8},
+                "xaxis": _axis_name("x", i), "yaxis": _axis_name("y", i),
+                "hovertemplate": f"{who}<br>{metric} %{{y:.3f}}<br>step %{{x}}<extra></extra>"})
+        limit = DIAGNOSTIC_PANELS[metric][1]
+        steps = probe["step"]
+        traces.append({"type": "scatter", "x": [int(steps.min()), int(steps.max())], "y": [limit, limit],
+                       "mode": "lines", "showlegend": False, "hoverinfo": "skip",
+                       "line": {"color": "#999999", "dash": "dot", "width": 1},
+                       "xaxis": _axis_name("x", i), "yaxis": _axis_name("y", i)})
+    layout = _panels([DIAGNOSTIC_PANELS[m][0] for m in panels], "step", "", {"range": [-0.05, 1.05]})
+    return _figure(traces, layout, height)

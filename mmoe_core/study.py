@@ -34,9 +34,10 @@ PAPER_CORRELATIONS = (0.5, 0.9, 1.0)  # §5.2, Figs. 4 and 5
 
 def _study_base(**over: Any) -> RunConfig:
     """The paper's §5.1 sizes (d = 100, 8 experts × 16, towers 8, Shared-Bottom 113: RunConfig's defaults),
-    32 seeds, each with its own data draw. RunConfig's training budget (2,000 steps of 256 rows, Adam 1e-3)
-    trains 3 correlations × 3 models × 32 seeds in a few minutes on a 2-core CPU."""
-    return RunConfig(**{"seeds": 32, "independent_data": True, **over})
+    32 seeds, each with its own data draw, 1,500 Adam steps (lr 1e-3) of 256 rows. At 2,000 steps the default
+    study took 346 CPU-seconds single-threaded (docs/REPRODUCTION.md); 1,500 keeps it under 5 minutes on a
+    2-core CPU even with one thread, and MMoE's lead is already there (it shows from about 1,000 steps)."""
+    return RunConfig(**{"seeds": 32, "independent_data": True, "steps": 1_500, **over})
 
 
 @dataclass(frozen=True)

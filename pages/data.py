@@ -21,11 +21,15 @@ from mmoe_core.data.csv_table import (MIN_ROWS, TableChoice, check_choice, colum
 from mmoe_core.runs import default_home
 
 try:
-    from ui_common import page_path
+    from ui_common import ensure_app_frame, page_path
 except ImportError:  # the page opened on its own (streamlit run pages/data.py)
     def page_path(name: str) -> str | None:
         return None
 
+    def ensure_app_frame() -> None:
+        return None
+
+ensure_app_frame()
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 CHOICES = {
     "synthetic": ("Synthetic tasks (paper §3.2)",

@@ -59,6 +59,35 @@ for i, model in enumerate(SHOWN):
 st.caption("$x$: input; $f$, $f_i$: bottom networks or experts (ReLU layers); $g$: gate; $h^k$: tower of task "
            "$k$; $\\hat y_k$: the prediction for task $k$.")
 
+st.header("Gate options and diagnostics")
+g1, g2 = st.columns(2)
+with g1.container(border=True):
+    st.subheader("Noisy top-k gates")
+    st.latex(r"H(x)_i = (W_g x)_i + \varepsilon_i\,\operatorname{softplus}\big((W_{noise} x)_i\big),\quad "
+             r"G(x) = \operatorname{softmax}\big(\operatorname{KeepTopK}(H(x), k)\big)")
+    st.markdown("Shazeer et al. (2017): any gate can keep only its $k$ largest logits (the others get weight "
+                r"exactly 0), with trainable Gaussian noise $\varepsilon \sim \mathcal N(0, 1)$ while training "
+                "so that every expert gets tried. Settings **Top-k** (0 = all) and **Noisy gates**.")
+with g2.container(border=True):
+    st.subheader("Balancing loss")
+    st.latex(r"L = w\,\mathrm{CV}\big(\textstyle\sum_{x} G(x)\big)^2 + "
+             r"w\,\mathrm{CV}\big(\textstyle\sum_{x} P(x)\big)^2,\quad \mathrm{CV}^2 = \sigma^2/\mu^2")
+    st.markdown("The importance of an expert is its summed gate weight over a batch; its load is the smooth "
+                "chance that it stays in the top $k$ (Shazeer et al., App. A; only with noisy top-k). Both are "
+                "0 for a perfectly balanced router and $n - 1$ for one that sends everything to one of $n$ "
+                "experts. The weight $w$ is **Balance loss** (0 = off).")
+with st.container(border=True):
+    st.subheader("Diagnostics: collapse and copies")
+    st.latex(r"\text{load}_{k,i} = \overline{G^k(x)_i},\quad "
+             r"\tilde H_k = \frac{-\sum_i \text{load}_{k,i}\log \text{load}_{k,i}}{\log n_k},\quad "
+             r"\text{similarity} = \operatorname{mean}_{i<j} \cos(W_i, W_j)")
+    st.markdown("The Playground measures each gated model on a fixed validation batch as it trains: the load of "
+                r"each expert per task, its normalised entropy $\tilde H_k$ over the $n_k$ experts the task may "
+                "use, the CV² of the importance, and how similar the experts' first-layer weights are. It warns "
+                r"when routing **collapses** (one expert takes over 90% of a task's weight, or $\tilde H_k < 0.2$) "
+                "and when the experts become **copies** (similarity above 0.95), since extra experts then add "
+                "nothing.")
+
 st.header("Your model, as configured")
 config, error = build_config()
 if config is None:

@@ -172,6 +172,7 @@ def live_panel(run_id: str) -> None:
     if row is not None:
         st.caption(f"Run `{run_id}` · {config_summary(RunConfig.from_json(row['config']))}")
         points = show_run(run_id, key="pg", row=row, state=state)
+        show_diagnostics(run_id, row, points)
     if st.session_state.get("_live") and state.finished:  # the run just ended: redraw Start/Stop once
         st.session_state["_live"] = False
         st.rerun()
@@ -181,6 +182,28 @@ def live_panel(run_id: str) -> None:
     if st.session_state.get("_fast") and points:  # the first point is drawn: back to one refresh a second
         st.session_state["_fast"] = False
         st.rerun()
+
+
+def show_diagnostics(run_id: str, row: dict, points: int) -> None:
+    """Expert utilisation of every gated model (issue 8): collapse and copy warnings, then the curves."""
+    from mmoe_core import diagnostics
+    from mmoe_core.plots import diagnostics_figure
+    from mmoe_core.views import n_tasks_of, task_names
+    from ui_common import cached_figure, get_store
+
+    metrics = get_store().metrics(run_id)
+    probe = metrics[metrics["split"] == diagnostics.PROBE_SPLIT]
+    if probe.empty:
+        return
+    names = task_names(row, n_tasks_of(metrics, RunConfig.from_json(row["config"])))
+    st.markdown("**Expert utilisation** · gates on the fixed validation batch, seed 1")
+    for text in diagnostics.warning_messages(diagnostics.latest(probe), MODEL_KINDS, names):
+        st.warning(text, icon=":material/warning:")
+    fig = cached_figure((run_id, len(probe), "diagnostics"), lambda: diagnostics_figure(probe, names))
+    st.plotly_chart(fig, key="pg_diagnostics", config={"displaylogo": False})
+    st.caption("Load entropy: how evenly a task's gate spreads its weight over the experts it may use (0 = one "
+               "expert takes all). Largest share: the busiest expert's part of the weight. Similarity: mean "
+               "cosine between the experts' first-layer weights (1 = copies). Dotted: where a warning starts.")
 
 
 def preview(config: RunConfig | None) -> None:

@@ -104,3 +104,20 @@ def test_expert_weights_and_mask_from_models():
     with torch.no_grad():  # copying one expert into all makes them copies
         mmoe.expert_in_w[0] = mmoe.expert_in_w[0, :, :3].repeat(1, 4)
     assert dg.mean_pairwise_cosine(dg.expert_weights(mmoe)) == pytest.approx(1.0)
+
+
+def test_diagnostics_figure_has_a_panel_per_metric_and_a_line_per_model_and_task():
+    from mmoe_core.plots import DIAGNOSTIC_PANELS, diagnostics_figure
+
+    rows = []
+    for step in (0, 50, 100):
+        rows += dg.metric_rows("mmoe", step, dg.diagnose(uniform(), np.eye(4)))
+        rows += dg.metric_rows("cgc", step, dg.diagnose(collapsed(), np.ones((4, 3))))
+    frame = pd.DataFrame(rows, columns=["model", "step", "replica", "task", "split", "metric", "value"])
+    fig = diagnostics_figure(frame, ["A", "B"])
+    data = [t for t in fig.data if t.hoverinfo != "skip"]
+    # load entropy and max load: 2 models x 2 tasks; cosine: 2 models; plus a threshold line per panel
+    assert len(data) == 2 * 2 + 2 * 2 + 2 and len(fig.data) - len(data) == len(DIAGNOSTIC_PANELS)
+    cgc_cos = next(t for t in data if t.yaxis == "y3" and t.name == "CGC")
+    assert list(cgc_cos.x) == [0, 50, 100] and list(cgc_cos.y) == [1.0, 1.0, 1.0]
+    assert [a.text for a in fig.layout.annotations][0].startswith("<b>Load entropy")

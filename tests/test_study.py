@@ -232,8 +232,8 @@ def test_mmoe_has_the_lowest_mean_final_loss_at_p_05():
     from mmoe_core.data import load_data
     from mmoe_core.training import Trainer
 
-    config = PRESETS["default"].base.with_(correlation=0.5, seeds=16, eval_rows=1_000, log_every=2_000,
-                                           seed=3_000, data_seed=3_000)  # 2,000 steps of 256 rows, lr 1e-3
+    config = PRESETS["default"].base.with_(correlation=0.5, seeds=16, steps=2_000, eval_rows=1_000,
+                                           log_every=2_000, seed=3_000, data_seed=3_000)  # lr 1e-3, batch 256
     results = Trainer(config, load_data(config)).run()
     mean = {name: float(np.mean(r.test_loss)) for name, r in results.items()}  # over seeds and both tasks
     assert all(r.status == "done" and np.isfinite(r.test_loss).all() for r in results.values())
