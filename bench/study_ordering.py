@@ -36,7 +36,7 @@ def main(argv: list[str]) -> None:
         res = Trainer(c, load_data(c)).run()
         loss = {k: r.test_loss.mean(axis=1) for k, r in res.items()}  # (seeds,) mean over tasks
 
-        def gap(a: str, b: str) -> tuple[float, float]:
+        def gap(a: str, b: str, loss: dict = loss) -> tuple[float, float]:
             d = loss[a] - loss[b]
             return round(float(np.nanmean(d)), 4), round(float(np.nanstd(d, ddof=1) / np.sqrt(np.isfinite(d).sum())), 4)
 

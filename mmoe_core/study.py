@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,7 +72,7 @@ class Study:
         """One run per (correlation, lr), correlation-major so each figure panel fills in turn."""
         return [self.base.with_(correlation=p, lr=lr) for p in self.correlations for lr in self.lrs]
 
-    def with_(self, **changes: Any) -> "Study":
+    def with_(self, **changes: Any) -> Study:
         """Change study fields (correlations, lrs) or base RunConfig fields in one call."""
         own = {k: changes.pop(k) for k in ("correlations", "lrs") if k in changes}
         base = self.base.with_(**changes) if changes else self.base
@@ -81,7 +82,7 @@ class Study:
         return {"correlations": list(self.correlations), "lrs": list(self.lrs), **self.base.to_dict()}
 
     @classmethod
-    def from_configs(cls, configs: Sequence[RunConfig]) -> "Study":
+    def from_configs(cls, configs: Sequence[RunConfig]) -> Study:
         """The study behind a group of stored runs (the inverse of `configs()`)."""
         if not configs:
             raise ValueError("a study needs at least one run")
@@ -425,7 +426,8 @@ def _claim_order(s: pd.DataFrame, g: pd.DataFrame, ps: list[float]) -> ClaimChec
         ordered = mm < om < sb
         sure = ordered and all(_z(g, p, gap) < -2 for gap in ("MMoE − OMoE", "OMoE − Shared-Bottom"))
         verdicts.append("holds" if sure else "holds, within noise" if ordered else "does not hold")
-        parts.append(f"p = {p:g}: MMoE {mm:.4f}, OMoE {om:.4f}, Shared-Bottom {sb:.4f}")
+        measured = sorted([(mm, "MMoE"), (om, "OMoE"), (sb, "Shared-Bottom")])  # as measured, best first
+        parts.append(f"p = {p:g}: " + " < ".join(f"{name} {v:.4f}" for v, name in measured))
     return ClaimCheck(claim, _worst(verdicts), "; ".join(parts))
 
 

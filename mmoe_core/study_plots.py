@@ -13,16 +13,18 @@ take 2 s on a busy 2-core machine.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from .plots import _axis_name, _figure, _panels, _rgba, empty_figure, model_color, model_order
 from .config import MODEL_KINDS
+from .plots import _axis_name, _figure, _panels, _rgba, empty_figure, log_ticks, model_color, model_order
 
 HEIGHT = 400
 LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.1, "xanchor": "right", "x": 1}
+MARGIN = {"l": 70, "r": 10, "t": 60, "b": 40}  # room for the y title beside full tick labels
 
 
 def _titles(correlations: Sequence[float]) -> list[str]:
@@ -74,7 +76,8 @@ def curves_figure(curves: pd.DataFrame, correlations: Sequence[float], log_y: bo
                                             "<br>%{customdata[1]} seeds<extra></extra>", **_axes(i)})
             shown.add(model)
     if log_y:
-        y: dict[str, Any] = {"type": "log"}
+        y: dict[str, Any] = {"type": "log", "tickvals": log_ticks(floor or float(curves["mean"].min()),
+                                                                  float(upper.max()))}
         if floor > 0:
             y["range"] = [math.log10(floor), math.log10(float(upper.max())) + 0.05]
     else:
@@ -84,7 +87,7 @@ def curves_figure(curves: pd.DataFrame, correlations: Sequence[float], log_y: bo
     layout = _panels(_titles(ps), "training step", "held-out loss (MSE), mean ± 1 sd", y)
     for i in range(len(ps)):
         layout[f"xaxis{'' if i == 0 else i + 1}"]["range"] = [0, steps] if steps else None
-    layout["legend"] = LEGEND
+    layout["legend"], layout["margin"] = LEGEND, MARGIN
     return _figure(traces, layout, HEIGHT)
 
 
@@ -118,16 +121,18 @@ def trainability_figure(final: pd.DataFrame, correlations: Sequence[float], kind
                 traces.append({"type": "histogram", "x": v, "opacity": 0.55, "nbinsx": 30,
                                "marker": {"color": color}, **common})
             shown.add(model)
+    loss_axis: dict[str, Any] = {"type": "log" if log_y else "linear"}
+    if log_y:
+        loss_axis["tickvals"] = log_ticks(float(final["test_loss_mean"].min()), float(final["test_loss_mean"].max()))
     if kind == "violin":
-        layout = _panels(_titles(ps), "", "final test loss (one dot per seed)",
-                         {"type": "log" if log_y else "linear", "matches": "y"})
+        layout = _panels(_titles(ps), "", "final test loss (one dot per seed)", {**loss_axis, "matches": "y"})
     else:
         layout = _panels(_titles(ps), "final test loss", "seeds")
         layout["barmode"] = "overlay"
         for i in range(len(ps)):
-            layout[f"xaxis{'' if i == 0 else i + 1}"]["type"] = "log" if log_y else "linear"
+            layout[f"xaxis{'' if i == 0 else i + 1}"].update(loss_axis)
     layout["annotations"] += [_not_yet(layout, i) for i in empty]
-    layout["legend"] = LEGEND
+    layout["legend"], layout["margin"] = LEGEND, MARGIN
     return _figure(traces, layout, HEIGHT)
 
 
@@ -154,6 +159,6 @@ def label_correlation_figure(draws: pd.DataFrame, measured: pd.DataFrame | None 
         traces.append({"type": "scatter", "mode": "markers", "x": measured["p"].tolist(),
                        "y": measured["label_correlation"].tolist(), "name": "this study's runs (mean over seeds)",
                        "marker": {"symbol": "x", "size": 11, "color": "#000"}})
-    layout = {"xaxis": {"title": {"text": "weight cosine p"}},
+    layout = {"xaxis": {"title": {"text": "weight cosine p"}}, "margin": MARGIN,
               "yaxis": {"title": {"text": "Pearson correlation of the labels"}}}
     return _figure(traces, layout, HEIGHT)

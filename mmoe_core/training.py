@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
+from . import diagnostics
 from .config import RunConfig
 from .data import TaskData
 from .models import MixtureModel, build_model
@@ -129,10 +130,15 @@ class Trainer:
             if self.results[name].status != "running":
                 continue
             t0 = time.perf_counter()
-            per_task = self.task_losses(model(xb).preds, yb)  # (r, k)
+            out = model(xb)
+            per_task = self.task_losses(out.preds, yb)  # (r, k)
+            loss = per_task.sum()  # replicas are independent: d(sum)/dθ_r = dL_r/dθ_r
+            aux = getattr(out, "aux", None)  # (r,) balancing loss, when balance_weight > 0 (Shazeer 2017 §4)
+            if aux is not None:
+                loss = loss + self.config.balance_weight * aux.sum()
             opt = self.optimizers[name]
             opt.zero_grad(set_to_none=True)
-            per_task.sum().backward()  # replicas are independent: d(sum)/dθ_r = dL_r/dθ_r
+            loss.backward()
             opt.step()
             self._window[name] += per_task.detach()
             self.results[name].seconds += time.perf_counter() - t0
@@ -182,6 +188,19 @@ class Trainer:
                 out[name] = model(x).gates[0].mean(dim=0).cpu().numpy()  # (p, k, e) -> (k, e)
         return out
 
+    @torch.no_grad()
+    def probe_diagnostics(self) -> list[MetricRow]:
+        """Expert-utilisation diagnostics (mmoe_core.diagnostics) of every running gated model, replica 0, on
+        the probe batch, as metric rows with split 'probe'."""
+        x = self.data.x_val[0, :PROBE_ROWS]  # (p, d)
+        rows: list[MetricRow] = []
+        for name, model in self.models.items():
+            if model.spec.gated and self.results[name].status == "running":
+                gates = model(x).gates[0].float().cpu().numpy()  # (p, k, e)
+                diag = diagnostics.diagnose(gates, diagnostics.expert_weights(model), diagnostics.gate_mask(model))
+                rows += diagnostics.metric_rows(name, self.step_count, diag)
+        return rows
+
     # ------------------------------------------------------------------ recording
     def record(self) -> LogRecord:
         """Read back the window's train loss, evaluate, catch divergence. The only host sync in training."""
@@ -219,6 +238,7 @@ class Trainer:
             for k in range(w.shape[0])
             for e in range(w.shape[1])
         ]
+        rows += self.probe_diagnostics()
         for name in self._window:
             self._window[name].zero_()
         self._window_steps = 0

@@ -18,8 +18,8 @@ import streamlit as st
 from mmoe_core.config import MODEL_KINDS, RunConfig, field_help, field_range
 from mmoe_core.runs import RunStore, check_run_id
 from mmoe_core.study import (BEST_LR, FINAL_COLUMNS, PAPER_LRS, PRESET_LABELS, PRESETS, Study, at_best_lr, best_lrs,
-                             check_claims, curves, gap_table, label_correlations, list_studies, run_results,
-                             stop_study, study_progress, study_runs, submit_study, summary_table)
+                             check_claims, curves, gap_table, label_correlations, list_studies, run_results, stop_study,
+                             study_progress, study_runs, submit_study, summary_table)
 from mmoe_core.study_plots import curves_figure, label_correlation_figure, trainability_figure
 from ui_common import ensure_app_frame, get_queue, get_store, session_owner
 
@@ -233,7 +233,8 @@ def study_view(study_id: str) -> None:
     with tab5:
         x, y = st.columns(2)
         kind = x.radio("Show as", ["violin", "histogram"], horizontal=True, key=P + "kind5")
-        log5 = y.toggle("Log scale", value=False, key=P + "log5")
+        log5 = y.toggle("Log scale", value=True, key=P + "log5",
+                        help="One bad seed can lose 30 times more than the rest; a log axis keeps both in view.")
         st.plotly_chart(trainability_figure(shown_final[shown_final["lr"] == lr], study.correlations, kind=kind,
                                             log_y=log5), key=P + "fig5", config={"displaylogo": False})
         st.caption("Final test loss of every seed (averaged over tasks). A narrow distribution means the model "
@@ -275,11 +276,13 @@ def choose_lr(study: Study, per_seed: pd.DataFrame, final: pd.DataFrame) -> tupl
 
 def claims_view(summary: pd.DataFrame, gaps: pd.DataFrame, lr: float) -> None:
     st.markdown("**The paper's claims, checked on this study**")
+    claims = check_claims(summary, gaps, lr)
     lines = [f"- :{VERDICT_COLOR[c.verdict]}-badge[{c.verdict}] {c.claim}  \n  <small>{c.detail}</small>"
-             for c in check_claims(summary, gaps, lr)]
+             for c in claims]
     st.markdown("\n".join(lines), unsafe_allow_html=True)
-    st.caption("*Within noise*: the means are in the claimed order but a paired gap between two models is under "
-               "2 standard errors; more seeds would settle it. Gaps are paired by seed (same data and batches).")
+    if any(c.verdict == "holds, within noise" for c in claims):
+        st.caption("*Within noise*: the means are in the claimed order but a paired gap between two models (or "
+                   "between two correlations) is under 2 standard errors; more seeds would settle it.")
 
 
 def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:

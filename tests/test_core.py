@@ -185,7 +185,7 @@ def test_store_round_trip_and_validation(tmp_path):
     run = store.run(run_id)
     assert run["status"] == "done" and run["summary"]["models"].keys() == summary["models"].keys()
     metrics = store.metrics(run_id)
-    assert set(metrics["split"]) == {"train", "val", "test"}
+    assert set(metrics["split"]) == {"train", "val", "test", "probe"}  # probe: diagnostics of the gated models
     assert metrics[metrics.split == "val"].step.max() == 60
     gates = store.gates(run_id)
     sums = gates.groupby(["model", "step", "task"])["weight"].sum()

@@ -172,8 +172,9 @@ def test_mix_fast_paths_equal_matmul(k, e, h):
                                atol=1e-5, rtol=1e-5)
 
 
-def test_softmax_matches_torch_and_survives_large_logits():
-    logits = torch.randn(4, 10, 2, 8) * torch.tensor([1.0, 50.0, 1e3, 1e4]).view(4, 1, 1, 1)
+@pytest.mark.parametrize("e", [8, 32])
+def test_softmax_matches_torch_and_survives_large_logits(e):
+    logits = torch.randn(4, 10, 2, e) * torch.tensor([1.0, 50.0, 1e3, 1e4]).view(4, 1, 1, 1)
     logits.requires_grad_()
     ours, ref = _softmax(logits), torch.softmax(logits, dim=-1)
     assert torch.isfinite(ours).all()

@@ -124,7 +124,7 @@ def test_stop_reaches_running_and_waiting_tasks(store):
 
 
 def test_killed_worker_is_retried_and_the_run_completes_with_the_same_result(store):
-    config = RunConfig(correlation=0.8, seeds=2, steps=400, seed=1, data_seed=1, **TINY)
+    config = RunConfig(correlation=0.8, seeds=2, steps=200, seed=1, data_seed=1, **TINY)
     launcher = RayLauncher(store)
     run_id = store.create_run(config, status="running")
     run = launcher.start(run_id)
@@ -139,7 +139,7 @@ def test_killed_worker_is_retried_and_the_run_completes_with_the_same_result(sto
     assert store.run(run_id)["status"] == "done"
     val = store.metrics(run_id).query("split == 'val'")
     assert not val.duplicated(["model", "step", "replica", "task"]).any()  # the retry's repeats were skipped
-    assert sorted(val.step.unique()) == list(range(0, 401, 20))
+    assert sorted(val.step.unique()) == list(range(0, 201, 20))
     again = store.create_run(config, status="running")
     execute_run(store, again)  # an uninterrupted local run: the retry trained the same model from scratch
     a = store.metrics(run_id).query("split == 'test'")["value"].to_numpy()

@@ -134,7 +134,7 @@ def test_gaps_are_paired_by_seed(filled):
 def test_curves_use_partial_runs_and_skip_diverged_seeds(filled):
     from mmoe_core.study import run_results
 
-    store, a, b = filled
+    store, _, b = filled
     runs = study_runs(store, "a" * 12)
     per_seed = pd.concat([run_results(store, r)[0] for r in runs.to_dict("records")])
     c = curves(per_seed).set_index(["correlation", "model", "step"])

@@ -19,8 +19,8 @@ sys.path.insert(0, str(ROOT))
 
 from mmoe_core.config import MODEL_KINDS  # noqa: E402
 from mmoe_core.runs import RunStore  # noqa: E402
-from mmoe_core.study import (check_claims, curves, final_losses, gap_table, label_correlations,  # noqa: E402
-                             load_study, run_results, study_runs, summary_table)
+from mmoe_core.study import (check_claims, curves, final_losses, gap_table,  # noqa: E402
+                             label_correlations, load_study, run_results, study_runs, summary_table)
 from mmoe_core.study_plots import curves_figure, label_correlation_figure, trainability_figure  # noqa: E402
 
 WIDTH, HEIGHT = 1100, 420
@@ -53,15 +53,17 @@ def main() -> None:
     per_seed = pd.concat([run_results(store, r)[0] for r in runs.to_dict("records")], ignore_index=True)
     final = final_losses(store, runs)
     out = Path(args.out)
-    opts = dict(width=WIDTH, height=HEIGHT, scale=1)
-    curves_figure(curves(per_seed[per_seed["lr"] == lr]), study.correlations, steps=study.base.steps).write_image(
+    opts = {"width": WIDTH, "height": HEIGHT, "scale": 1}
+    white = {"template": "plotly_white"}  # the app draws on Streamlit's theme; a PNG needs its own
+    curves_figure(curves(per_seed[per_seed["lr"] == lr]), study.correlations,
+                  steps=study.base.steps).update_layout(white).write_image(
         out / f"{args.prefix}_fig4_average.png", **opts)
-    trainability_figure(final[final["lr"] == lr], study.correlations).write_image(
+    trainability_figure(final[final["lr"] == lr], study.correlations, log_y=True).update_layout(white).write_image(
         out / f"{args.prefix}_fig5_trainability.png", **opts)
     grid = sorted({round(0.1 * i, 1) for i in range(11)} | set(study.correlations))
     measured = runs[["correlation", "label_correlation"]].rename(columns={"correlation": "p"})
     label_correlation_figure(label_correlations(study.base, grid, draws=min(study.base.seeds, 32)),
-                             measured).write_image(out / f"{args.prefix}_fig2_label_correlation.png",
+                             measured).update_layout(white).write_image(out / f"{args.prefix}_fig2_label_correlation.png",
                                                    width=800, height=HEIGHT, scale=1)
 
     summary, gaps = summary_table(final), gap_table(final)

@@ -22,10 +22,13 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from . import gating
+
 
 class MixtureOutput(NamedTuple):
     preds: torch.Tensor  # (r, b, k) one output per task (a logit for binary tasks)
     gates: torch.Tensor  # (r, b, k, e) each task's weights over experts; fixed routes for ungated models
+    aux: torch.Tensor | None = None  # (r,) balancing loss (gating.balance_loss) when the model's balance is on
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class MixtureSpec:
     tower_units: tuple[int, ...]  # hidden sizes of each tower's ReLU layers
     n_gates: int  # 0: fixed route, 1: one shared gate (OMoE), n_tasks: a gate per task (MMoE)
     route: tuple[tuple[float, ...], ...] | None = None  # (k, e) fixed weights when n_gates == 0
+    top_k: int = 0  # experts each gate keeps per row (Shazeer et al. 2017); 0 = dense softmax
+    gate_noise: bool = False  # trainable Gaussian noise on the gate logits while training
 
     @property
     def gated(self) -> bool:
@@ -61,8 +66,11 @@ def _route_plan(route: tuple[tuple[float, ...], ...] | None, n_tasks: int) -> li
 
 
 def _softmax(logits: torch.Tensor) -> torch.Tensor:
-    """Softmax over the last (expert) axis. ATen's CPU kernel is tuned for long rows and takes about 3x
-    longer than exp / sum on rows of 8; subtracting the detached max keeps exp finite and the gradient exact."""
+    """Softmax over the last (expert) axis. ATen's CPU kernel vectorises across a row, so rows shorter than
+    16 (the paper's 8 experts) take it 2-4x longer, forward and backward, than exp / sum; subtracting the
+    detached max keeps exp finite and the gradient exact. From 16 experts on, its kernel is the faster."""
+    if logits.shape[-1] >= 16 or logits.device.type != "cpu":
+        return torch.softmax(logits, dim=-1)
     z = torch.exp(logits - logits.detach().amax(dim=-1, keepdim=True))
     return z / z.sum(dim=-1, keepdim=True)
 
@@ -110,6 +118,10 @@ class MixtureModel(nn.Module):
         self.expert_b = nn.ParameterList(nn.Parameter(torch.empty(replicas, e, 1, h[i + 1])) for i in range(len(h) - 1))
         # Gates: softmax(W x) without bias, as the paper writes it.
         self.gate_w = nn.Parameter(torch.empty(replicas, d, spec.n_gates * e)) if spec.gated else None
+        noisy = spec.gated and spec.gate_noise
+        self.noise_w = nn.Parameter(torch.empty(replicas, d, spec.n_gates * e)) if noisy else None
+        self.balance = False  # set by zoo.build_model when balance_weight > 0: forward then returns `aux`
+        self._noise_gen: dict[torch.device, torch.Generator] = {}
         route = torch.tensor(spec.route, dtype=torch.float32) if spec.route is not None else torch.ones(k, e) / e
         self.register_buffer("route", route)  # (k, e)
         self._route_plan = _route_plan(spec.route, k)  # per task: the one expert it reads, or a row key
@@ -131,7 +143,7 @@ class MixtureModel(nn.Module):
                 p[r].copy_(_uniform(g, tuple(p.shape[1:]), self._fan_in(name, p)))
 
     def _fan_in(self, name: str, p: torch.Tensor) -> int:
-        if name.startswith(("expert_in", "gate_w")):
+        if name.startswith(("expert_in", "gate_w", "noise_w")):
             return self.spec.input_dim
         if name.startswith(("expert_w", "tower_w")):
             return p.shape[-2]
@@ -155,7 +167,16 @@ class MixtureModel(nn.Module):
             for w, bias in zip(self.expert_w, self.expert_b):
                 f = torch.relu(torch.matmul(f, w) + bias)  # (r, e, b, h')
             f = f.transpose(1, 2)  # (r, b, e, h)
-        if logits is not None:
+        aux = None
+        if logits is not None and (self.spec.top_k or self.noise_w is not None or self.balance):
+            clean = logits.reshape(r, b, self.spec.n_gates, e)  # (r, b, g, e)
+            noisy = self.noise_w is not None and self.training and torch.is_grad_enabled()
+            noise = torch.bmm(x, self.noise_w).reshape(r, b, -1, e) if noisy else None
+            weights, h, std = gating.noisy_top_k(clean, noise, self.spec.top_k,
+                                                 generator=self._generator(x.device) if noisy else None)
+            aux = gating.balance_loss(weights, clean, h, std, self.spec.top_k) if self.balance else None
+            gates = weights.expand(r, b, k, e)  # (r, b, k, e)
+        elif logits is not None:
             weights = _softmax(logits.reshape(r, b, self.spec.n_gates, e))  # (r, b, g, e)
             gates = weights.expand(r, b, k, e)  # (r, b, k, e); g = 1 broadcasts
         else:
@@ -164,7 +185,13 @@ class MixtureModel(nn.Module):
         z = self._mix_into_towers(f, weights)  # (r, b, k, t)
         for i in range(1, len(self.tower_w)):
             z = self._tower_layer(torch.relu(z), i)  # (r, b, k, t')
-        return MixtureOutput(preds=z.squeeze(-1), gates=gates)  # (r, b, k)
+        return MixtureOutput(preds=z.squeeze(-1), gates=gates, aux=aux)  # (r, b, k)
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        """The gate noise's own generator per device, seeded from the run's seed (never the global RNG)."""
+        if device not in self._noise_gen:
+            self._noise_gen[device] = torch.Generator(device=device).manual_seed(self.seed * 7_919 + 3)
+        return self._noise_gen[device]
 
     def _mix_into_towers(self, f: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         """Mixtures Σ_e g_ke f_e through each tower's first layer: (r, b, e, h) -> (r, b, k, t).
@@ -215,7 +242,7 @@ class MixtureModel(nn.Module):
         counts = {
             "expert_weights": per["expert_in_w"] + sum(v for n, v in per.items() if n.startswith("expert_w")),
             "expert_biases": sum(v for n, v in per.items() if n.startswith(("expert_in_b", "expert_b"))),
-            "gate_weights": per.get("gate_w", 0),
+            "gate_weights": per.get("gate_w", 0) + per.get("noise_w", 0),
             "tower_hidden_weights": sum(per[f"tower_w.{i}"] for i in range(n_tower - 1)),
             "tower_other": sum(per[f"tower_b.{i}"] for i in range(n_tower)) + per[f"tower_w.{n_tower - 1}"],
         }

@@ -39,8 +39,6 @@ class PLESpec(MixtureSpec):
     shared_experts: int = 1
     task_experts: int = 1
     levels: int = 1
-    top_k: int = 0  # 0: dense softmax
-    gate_noise: bool = False
 
     def gate_mask(self, shared_gate: bool) -> tuple[tuple[bool, ...], ...]:
         """(g, e): task i may use the shared experts and its own; the shared gate (last row) uses all."""
@@ -60,8 +58,8 @@ def ple_spec(kind: str, *, input_dim: int, n_tasks: int, shared_experts: int, ta
     if shared_experts + task_experts < 1:
         raise ValueError("shared_experts=0 and task_experts=0 leave CGC/PLE without experts; set one to 1 or more")
     e = shared_experts + n_tasks * task_experts
-    return PLESpec(kind, input_dim, n_tasks, e, expert_units, tower_units, n_tasks, None,
-                   shared_experts, task_experts, levels, top_k, gate_noise)
+    return PLESpec(kind, input_dim, n_tasks, e, expert_units, tower_units, n_tasks, None, top_k, gate_noise,
+                   shared_experts, task_experts, levels)
 
 
 class _Level(nn.Module):
@@ -182,10 +180,8 @@ class PLEModel(nn.Module):
                 z = torch.relu(z)
             z = torch.einsum("rbkh,rkht->rbkt", z, w) + bias.transpose(1, 2)  # (r, b, k, t)
         preds = z.squeeze(-1)  # (r, b, k)
-        out = MixtureOutput(preds=preds, gates=weights)  # gates: the last level's task gates (r, b, k, e)
-        if "aux" in MixtureOutput._fields:
-            out = out._replace(aux=aux if self.balance else None)
-        return out
+        # gates: the last level's task gates (r, b, k, e)
+        return MixtureOutput(preds=preds, gates=weights, aux=aux if self.balance else None)
 
     # ------------------------------------------------------------------ facts
     def param_counts(self) -> dict[str, int]:

@@ -30,17 +30,19 @@ def shared_bottom(*, input_dim: int = 100, n_tasks: int = 2, bottom_units: int =
 
 
 def omoe(*, input_dim: int = 100, n_tasks: int = 2, n_experts: int = 8, expert_units: int = 16,
-         expert_layers: int = 1, tower_units: int = 8, tower_layers: int = 1, **_: int) -> MixtureSpec:
+         expert_layers: int = 1, tower_units: int = 8, tower_layers: int = 1, top_k: int = 0,
+         gate_noise: bool = False, **_: int) -> MixtureSpec:
     """y_k = h_k(Σ_i g(x)_i f_i(x)): one gate shared by every task."""
     return MixtureSpec("omoe", input_dim, n_tasks, n_experts, _layers(expert_units, expert_layers),
-                       _layers(tower_units, tower_layers), 1)
+                       _layers(tower_units, tower_layers), 1, top_k=top_k, gate_noise=gate_noise)
 
 
 def mmoe(*, input_dim: int = 100, n_tasks: int = 2, n_experts: int = 8, expert_units: int = 16,
-         expert_layers: int = 1, tower_units: int = 8, tower_layers: int = 1, **_: int) -> MixtureSpec:
+         expert_layers: int = 1, tower_units: int = 8, tower_layers: int = 1, top_k: int = 0,
+         gate_noise: bool = False, **_: int) -> MixtureSpec:
     """y_k = h_k(Σ_i g_k(x)_i f_i(x)): a gate per task."""
     return MixtureSpec("mmoe", input_dim, n_tasks, n_experts, _layers(expert_units, expert_layers),
-                       _layers(tower_units, tower_layers), n_tasks)
+                       _layers(tower_units, tower_layers), n_tasks, top_k=top_k, gate_noise=gate_noise)
 
 
 def cgc(*, input_dim: int = 100, n_tasks: int = 2, shared_experts: int = 4, task_experts: int = 2,
