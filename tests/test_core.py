@@ -165,13 +165,9 @@ def test_cpu_training_is_deterministic():
     assert [m["test_loss"] for m in a.values()] == [m["test_loss"] for m in b.values()]
 
 
-@pytest.mark.timeout(300)
-def test_paper_headline_mmoe_beats_shared_bottom_at_p_half():
-    """Ma et al. §5.2 at a small budget: over 8 seeds with their own data, MMoE's mean test loss is lower."""
-    config = RunConfig(correlation=0.5, models=("shared_bottom", "mmoe"), seeds=8, independent_data=True,
-                       rows=5000, eval_rows=1000, steps=1500, log_every=500, seed=100, data_seed=100)
-    out = summarize(Trainer(config, load_data(config)).run().values())
-    assert out["mmoe"]["test_loss_mean"] < out["shared_bottom"]["test_loss_mean"]
+# The paper's headline at p = 0.5 (MMoE's mean test loss below Shared-Bottom's and OMoE's over 16 seeds with
+# their own data) is asserted once, in tests/test_study.py::test_mmoe_has_the_lowest_mean_final_loss_at_p_05,
+# at a budget measured to hold over 5 of 5 master seeds (docs/REPRODUCTION.md).
 
 
 # ---------------------------------------------------------------- run store

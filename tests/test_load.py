@@ -44,7 +44,8 @@ def test_eight_sessions_each_train_or_wait_with_a_position_and_all_finish(figure
     for line in figures["shown"]:  # the worker may finish a tiny run before its page is read: "finished"
         assert re.fullmatch(r"Waiting in the queue, position \d+|step [\d,]+ of [\d,]+|finished", line), line
     positions = [int(m) for s in figures["shown"] for m in re.findall(r"position (\d+)", s)]
-    assert len(set(positions)) == len(positions), "two waiting runs showed the same position"
+    # pages are read one after another while the queue moves, so two reads may catch the same position
+    assert positions and all(1 <= p <= SESSIONS - 1 for p in positions), positions
     assert figures["final_status"] == ["done"]
     assert figures["exceptions_on_pages"] == 0
 
