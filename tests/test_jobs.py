@@ -13,19 +13,12 @@ import pytest
 from mmoe_core.config import RunConfig
 from mmoe_core.jobs import JobQueue, QueueFull, run_state
 from mmoe_core.runs import RunStore
+from helpers import wait_for
 
 LONG = RunConfig(rows=1000, eval_rows=100, steps=500_000, log_every=10, models=("mmoe",))
 SHORT = RunConfig(rows=500, eval_rows=100, steps=40, log_every=20, batch_size=64, models=("mmoe",))
 
 
-def wait_for(predicate, timeout=60.0, every=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from mmoe_core.config import RunConfig
 from mmoe_core.runs import RunStore, check_run_id
+from helpers import wait_for as _wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 90  # seconds per script run: the first imports torch and starts the job queue on a busy machine
@@ -49,14 +50,9 @@ def stored_run(home: Path, config: RunConfig = TINY) -> str:
     return run_id
 
 
+
 def wait_for(predicate, timeout: float = 90.0, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
+    return _wait_for(predicate, timeout, every)
 
 
 def rerun_until(at: AppTest, done, timeout: float = 120.0) -> None:

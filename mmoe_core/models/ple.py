@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from . import gating
-from .mixture import MixtureOutput, MixtureSpec, _uniform
+from .mixture import MixtureModel, MixtureOutput, MixtureSpec, _uniform
 
 
 @dataclass(frozen=True)
@@ -201,13 +201,9 @@ class PLEModel(nn.Module):
         counts["total"] = sum(counts.values())
         return counts
 
-    def num_params(self, paper: bool = False) -> int:
-        """Trainable parameters of one replica; paper=True counts as Ma et al. §5.1 (expert + tower hidden)."""
-        c = self.param_counts()
-        return c["expert_weights"] + c["tower_hidden_weights"] if paper else c["total"]
-
-    def replica_state(self, r: int) -> dict[str, torch.Tensor]:
-        return {name: p[r].detach().cpu().contiguous() for name, p in self.named_parameters()}
+    # The same facts as MixtureModel's, read from param_counts() and named_parameters().
+    num_params = MixtureModel.num_params
+    replica_state = MixtureModel.replica_state
 
     def expert_first_layer(self, r: int = 0) -> torch.Tensor:
         """(e, d·h) each first-level expert's input weights, flattened (for the copy diagnostic)."""
