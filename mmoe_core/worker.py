@@ -17,6 +17,7 @@ def main() -> int:
     parser.add_argument("--home", required=True)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see mmoe_core/__main__.py
     import torch
 
     from .execute import execute_run
