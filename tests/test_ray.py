@@ -174,7 +174,7 @@ def test_job_queue_hands_runs_to_ray_with_positions_and_stop(store):
         assert queue.max_concurrent == 2 and queue._idle is None  # the cluster's slots; no local warm worker
         first, second = queue.submit(LONG), queue.submit(LONG)
         short = queue.submit(RunConfig(steps=40, **{**TINY, "models": ("mmoe",)}))
-        wait_for(lambda: queue.state(first).step >= 10 and queue.state(second).step >= 10)
+        wait_for(lambda: queue.state(first).step >= 10 and queue.state(second).step >= 10, timeout=180)
         assert queue.state(short).label == "queued, position 1"
         assert queue.worker_pid(first) in training_pids()
         queue.cancel(first)
