@@ -48,7 +48,17 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     common = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address:
         package = str(Path(__file__).resolve().parent)
-        ray.init(address=address, runtime_env={"py_modules": [package], "excludes": ["__pycache__"]}, **common)
+        try:
+            ray.init(address=address, runtime_env={"py_modules": [package], "excludes": ["__pycache__"]}, **common)
+        except (ConnectionError, ray.exceptions.RayError) as exc:
+            cause: BaseException = exc
+            while cause.__cause__ is not None:  # the root says why
+                cause = cause.__cause__
+            why = f"{type(cause).__name__}: {_first_line(cause)[:200]}"
+            if "AuthToken" in str(cause) or isinstance(cause, ray.exceptions.AuthenticationError):
+                why = "the cluster uses token authentication; set RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN)"
+            raise ValueError(f"could not connect to the Ray cluster at {address!r} ({why}); check `ray status` on "
+                             "its head node, or give no address to start Ray on this machine") from None
     else:
         cpus = num_cpus or (int(os.environ["MMOE_RAY_CPUS"]) if os.environ.get("MMOE_RAY_CPUS") else None)
         ray.init(num_cpus=cpus, **common)
