@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import queue
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -47,6 +48,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
         return False
     common = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if address:
+        _check_reachable(address)
         package = str(Path(__file__).resolve().parent)
         try:
             ray.init(address=address, runtime_env={"py_modules": [package], "excludes": ["__pycache__"]}, **common)
@@ -63,6 +65,19 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
         cpus = num_cpus or (int(os.environ["MMOE_RAY_CPUS"]) if os.environ.get("MMOE_RAY_CPUS") else None)
         ray.init(num_cpus=cpus, **common)
     return True
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A wrong host:port makes ray.init wait for minutes; one TCP connect says so in seconds."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", ray:// and other forms: Ray checks them itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ValueError(f"could not reach the Ray cluster at {address!r} ({exc.strerror or exc}); start it with "
+                         "`ray start --head --port PORT` or fix --ray-address / MMOE_RAY_ADDRESS, or give no "
+                         "address to start Ray on this machine") from None
 
 
 @ray.remote(num_cpus=0)
@@ -330,8 +345,8 @@ def _last_line(exc: BaseException) -> str:
 class RayLauncher:
     """Driver side: connects once, sends stored runs to Ray as tasks, and hands back a `RayRun` per run.
     Resources per task: one GPU when the cluster has any (the CUDA device a run's `device=auto` picks),
-    otherwise `MMOE_RAY_CPUS_PER_TASK` CPUs (default 1: these models are small, so one thread per task and one
-    task per core trains more seeds per second than fewer tasks with more threads each)."""
+    otherwise `MMOE_RAY_CPUS_PER_TASK` CPUs (default 1: one thread per task and one task per core trains as fast
+    as fewer tasks with more threads on an idle machine, and keeps its pace on a busy one; docs/SCALING.md)."""
 
     def __init__(self, store: RunStore, address: str | None = None, num_cpus: int | None = None,
                  cpus_per_task: int | None = None):

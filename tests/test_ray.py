@@ -20,7 +20,7 @@ from mmoe_core.backends import resolve_backend, run_on_ray  # noqa: E402
 from mmoe_core.config import RunConfig  # noqa: E402
 from mmoe_core.execute import execute_run  # noqa: E402
 from mmoe_core.jobs import JobQueue  # noqa: E402
-from mmoe_core.ray_backend import TASK_NAME, RayLauncher  # noqa: E402
+from mmoe_core.ray_backend import TASK_NAME, RayLauncher, _check_reachable  # noqa: E402
 from mmoe_core.runs import RunStore  # noqa: E402
 
 TINY = {"rows": 500, "eval_rows": 100, "batch_size": 64, "log_every": 20, "models": ("shared_bottom", "mmoe")}
@@ -222,6 +222,8 @@ def test_backend_switch_names_choices_and_the_install_fix(monkeypatch):
     assert resolve_backend() == "ray"
     with pytest.raises(ValueError, match=r"backend='spark' is unknown; choose one of local, ray"):
         resolve_backend("spark")
+    with pytest.raises(ValueError, match=r"could not reach the Ray cluster at '127.0.0.1:1' \(Connection refused\)"):
+        _check_reachable("127.0.0.1:1")  # a wrong address fails in seconds, not after Ray's minutes of retries
     monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
     with pytest.raises(ValueError, match=r"needs the optional package `ray`.*requirements-ray.txt"):
         resolve_backend("ray")
