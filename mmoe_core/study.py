@@ -327,15 +327,16 @@ def summary_table(final: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["correlation", "lr", "_order"]).drop(columns="_order").reset_index(drop=True)[cols]
 
 
-GAPS = (("mmoe", "omoe"), ("mmoe", "shared_bottom"), ("omoe", "shared_bottom"))
+GAPS = (("mmoe", "omoe"), ("mmoe", "shared_bottom"), ("omoe", "shared_bottom"), ("cgc", "mmoe"), ("ple", "mmoe"))
 
 
 def gap_table(final: pd.DataFrame) -> pd.DataFrame:
     """Per correlation × lr: mean loss gap a − b for each pair in GAPS, paired by seed (both models of a seed
-    saw the same data and batches), with its standard error; negative means `a` is better."""
+    saw the same data and batches), with its standard error and how many seeds `a` won; negative means `a` is
+    better."""
     rows = []
     if final.empty:
-        return pd.DataFrame(columns=["correlation", "lr", "gap", "mean", "se", "pairs"])
+        return pd.DataFrame(columns=["correlation", "lr", "gap", "mean", "se", "wins", "pairs"])
     for (p, lr), g in final.groupby(["correlation", "lr"], sort=True):
         wide = g.pivot_table(index="replica", columns="model", values="test_loss_mean", dropna=False)
         for a, b in GAPS:
@@ -344,8 +345,9 @@ def gap_table(final: pd.DataFrame) -> pd.DataFrame:
             d = (wide[a] - wide[b]).dropna()
             se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else np.nan
             rows.append({"correlation": p, "lr": lr, "gap": f"{MODEL_KINDS[a]} − {MODEL_KINDS[b]}",
-                         "mean": float(d.mean()) if len(d) else np.nan, "se": se, "pairs": len(d)})
-    return pd.DataFrame(rows, columns=["correlation", "lr", "gap", "mean", "se", "pairs"])
+                         "mean": float(d.mean()) if len(d) else np.nan, "se": se, "wins": int((d < 0).sum()),
+                         "pairs": len(d)})
+    return pd.DataFrame(rows, columns=["correlation", "lr", "gap", "mean", "se", "wins", "pairs"])
 
 
 def sweep_results(final: pd.DataFrame) -> list[dict[str, Any]]:

@@ -305,6 +305,7 @@ def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
     st.dataframe(gaps, hide_index=True, key=P + "gaps", column_config={
         "correlation": st.column_config.NumberColumn("p", format="%g"), "mean": fmt,
         "se": st.column_config.NumberColumn("± se", format="%.4f", help="Standard error of the paired mean gap"),
+        "wins": st.column_config.NumberColumn("first wins", help="Seeds on which the first model had the lower loss"),
     })
 
 

@@ -127,6 +127,7 @@ def test_gaps_are_paired_by_seed(filled):
     assert gaps.loc["MMoE − OMoE", "pairs"] == 4
     assert gaps.loc["MMoE − OMoE", "mean"] == pytest.approx(d.mean())
     assert gaps.loc["MMoE − OMoE", "se"] == pytest.approx(d.std(ddof=1) / 2)
+    assert gaps.loc["MMoE − OMoE", "wins"] == int((d < 0).sum())
     d2 = a["mmoe"].mean(axis=1) - a["shared_bottom"].mean(axis=1)
     assert gaps.loc["MMoE − Shared-Bottom", "mean"] == pytest.approx(d2.mean())
 
