@@ -41,11 +41,11 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-if "--spin" not in sys.argv:
-    # Set before torch loads OpenMP. On an oversubscribed machine OpenMP's default spin-wait makes each
-    # parallel region wait a scheduler slice for its partner thread: at load 10 on 2 cores every contender
-    # ran 10-25x slower with 2 threads than with 1. PASSIVE sleeps instead; it applies to all contenders.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from mmoe_core.openmp import choose_wait_policy  # noqa: E402
+
+# Before torch loads, the same choice `python -m mmoe_core` makes (a short spin on a quiet machine, PASSIVE on
+# a busy one), applied to every contender alike; --spin keeps OpenMP's own default instead.
+WAIT_POLICY = "openmp-default" if "--spin" in sys.argv else choose_wait_policy()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -265,7 +265,7 @@ def run(s: Setup, names: list[str], rounds: int, warmup: bool = True, log=print)
         "rounds": rounds,
         "versions": _versions(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_end": os.getloadavg(),
-                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")},
+                    "omp_wait_policy": WAIT_POLICY},
         "runs": runs,
         "median_per_s": {n: statistics.median(v["per_s"] for v in runs[n]) for n in names},
         "ratios": ratios,

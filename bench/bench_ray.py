@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `python -m mmoe_core` sets it, before torch loads
+from mmoe_core.openmp import choose_wait_policy  # noqa: E402
 
+choose_wait_policy()  # as `python -m mmoe_core` does, before torch loads
 from mmoe_core import cli  # noqa: E402
 
 

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                "--seeds", str(args.seeds), "--steps", str(args.steps), "--batch-size", str(args.batch_size),
                "--quiet", "--no-store", "--json", str(out)]
         t0 = time.perf_counter()
-        env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "MMOE_HOME": tmp}  # see bench_peers.py on PASSIVE
+        env = {**os.environ, "MMOE_HOME": tmp}  # `python -m mmoe_core` picks the OpenMP wait policy itself
         subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, env=env)
         wall = time.perf_counter() - t0
         sweep = json.loads(out.read_text())

@@ -1,11 +1,12 @@
 """`python -m mmoe_core …`: see mmoe_core/cli.py."""
 
-import os
 import sys
 
-# OpenMP threads that spin while waiting slow torch 10-25x whenever the cores are shared (bench/RESULTS.md);
-# set before torch loads. Export OMP_WAIT_POLICY=ACTIVE to opt out on a dedicated machine.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from .openmp import choose_wait_policy
+
+# Before torch loads: a short spin on a quiet machine, sleeping threads on a busy one (mmoe_core/openmp.py).
+# Set OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself to override.
+choose_wait_policy()
 
 from .cli import main  # noqa: E402
 

@@ -11,13 +11,15 @@ import argparse
 import os
 import sys
 
+from .openmp import choose_wait_policy
+
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--home", required=True)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see mmoe_core/__main__.py
+    choose_wait_policy(args.threads)  # before torch loads: see mmoe_core/openmp.py
     import torch
 
     from .execute import execute_run
