@@ -62,6 +62,16 @@ def test_stop_ends_the_worker_within_two_seconds_and_keeps_points(queue):
     assert len(queue.store.metrics(run_id)) >= recorded
 
 
+def test_workers_train_at_a_lower_cpu_priority_than_the_server(queue):
+    """Pages are interactive, training is batch work: a worker must not compete with the server as an equal."""
+    run_id = queue.submit(LONG)
+    wait_for(lambda: len(queue.store.metrics(run_id)) > 0)
+    with open(f"/proc/{queue.worker_pid(run_id)}/stat") as fh:
+        worker_nice = int(fh.read().rsplit(")", 1)[1].split()[16])
+    assert worker_nice == min(19, os.nice(0) + 10)
+    queue.cancel(run_id)
+
+
 def test_killed_worker_fails_its_run_and_the_queue_goes_on(queue):
     doomed = queue.submit(LONG)
     after = queue.submit(SHORT)

@@ -27,7 +27,12 @@ _spec.loader.exec_module(load)
 SESSIONS = 8
 TINY = "?rows=500&eval_rows=100&steps=30&log_every=10&batch_size=64&models=mmoe"
 LONG = "?rows=1000&eval_rows=100&steps=500000&log_every=10&batch_size=64&models=mmoe"
-NINTH_PAGE_S = 90.0  # the issue asks < 2 s: NOT met under load 20 on 2 cores (51 s); see docs/RELIABILITY.md
+# The issue asks < 2 s. Measured on an otherwise idle 2-core machine (docs/RELIABILITY.md): the server had sent
+# the ninth page after 1.1 s and headless chromium had drawn it after 2.9 s (the same page on an idle server:
+# 2.2-3.2 s). Bounds with room for a shared CI machine; before Streamlit's per-run gc.collect() was switched
+# off, the server's part alone took 4 s on the idle machine and 51 s under load.
+NINTH_PAGE_S = 20.0
+NINTH_PAGE_SERVER_S = 6.0
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +56,8 @@ def test_eight_sessions_each_train_or_wait_with_a_position_and_all_finish(figure
 
 
 def test_a_ninth_page_loads_while_they_train(figures):
-    assert figures["ninth_page_s"] < NINTH_PAGE_S
+    assert figures["ninth_page_server_s"] < NINTH_PAGE_SERVER_S, figures
+    assert figures["ninth_page_s"] < NINTH_PAGE_S, figures
 
 
 def test_server_memory_returns_near_its_start(figures):
