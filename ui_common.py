@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from typing import Any, Callable
@@ -27,6 +28,7 @@ from mmoe_core.views import (curve_frame, gate_matrix, gate_specialisation, gate
                              winner_text)
 
 REFRESH_S = 1.0  # how often a live view re-reads the run store
+SECONDARY_S = 3.0  # how often, while a run is live, its gate and diagnostics charts are redrawn
 OWNER_PREFIX = "web:"
 _REAP_EVERY_S = 15.0
 # After a session's websocket closes, how long its queued runs wait for it to reconnect before they are dropped.
@@ -275,6 +277,16 @@ _FIGURE_CACHE: "OrderedDict[tuple, Any]" = OrderedDict()
 _FIGURE_LOCK = threading.Lock()
 
 
+def secondary_version(run_id: str, state: RunState, *final: Any) -> tuple:
+    """Cache key of the charts beside the loss curves (gates, diagnostics) while a run is live: it changes
+    every SECONDARY_S seconds, not with every point. Redrawing five Plotly charts every second kept a browser
+    core 95% busy (60% at one redraw per 3 s); the loss curves still move every second. Once the run has ended
+    the key is `final` (what the figures depend on), so the last state is always drawn."""
+    if state.finished:
+        return (run_id, "final", *final)
+    return (run_id, "live", int(time.monotonic() // SECONDARY_S))
+
+
 def cached_figure(key: tuple, build: Callable[[], Any]) -> Any:
     """Reuse a figure while its data has not changed: a live view asks every second, points come every few
     seconds. `key` must name everything the figure depends on (run id, row counts, options)."""
@@ -352,6 +364,7 @@ def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | N
     log_y = left.toggle("Log scale", value=True, key=f"{key}_log", help="Loss curves on a log axis",
                         disabled=metric != "loss")
     version = (run_id, len(metrics), len(gates), tuple(names))  # the store only appends while a run lives
+    slow = secondary_version(run_id, state, len(gates), tuple(names))
     log_y = log_y and metric == "loss"
     fig = cached_figure(version + ("loss", metric, log_y, tuple(sorted(labels.items()))),
                         lambda: loss_curves(curve_frame(metrics, metric=metric), names, log_y=log_y, labels=labels,
@@ -370,10 +383,10 @@ def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | N
         st.markdown("**Gate weights** · mean over a fixed validation batch, seed 1. Each row sums to 1.")
         cols = st.columns(len(gated))
         for col, model in zip(cols, gated):
-            col.plotly_chart(cached_figure(version + ("gates", model), lambda m=model: _heatmap(gates, m, names)),
+            col.plotly_chart(cached_figure(slow + ("gates", model), lambda m=model: _heatmap(gates, m, names)),
                              key=f"{key}_gate_{model}", config={"displaylogo": False})
         if "mmoe" in gated:
-            fig = cached_figure(version + ("evolution",), lambda: gate_evolution(
+            fig = cached_figure(slow + ("evolution",), lambda: gate_evolution(
                 gates[gates["model"] == "mmoe"], names, title="MMoE gate weights over training"))
             st.plotly_chart(fig, key=f"{key}_evolution", config={"displaylogo": False})
         st.caption("Task difference: how differently the tasks use the experts (0 = the same mix, "

@@ -147,6 +147,11 @@ class JobQueue:
             proc = self._active.get(run_id)
         return proc.pid if proc else None
 
+    def warm_pid(self) -> int | None:
+        """The idle worker that has torch imported and waits for the next job, if there is one."""
+        with self._lock:
+            return self._idle.pid if self._idle is not None and self._idle.poll() is None else None
+
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop dispatching; running workers see their parent is gone and mark their runs interrupted."""
         self._stopped.set()
@@ -201,8 +206,14 @@ class JobQueue:
                     break
             if self._idle is not None and self._idle.poll() is not None:
                 self._idle = None  # a warm worker that died waiting is replaced
-            if self.warm and self._idle is None and time.monotonic() >= self._respawn_at:
+            if self.warm and self._idle is None and time.monotonic() >= self._respawn_at and self._needs_warm():
                 self._idle = self._spawn()
+
+    def _needs_warm(self) -> bool:
+        """A warm worker is worth its torch import (2-3 CPU-seconds) only when a job could start on it: a slot
+        is free, or a job waits for one. Importing beside a lone run on 2 cores cost that run a third of its
+        speed (bench/bench_live.py: live 57-62% of the CLI's rows/s, 95% without the import)."""
+        return len(self._active) < self.max_concurrent or bool(self.store.queued())
 
     def _start(self, run_id: str) -> bool:
         if not self.store.claim(run_id):

@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from mmoe_core.config import DEVICES, MODEL_KINDS, RunConfig, field_help, field_names
-from mmoe_core.jobs import QueueFull
+from mmoe_core.jobs import QueueFull, RunState
 from mmoe_core.plots import empty_figure
 from mmoe_core.runs import RUN_ID
 from mmoe_core.views import config_summary
@@ -172,7 +172,7 @@ def live_panel(run_id: str) -> None:
     if row is not None:
         st.caption(f"Run `{run_id}` · {config_summary(RunConfig.from_json(row['config']))}")
         points = show_run(run_id, key="pg", row=row, state=state)
-        show_diagnostics(run_id, row, points)
+        show_diagnostics(run_id, row, state)
     if st.session_state.get("_live") and state.finished:  # the run just ended: redraw Start/Stop once
         st.session_state["_live"] = False
         st.rerun()
@@ -184,12 +184,12 @@ def live_panel(run_id: str) -> None:
         st.rerun()
 
 
-def show_diagnostics(run_id: str, row: dict, points: int) -> None:
+def show_diagnostics(run_id: str, row: dict, state: RunState) -> None:
     """Expert utilisation of every gated model (issue 8): collapse and copy warnings, then the curves."""
     from mmoe_core import diagnostics
     from mmoe_core.plots import diagnostics_figure
     from mmoe_core.views import n_tasks_of, task_names
-    from ui_common import cached_figure, get_store
+    from ui_common import cached_figure, get_store, secondary_version
 
     metrics = get_store().metrics(run_id)
     probe = metrics[metrics["split"] == diagnostics.PROBE_SPLIT]
@@ -199,7 +199,8 @@ def show_diagnostics(run_id: str, row: dict, points: int) -> None:
     st.markdown("**Expert utilisation** · gates on the fixed validation batch, seed 1")
     for text in diagnostics.warning_messages(diagnostics.latest(probe), MODEL_KINDS, names):
         st.warning(text, icon=":material/warning:")
-    fig = cached_figure((run_id, len(probe), "diagnostics"), lambda: diagnostics_figure(probe, names))
+    fig = cached_figure(secondary_version(run_id, state, len(probe)) + ("diagnostics",),
+                        lambda: diagnostics_figure(probe, names))
     st.plotly_chart(fig, key="pg_diagnostics", config={"displaylogo": False})
     st.caption("Load entropy: how evenly a task's gate spreads its weight over the experts it may use (0 = one "
                "expert takes all). Largest share: the busiest expert's part of the weight. Similarity: mean "

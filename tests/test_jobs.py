@@ -72,6 +72,18 @@ def test_workers_train_at_a_lower_cpu_priority_than_the_server(queue):
     queue.cancel(run_id)
 
 
+def test_no_warm_worker_imports_torch_beside_a_lone_run_until_a_job_waits(queue):
+    from mmoe_core.jobs import RESPAWN_DELAY_S
+
+    run_id = queue.submit(LONG)
+    wait_for(lambda: len(queue.store.metrics(run_id)) > 0)
+    time.sleep(RESPAWN_DELAY_S + 1.0)
+    assert queue.warm_pid() is None  # the only slot is busy and nobody waits: the import would only slow it
+    queue.submit(SHORT)
+    wait_for(lambda: queue.warm_pid() is not None, timeout=RESPAWN_DELAY_S + 10)  # now a job waits for it
+    queue.cancel(run_id)
+
+
 def test_killed_worker_fails_its_run_and_the_queue_goes_on(queue):
     doomed = queue.submit(LONG)
     after = queue.submit(SHORT)
