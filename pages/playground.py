@@ -12,7 +12,6 @@ import streamlit as st
 
 from mmoe_core.config import DEVICES, MODEL_KINDS, RunConfig, field_help, field_names
 from mmoe_core.jobs import QueueFull, RunState
-from mmoe_core.plots import empty_figure
 from mmoe_core.runs import RUN_ID
 from mmoe_core.views import config_summary
 from ui_common import (CONTROL_KEYS, REFRESH_S, build_config, control_values, data_source, device_label,
@@ -220,10 +219,11 @@ def preview(config: RunConfig | None) -> None:
         col.metric(f"{MODEL_KINDS[model]} · parameters", f"{count:,}", help="As the paper counts them (§5.1): "
                    "expert and tower weights, no biases or gates", border=True)
     st.caption("Parameter counts as in the paper (§5.1), per model.")
-    # An empty chart where the curves will be; it also loads the browser's chart library before Start.
-    st.plotly_chart(empty_figure("Press Start: the loss curves of every model appear here, then the gate "
-                                 "heatmaps show which experts each task uses.", height=300),
-                    key="pg_placeholder", config={"displaylogo": False, "staticPlot": True})
+    # Where the curves will be. A plain box, not an empty Plotly chart: loading the chart library cost every
+    # page view ~0.7 s of drawing in the browser (bench/load_test.py); the first point after Start pays it once.
+    with st.container(border=True, height=300, key="pg_placeholder"):
+        st.caption("Press **Start**: the loss curves of every model appear here, then the gate heatmaps show "
+                   "which experts each task uses.")
 
 
 # ---------------------------------------------------------------------------------------------- page
