@@ -224,11 +224,15 @@ class RunStore:
             return pd.read_sql_query("SELECT * FROM models WHERE run_id = ? ORDER BY rowid", db,
                                      params=(check_run_id(run_id),))
 
-    def metrics(self, run_id: str, since_step: int = -1) -> pd.DataFrame:
+    def metrics(self, run_id: str, since_step: int = -1, split: str | None = None) -> pd.DataFrame:
+        """Recorded rows in write order; `split` keeps one split (e.g. the diagnostics' "probe" rows alone)."""
+        where, params = "run_id = ? AND step > ?", [check_run_id(run_id), since_step]
+        if split is not None:
+            where, params = where + " AND split = ?", params + [split]
         with self._connect() as db:
             return pd.read_sql_query(
-                "SELECT model, step, replica, task, split, metric, value FROM metrics "
-                "WHERE run_id = ? AND step > ? ORDER BY rowid", db, params=(check_run_id(run_id), since_step),
+                f"SELECT model, step, replica, task, split, metric, value FROM metrics WHERE {where} ORDER BY rowid",
+                db, params=tuple(params),
             )
 
     def gates(self, run_id: str) -> pd.DataFrame:

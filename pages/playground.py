@@ -190,11 +190,10 @@ def show_diagnostics(run_id: str, row: dict, state: RunState) -> None:
     from mmoe_core.views import n_tasks_of, task_names
     from ui_common import cached_figure, get_store, secondary_version
 
-    metrics = get_store().metrics(run_id)
-    probe = metrics[metrics["split"] == diagnostics.PROBE_SPLIT]
+    probe = get_store().metrics(run_id, split=diagnostics.PROBE_SPLIT)
     if probe.empty:
         return
-    names = task_names(row, n_tasks_of(metrics, RunConfig.from_json(row["config"])))
+    names = task_names(row, n_tasks_of(probe, RunConfig.from_json(row["config"])))  # per-task rows: 0..k-1
     st.markdown("**Expert utilisation** · gates on the fixed validation batch, seed 1")
     for text in diagnostics.warning_messages(diagnostics.latest(probe), MODEL_KINDS, names):
         st.warning(text, icon=":material/warning:")

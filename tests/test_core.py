@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -192,6 +193,8 @@ def test_store_round_trip_and_validation(tmp_path):
     metrics = store.metrics(run_id)
     assert set(metrics["split"]) == {"train", "val", "test", "probe"}  # probe: diagnostics of the gated models
     assert metrics[metrics.split == "val"].step.max() == 60
+    probe = store.metrics(run_id, split="probe")  # the live diagnostics read only their own rows
+    pd.testing.assert_frame_equal(probe, metrics[metrics.split == "probe"].reset_index(drop=True))
     gates = store.gates(run_id)
     sums = gates.groupby(["model", "step", "task"])["weight"].sum()
     np.testing.assert_allclose(sums.to_numpy(), 1.0, atol=1e-5)  # a gate is a distribution over experts
