@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture
@@ -28,50 +22,26 @@ def mmoe_home(tmp_path, monkeypatch):
         sys.modules["ui_common"].shutdown_queues()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _load_test_module():
+    """bench/load_test.py: the one place that starts and stops a real server (tests/test_load.py uses it too)."""
+    spec = importlib.util.spec_from_file_location("load_test", ROOT / "bench" / "load_test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not healthy after {timeout:.0f} s")
+load_test = _load_test_module()
 
 
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory):
     """`streamlit run app.py` on a free port with its own MMOE_HOME; yields (base url, home)."""
     home = tmp_path_factory.mktemp("mmoe_server_home")
-    port = free_port()
-    env = {**os.environ, "MMOE_HOME": str(home)}
-    log = open(home / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless",
-         "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    proc, url = load_test.start_server(home)
     try:
-        wait_healthy(url, proc)
         yield url, home
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        load_test.stop_server(proc)
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +49,9 @@ def browser():
     """Debian's chromium driven by Playwright (`playwright install` cannot download here)."""
     from playwright.sync_api import sync_playwright
 
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing; install it with `apt-get install -y chromium`")
+    if not os.path.exists(load_test.CHROMIUM):
+        pytest.fail(f"{load_test.CHROMIUM} is missing; install it with `apt-get install -y chromium`")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=load_test.CHROMIUM, args=load_test.CHROMIUM_ARGS)
         yield b
         b.close()

@@ -6,7 +6,8 @@ import time
 from typing import Any, Callable
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, every: float = 0.05) -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "the condition",
+             every: float = 0.05) -> Any:
     """Poll until predicate() is truthy and return its value; fail the test after timeout seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -14,4 +15,4 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, every: float =
         if value:
             return value
         time.sleep(every)
-    raise AssertionError("condition not met in time")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import wait_for
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 # ~15-20 s of training for the app's one-thread worker on a 2-core machine (~25-40k rows/s), a point every 20
@@ -31,16 +33,6 @@ def loss_points(page) -> int:
 
 def running(page) -> bool:
     return page.locator(".st-key-stop button").is_enabled()
-
-
-def wait_for(condition, timeout: float, what: str, poll: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture
