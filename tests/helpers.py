@@ -16,3 +16,13 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "t
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def rerun_until(at: Any, done: Callable[[Any], Any], timeout: float = 120.0, every: float = 0.3) -> None:
+    """Rerun an AppTest page (as its live fragment would) until `done(at)`; no run may show an exception."""
+    deadline = time.monotonic() + timeout
+    while not done(at):
+        assert time.monotonic() < deadline, "timed out waiting for the page"
+        time.sleep(every)
+        at.run()
+        assert not at.exception, [e.message for e in at.exception]

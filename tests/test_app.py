@@ -4,10 +4,10 @@ from the page ends with its results table, and the Runs page opens, re-runs and 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
+from helpers import rerun_until
 from streamlit.testing.v1 import AppTest
 
 from mmoe_core.config import RunConfig
@@ -131,13 +131,7 @@ def test_a_full_queue_says_so_instead_of_starting(mmoe_home):
 
 
 def wait_until(at: AppTest, done, timeout: float = 120.0) -> None:
-    """Rerun the page (as its fragment would) until `done(at)`, within a bounded time."""
-    deadline = time.monotonic() + timeout
-    while not done(at):
-        assert time.monotonic() < deadline, "timed out waiting for the page"
-        time.sleep(0.5)
-        at.run()
-        assert not at.exception, [e.message for e in at.exception]
+    rerun_until(at, done, timeout, every=0.5)
 
 
 def test_a_tiny_run_from_the_page_ends_with_its_results(mmoe_home):

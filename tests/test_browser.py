@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,11 +17,12 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from helpers import rerun_until
+from helpers import wait_for as _wait_for
 from streamlit.testing.v1 import AppTest
 
 from mmoe_core.config import RunConfig
 from mmoe_core.runs import RunStore, check_run_id
-from helpers import wait_for as _wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 90  # seconds per script run: the first imports torch and starts the job queue on a busy machine
@@ -52,17 +53,7 @@ def stored_run(home: Path, config: RunConfig = TINY) -> str:
 
 
 def wait_for(predicate, timeout: float = 90.0, every: float = 0.1):
-    return _wait_for(predicate, timeout, every)
-
-
-def rerun_until(at: AppTest, done, timeout: float = 120.0) -> None:
-    """Rerun the page (as its fragment would) until `done(at)`; no run may show an exception."""
-    deadline = time.monotonic() + timeout
-    while not done(at):
-        assert time.monotonic() < deadline, "timed out waiting for the page"
-        time.sleep(0.3)
-        at.run()
-        assert not at.exception, [e.message for e in at.exception]
+    return _wait_for(predicate, timeout, every=every)
 
 
 def alive(pid: int) -> bool:
