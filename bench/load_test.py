@@ -8,7 +8,8 @@ headless chromium (at nice 19: those users' browsers would not run on the server
 fast as it can, and measures: what every page shows just after (running, or waiting with its queue position),
 the load time of one more page, in a browser of its own, while they train (navigation to a drawn, enabled
 Start button, and when the server had sent its last message by then), the time until every run is done, and
-the resident memory of the server and its workers before, at the peak and after. tests/test_load.py runs the same functions with CI sizes.
+the resident memory of the server and its workers before, at the peak and after. tests/test_load.py runs
+the same functions with CI sizes.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ class Trainer:
             self.results[name] = ModelResult(name, model.num_params(), model.num_params(paper=True))
         # One Adam over every model: Adam is elementwise, so this equals one optimizer per model, and the
         # lock-step models then share one backward pass and one fused update over one flat tensor
-        # (bench/RESULTS.md: a third less time per step for the paper's three models on CPU).
+        # (bench/RESULTS.md: with the other step changes, lock-step went from 2.73x to 3.0-3.1x torch-rechub).
         self._flat = _flatten_parameters([p for m in self.models.values() for p in m.parameters()])
         self.optimizer = torch.optim.Adam([self._flat], lr=config.lr, **_adam_impl(self.device))
         self.step_count = 0
@@ -131,7 +131,8 @@ class Trainer:
 
         The models' losses are summed and differentiated once: their parameters are disjoint, so each model's
         gradient is exactly its own loss's (a NaN in one model cannot reach another). A diverged model is left
-        out of the sum, so its gradients stay None and Adam skips it."""
+        out of the sum: its gradient is zero (Adam's leftover momentum still moves its already non-finite
+        weights, which changes nothing the run reports)."""
         idx = self._next_indices()
         xb = self._gather(self.data.x_train, idx)  # (r, b, d)
         yb = self._gather(self.data.y_train, idx)  # (r, b, k)
@@ -319,8 +320,8 @@ def _flatten_parameters(params: list[nn.Parameter]) -> nn.Parameter:
     """Re-home every parameter and its gradient as views of one flat tensor and return that tensor.
 
     Autograd still sees the separate parameters (backward accumulates into their .grad views in place), while
-    the optimizer sees a single tensor: its per-parameter Python bookkeeping, a fifth of a small model's step
-    on CPU, is paid once. Parameters left out of a step get a zero gradient."""
+    the optimizer sees a single tensor: its per-parameter Python bookkeeping (~0.2 ms per model per step on
+    CPU, a tenth of a small model's step) is paid once. Parameters left out of a step get a zero gradient."""
     flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
     flat.grad = torch.zeros_like(flat)
     offset = 0
