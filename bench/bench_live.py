@@ -18,58 +18,39 @@ Each part uses its own temporary MMOE_HOME and server. Needs Debian's chromium a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from load_test import CHROMIUM, CHROMIUM_ARGS, niced_chromium, start_server, stop_server  # noqa: E402  (bench/)
+
 from mmoe_core.config import RunConfig  # noqa: E402
 from mmoe_core.runs import RunStore  # noqa: E402
 from ui_common import worker_threads  # noqa: E402  (the app's torch threads per worker)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 LOSS_POINTS_JS = """() => Math.max(0, ...Array.from(document.querySelectorAll('.js-plotly-plot'))
     .filter(p => ((((p.layout || {}).yaxis || {}).title || {}).text || '') === 'loss')
     .flatMap(p => (p.data || []).filter(t => t.type === 'scatter' && !t.fill)
     .map(t => (t.x || []).filter(v => v !== null).length)))"""
 
 
-class Server:
-    """`streamlit run app.py` on a free port with its own run store."""
-
-    def __init__(self, home: Path):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.home = home
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
-             "--server.headless", "true", "--server.address", "127.0.0.1"],
-            cwd=ROOT, env={**os.environ, "MMOE_HOME": str(home)}, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise TimeoutError("streamlit did not start")
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+@contextlib.contextmanager
+def app_server(home: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a free port with its own run store; yields its url."""
+    proc, url = start_server(home)
+    try:
+        yield url
+    finally:
+        stop_server(proc)
 
 
 def _cpu_s(pid: int) -> float:
@@ -109,9 +90,9 @@ def cli_sample(config: RunConfig, threads: int | None) -> dict:
         return sample
 
 
-def open_and_start(page, server: Server, config: RunConfig) -> float:
+def open_and_start(page, url: str, config: RunConfig) -> float:
     query = "&".join(f"{k}={v}" for k, v in config.to_query().items())
-    page.goto(f"{server.url}/?{query}")
+    page.goto(f"{url}/?{query}")
     start = page.locator(".st-key-start button")
     start.wait_for(timeout=90_000)
     while not start.is_enabled():
@@ -125,48 +106,36 @@ def open_and_start(page, server: Server, config: RunConfig) -> float:
 def launch(p, nice: int):
     """Chromium, optionally at a lower CPU priority: it stands in for a user's own machine, which in real use
     does not share the server's cores."""
-    path = CHROMIUM
-    if nice:
-        wrapper = Path(tempfile.mkdtemp()) / "chromium-nice"
-        wrapper.write_text(f'#!/bin/sh\nexec nice -n {nice} {CHROMIUM} "$@"\n')
-        wrapper.chmod(0o755)
-        path = str(wrapper)
+    path = niced_chromium(Path(tempfile.mkdtemp()), "chromium-live", nice) if nice else CHROMIUM
     return p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
 
 
 def browser_sample(browser, config: RunConfig) -> dict:
-    with tempfile.TemporaryDirectory() as home:
-        server = Server(Path(home))
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2200})
-            open_and_start(page, server, config)
-            sample = training_sample(home, config)  # the page redraws every second meanwhile
-            page.get_by_text("Results on the test set").wait_for(timeout=3_600_000)
-            page.close()
-            return sample
-        finally:
-            server.close()
+    with tempfile.TemporaryDirectory() as home, app_server(Path(home)) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 2200})
+        open_and_start(page, url, config)
+        sample = training_sample(home, config)  # the page redraws every second meanwhile
+        page.get_by_text("Results on the test set").wait_for(timeout=3_600_000)
+        page.close()
+        return sample
 
 
 def first_point_s(browser) -> float:
-    with tempfile.TemporaryDirectory() as home:
-        server = Server(Path(home))
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2200})
-            t0 = open_and_start(page, server, RunConfig())
-            while page.evaluate(LOSS_POINTS_JS) < 1:
-                assert time.time() - t0 < 120, "no point after 120 s"
-                time.sleep(0.02)
-            elapsed = time.time() - t0
-            row = RunStore(server.home).run(RunStore(server.home).runs().iloc[0]["id"])
-            print(f"    click -> run stored {row['created'] - t0:.2f} s, -> claimed by a worker "
-                  f"{row['started'] - t0:.2f} s, -> point drawn {elapsed:.2f} s", flush=True)
-            page.locator(".st-key-stop button").click()
-            page.get_by_text("Stopped at step").wait_for(timeout=30_000)
-            page.close()
-            return elapsed
-        finally:
-            server.close()
+    with tempfile.TemporaryDirectory() as home, app_server(Path(home)) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 2200})
+        t0 = open_and_start(page, url, RunConfig())
+        while page.evaluate(LOSS_POINTS_JS) < 1:
+            assert time.time() - t0 < 120, "no point after 120 s"
+            time.sleep(0.02)
+        elapsed = time.time() - t0
+        store = RunStore(home)
+        row = store.run(store.runs().iloc[0]["id"])
+        print(f"    click -> run stored {row['created'] - t0:.2f} s, -> claimed by a worker "
+              f"{row['started'] - t0:.2f} s, -> point drawn {elapsed:.2f} s", flush=True)
+        page.locator(".st-key-stop button").click()
+        page.get_by_text("Stopped at step").wait_for(timeout=30_000)
+        page.close()
+        return elapsed
 
 
 def main() -> None:

@@ -27,10 +27,10 @@ _spec.loader.exec_module(load)
 SESSIONS = 8
 TINY = "?rows=500&eval_rows=100&steps=30&log_every=10&batch_size=64&models=mmoe"
 LONG = "?rows=1000&eval_rows=100&steps=500000&log_every=10&batch_size=64&models=mmoe"
-# The issue asks < 2 s. Measured on an otherwise idle 2-core machine (docs/RELIABILITY.md): the server had
-# answered the ninth page after 1.4-1.6 s (0.2 s after its websocket opened) and headless chromium had drawn it
-# after 2.3-2.5 s (the same page on an idle server: 1.6-1.9 s). Bounds with room for a shared CI machine;
-# before Streamlit's per-run gc.collect() was switched off, the server's part took 4 s on the idle machine.
+# The issue asks < 2 s. Measured with bench/load_test.py on an otherwise idle 2-core machine, by the page's own
+# clock (docs/RELIABILITY.md): median 1.40-1.76 s, worst 2.25 s, 24 of 26 loads under 2 s; the server's last
+# message came at about 1.0-1.3 s. These bounds only catch a server that stops answering (before Streamlit's
+# per-run gc.collect() was switched off its part took 4 s); CI machines are shared, so the bench holds the figure.
 NINTH_PAGE_S = 20.0
 NINTH_PAGE_SERVER_S = 6.0
 
