@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -55,6 +56,27 @@ def _uniform(generator: torch.Generator, shape: tuple[int, ...], fan_in: int) ->
     """nn.Linear's default initialisation, drawn from an explicit generator."""
     bound = 1.0 / math.sqrt(fan_in)
     return (torch.rand(shape, generator=generator) * 2 - 1) * bound
+
+
+def stacked_towers(replicas: int, n_tasks: int, units: tuple[int, ...]) -> tuple[nn.ParameterList, nn.ParameterList]:
+    """One tower per task, stacked on the task axis so that all towers run as one batched matmul per layer:
+    weights (replicas, k, in, out) and biases (replicas, k, 1, out) for each step of `units`."""
+    w = nn.ParameterList(nn.Parameter(torch.empty(replicas, n_tasks, units[i], units[i + 1]))
+                         for i in range(len(units) - 1))
+    b = nn.ParameterList(nn.Parameter(torch.empty(replicas, n_tasks, 1, units[i + 1])) for i in range(len(units) - 1))
+    return w, b
+
+
+@torch.no_grad()
+def init_replicas(model: nn.Module, kind: str, seed: int, replicas: int,
+                  fan_in: Callable[[str, torch.Tensor], int]) -> None:
+    """Replica r is initialised from seed + r alone (nn.Linear's default draw), so it equals a single run with
+    that seed; `kind` salts the seed so that two model kinds trained side by side do not start alike."""
+    salt = zlib.crc32(kind.encode())
+    for r in range(replicas):
+        g = torch.Generator().manual_seed((seed + r) * 1_000_003 + salt)
+        for name, p in model.named_parameters():
+            p[r].copy_(_uniform(g, tuple(p.shape[1:]), fan_in(name, p)))
 
 
 def _route_plan(route: tuple[tuple[float, ...], ...] | None, n_tasks: int) -> list[int | tuple[float, ...]]:
@@ -127,21 +149,10 @@ class MixtureModel(nn.Module):
         self._route_plan = _route_plan(spec.route, k)  # per task: the one expert it reads, or a row key
         self._first_layer_plan = _first_layer_plan(spec, self._route_plan)
         # Towers: one per task, stacked on k.
-        t = (h[-1], *spec.tower_units, 1)
-        self.tower_w = nn.ParameterList(nn.Parameter(torch.empty(replicas, k, t[i], t[i + 1])) for i in range(len(t) - 1))
-        self.tower_b = nn.ParameterList(nn.Parameter(torch.empty(replicas, k, 1, t[i + 1])) for i in range(len(t) - 1))
-        self._init_weights()
+        self.tower_w, self.tower_b = stacked_towers(replicas, k, (h[-1], *spec.tower_units, 1))
+        init_replicas(self, spec.kind, seed, replicas, self._fan_in)
 
     # ------------------------------------------------------------------ set-up
-    @torch.no_grad()
-    def _init_weights(self) -> None:
-        """Replica r is initialised from seed + r alone, so it equals a single run with that seed."""
-        salt = zlib.crc32(self.spec.kind.encode())
-        for r in range(self.replicas):
-            g = torch.Generator().manual_seed((self.seed + r) * 1_000_003 + salt)
-            for name, p in self.named_parameters():
-                p[r].copy_(_uniform(g, tuple(p.shape[1:]), self._fan_in(name, p)))
-
     def _fan_in(self, name: str, p: torch.Tensor) -> int:
         if name.startswith(("expert_in", "gate_w", "noise_w")):
             return self.spec.input_dim

@@ -22,14 +22,19 @@ g gates of a level (k, or k+1 with the shared gate last), s streams (the mixture
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from . import gating
-from .mixture import MixtureModel, MixtureOutput, MixtureSpec, _uniform
+from .mixture import (
+    MixtureModel,
+    MixtureOutput,
+    MixtureSpec,
+    init_replicas,
+    stacked_towers,
+)
 
 
 @dataclass(frozen=True)
@@ -127,20 +132,9 @@ class PLEModel(nn.Module):
             _Level(spec, replicas, spec.input_dim if j == 0 else h[-1], first=j == 0, last=j == spec.levels - 1)
             for j in range(spec.levels)
         )
-        k, t = spec.n_tasks, (h[-1], *spec.tower_units, 1)
-        self.tower_w = nn.ParameterList(nn.Parameter(torch.empty(replicas, k, t[i], t[i + 1])) for i in range(len(t) - 1))
-        self.tower_b = nn.ParameterList(nn.Parameter(torch.empty(replicas, k, 1, t[i + 1])) for i in range(len(t) - 1))
+        self.tower_w, self.tower_b = stacked_towers(replicas, spec.n_tasks, (h[-1], *spec.tower_units, 1))
         self._noise_gen: dict[torch.device, torch.Generator] = {}
-        self._init_weights()
-
-    @torch.no_grad()
-    def _init_weights(self) -> None:
-        """nn.Linear's default init per replica from seed + r alone (so a replica equals a single run)."""
-        salt = zlib.crc32(self.spec.kind.encode())
-        for r in range(self.replicas):
-            g = torch.Generator().manual_seed((self.seed + r) * 1_000_003 + salt)
-            for name, p in self.named_parameters():
-                p[r].copy_(_uniform(g, tuple(p.shape[1:]), self._fan_in(name, p)))
+        init_replicas(self, spec.kind, seed, replicas, self._fan_in)
 
     def _fan_in(self, name: str, p: torch.Tensor) -> int:
         if name.startswith("levels."):
