@@ -5,7 +5,8 @@ or `ray` (tasks on a Ray cluster that stream their records back into this machin
     MMOE_BACKEND=ray MMOE_RAY_ADDRESS=head:6379 streamlit run app.py
 
 Ray is an optional extra (`pip install -r requirements-ray.txt`): nothing here imports it, and the local
-path never needs it. `mmoe_core.ray_backend` holds everything that does (docs/SCALING.md explains the costs).
+path never needs it. `mmoe_core.ray_backend` (driver side) and `mmoe_core.ray_remote` (inside the task)
+hold everything that does (docs/SCALING.md explains the costs).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """The Ray backend: each stored run trains as one Ray task (all its seeds batched inside, as locally) and streams
 what it would have written to the RunStore back to the driver, which writes it. Imported only when the ray
-backend is chosen (`mmoe_core.backends`); everything that imports `ray` lives here.
+backend is chosen (`mmoe_core.backends`); everything that imports `ray` lives here and in `ray_remote.py`,
+the code that runs inside the Ray task.
 
     driver (CLI or app server)                         Ray worker (any node; never opens the SQLite file)
     RayLauncher.start(run_id) ── config JSON ───────►  mmoe_train_run: execute_run(RemoteStore, run_id)
     RayRun.poll(): write each batch to the RunStore ◄── one batch of store calls per recorded point, streamed
-    Stop: _StopBoard.stop(run_id) ─────────────────►  RemoteStore.cancel_requested() polls it: test metrics
+    Stop: StopBoard.stop(run_id) ─────────────────►  RemoteStore.cancel_requested() polls it: test metrics
                                                       and weights are still sent, as on a local Stop
 
 Why replay store calls: `execute_run` stays the one piece of code that decides what a run records and how it
@@ -17,11 +18,7 @@ already has: the retry trains from scratch, deterministically, and the store see
 from __future__ import annotations
 
 import os
-import queue
-import shutil
 import socket
-import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -29,13 +26,11 @@ from typing import Any, Callable
 import ray
 
 from .config import RunConfig
+from .ray_remote import TASK_NAME, StopBoard, mmoe_train_run
 from .runs import FINISHED, RunStore
 
 CANCEL_CHECK_S = 0.2  # how often the driver looks for Stop in the RunStore
-REMOTE_STOP_POLL_S = 0.5  # how often a remote task asks the stop board (one tiny actor call)
 KILL_AFTER_S = 3.0  # after Stop, a task that has not sent its final state by then is cancelled by force
-MAX_RETRIES = 1  # a task lost with its worker or node is re-run once
-TASK_NAME = "mmoe_train_run"  # the worker's process title while training: ray::mmoe_train_run
 LOST = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.LocalRayletDiedError,
         ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError)  # what Ray retries, then reports
 
@@ -78,121 +73,6 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         raise ValueError(f"could not reach the Ray cluster at {address!r} ({exc.strerror or exc}); start it with "
                          "`ray start --head --port PORT` or fix --ray-address / MMOE_RAY_ADDRESS, or give no "
                          "address to start Ray on this machine") from None
-
-
-@ray.remote(num_cpus=0)
-class _StopBoard:
-    """Which runs the driver has asked to stop: the one message that travels driver -> task mid-run."""
-
-    def __init__(self) -> None:
-        self._stopped: set[str] = set()
-
-    def stop(self, run_id: str) -> None:
-        self._stopped.add(run_id)
-
-    def stopped(self, run_id: str) -> bool:
-        return run_id in self._stopped
-
-
-# ---------------------------------------------------------------------------------------------- remote side
-class RemoteStore:
-    """The RunStore methods `execute_run` calls, recorded instead of written. A batch of calls leaves the
-    worker with each recorded point (`add_points`) and once at the end, so the stream's length depends only
-    on the config. Weights go to a temporary file here and travel as bytes in the final batch."""
-
-    def __init__(self, run_id: str, config: RunConfig, board: Any, sink: Callable[[dict], None]):
-        self._run_id, self._config, self._board, self._sink = run_id, config, board, sink
-        self._calls: list[tuple[str, tuple, dict]] = []
-        self._dir = Path(tempfile.mkdtemp(prefix="mmoe_ray_"))
-        self._next_poll = 0.0
-        self.stop = threading.Event()  # set locally when the task itself is being torn down
-
-    # reads
-    def config(self, run_id: str) -> RunConfig:
-        return self._config
-
-    def cancel_requested(self, run_id: str) -> bool:
-        if self.stop.is_set():
-            return True
-        now = time.monotonic()
-        if now >= self._next_poll:
-            self._next_poll = now + REMOTE_STOP_POLL_S
-            if ray.get(self._board.stopped.remote(run_id)):
-                self.stop.set()
-        return self.stop.is_set()
-
-    def weights_path(self, run_id: str) -> Path:
-        path = self._dir / "weights.safetensors"
-        self._calls.append(("weights", (str(path),), {}))
-        return path
-
-    # writes: recorded in order, without the run id (the driver writes under its own)
-    def update_run(self, run_id: str, **fields: Any) -> None:
-        self._calls.append(("update_run", (), fields))
-
-    def set_model(self, run_id: str, *args: Any, **kwargs: Any) -> None:
-        self._calls.append(("set_model", args, kwargs))
-
-    def finish_run(self, run_id: str, *args: Any, **kwargs: Any) -> bool:
-        self._calls.append(("finish_run", args, kwargs))
-        return True
-
-    def add_points(self, run_id: str, *args: Any, **kwargs: Any) -> None:
-        self._calls.append(("add_points", args, kwargs))
-        self._sink({"calls": self._take()})
-
-    def final_batch(self) -> dict:
-        calls = self._take()
-        for i, (name, args, _) in enumerate(calls):
-            if name == "weights":
-                path = Path(args[0])
-                calls[i] = ("weights", (path.read_bytes() if path.exists() else None,), {})
-        shutil.rmtree(self._dir, ignore_errors=True)
-        return {"calls": calls, "final": True}
-
-    def _take(self) -> list[tuple[str, tuple, dict]]:
-        calls, self._calls = self._calls, []
-        return calls
-
-
-@ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)
-def mmoe_train_run(run_id: str, config_json: str, board: Any, threads: int):
-    """A Ray generator task: hello (pid and node), one batch per recorded point, a final batch.
-    `execute_run` trains in a thread so its store calls can be yielded as they happen."""
-    import torch
-
-    from .execute import execute_run
-
-    torch.set_num_threads(max(1, threads))
-    yield {"hello": {"pid": os.getpid(), "node": ray.util.get_node_ip_address()}}
-    out: queue.Queue = queue.Queue()
-    store = RemoteStore(run_id, RunConfig.from_json(config_json), board, out.put)
-
-    def train() -> None:
-        try:
-            execute_run(store, run_id)  # never raises for a training error: it records `failed` itself
-        except BaseException as exc:  # noqa: BLE001 - a bug here must still end the run with its message
-            store.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}", only_if=("running",))
-        finally:
-            out.put(store.final_batch())
-            out.put(None)
-
-    thread = threading.Thread(target=train, name="mmoe-train", daemon=True)
-    thread.start()
-    try:
-        while (item := _get(out)) is not None:
-            yield item
-    finally:  # cancelled or torn down: the training thread stops at its next cancel check
-        store.stop.set()
-        thread.join(timeout=30)
-
-
-def _get(out: queue.Queue) -> dict | None:
-    while True:  # a timeout keeps the main thread responsive to Ray's cancel (KeyboardInterrupt)
-        try:
-            return out.get(timeout=0.5)
-        except queue.Empty:
-            continue
 
 
 # ---------------------------------------------------------------------------------------------- driver side
@@ -356,7 +236,7 @@ class RayLauncher:
         self.gpus = int(resources.get("GPU", 0))
         self.cpus = int(resources.get("CPU", 1))
         self.cpus_per_task = max(1, cpus_per_task or int(os.environ.get("MMOE_RAY_CPUS_PER_TASK", "1")))
-        self.board = _StopBoard.remote()
+        self.board = StopBoard.remote()
 
     def task_options(self, device: str = "auto") -> dict[str, Any]:
         """A GPU for `auto`/`cuda` runs when the cluster has one; CPUs otherwise (a `cuda` run on a GPU-less
