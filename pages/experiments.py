@@ -15,10 +15,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from mmoe_core.claims import check_claims
 from mmoe_core.config import MODEL_KINDS, RunConfig, field_help, field_range
 from mmoe_core.runs import RunStore, check_run_id
 from mmoe_core.study import (BEST_LR, FINAL_COLUMNS, PAPER_LRS, PRESET_LABELS, PRESETS, Study, at_best_lr, best_lrs,
-                             check_claims, curves, gap_table, label_correlations, list_studies, run_results, stop_study,
+                             curves, gap_table, label_correlations, list_studies, run_results, stop_study,
                              study_progress, study_runs, submit_study, summary_table)
 from mmoe_core.study_plots import curves_figure, label_correlation_figure, trainability_figure
 from ui_common import ensure_app_frame, get_queue, get_store, session_owner

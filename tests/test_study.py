@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mmoe_core.claims import check_claims
 from mmoe_core.cli import main as cli_main
 from mmoe_core.config import RunConfig
 from mmoe_core.models.zoo import matched_bottom_units
 from mmoe_core.runs import RunStore
-from mmoe_core.study import (PRESETS, Study, check_claims, curves, final_losses, gap_table, label_correlations,
+from mmoe_core.study import (PRESETS, Study, curves, final_losses, gap_table, label_correlations,
                              list_studies, load_study, stop_study, study_label, study_progress, study_runs,
                              submit_study, summary_table, sweep_results)
 from mmoe_core.study_plots import curves_figure, label_correlation_figure, trainability_figure

@@ -17,9 +17,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from mmoe_core.claims import check_claims  # noqa: E402
 from mmoe_core.config import MODEL_KINDS  # noqa: E402
 from mmoe_core.runs import RunStore  # noqa: E402
-from mmoe_core.study import (check_claims, curves, final_losses, gap_table,  # noqa: E402
+from mmoe_core.study import (curves, final_losses, gap_table,  # noqa: E402
                              label_correlations, load_study, run_results, study_runs, summary_table)
 from mmoe_core.study_plots import curves_figure, label_correlation_figure, trainability_figure  # noqa: E402
 
