@@ -27,8 +27,10 @@ pages = [st.Page(path, title=title, icon=icon, default=i == 0)
          for i, (stem, title, icon) in enumerate(PAGES) if (path := page_path(stem))]
 page = st.navigation(pages, position="top")
 # Streamlit's own "Running… Stop" badge stops a page redraw, not training: hidden so it is not mistaken for
-# the Playground's Stop button.
-st.html("<style>[data-testid='stStatusWidget']{display:none}</style>")
+# the Playground's Stop button. The Playground's chart-library warm-up: out of the layout, never seen.
+st.html("<style>[data-testid='stStatusWidget']{display:none}"
+        ".st-key-pg_chart_warmup{position:absolute;left:-10000px;width:600px;visibility:hidden;pointer-events:none}"
+        "</style>")
 page.run()
 
 store = get_store()

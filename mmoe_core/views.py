@@ -197,6 +197,18 @@ def progress_text(state: Any) -> str:
     return " · ".join(parts)
 
 
+def refresh_mode(state: Any, free_slot: bool, has_points: bool) -> str | None:
+    """How eagerly a page watching a run should look again (a RunState from jobs.run_state): "first_point" while
+    no point is drawn yet, including a run next in line with a free slot, which a worker claims within ~0.1 s;
+    "queued" behind other runs, where many waiting pages must not load the server; "live" while it trains;
+    None once it has ended."""
+    if state is None or state.finished:
+        return None
+    if state.status == "queued":
+        return "first_point" if state.queue_position == 1 and free_slot else "queued"
+    return "live" if has_points else "first_point"
+
+
 def metrics_csv(metrics: pd.DataFrame, names: Sequence[str] | None = None) -> bytes:
     """Every recorded point, long format, with readable model and task names alongside the ids."""
     out = metrics.copy()

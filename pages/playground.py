@@ -13,13 +13,14 @@ import streamlit as st
 from mmoe_core.config import DEVICES, MODEL_KINDS, RunConfig, field_help, field_names
 from mmoe_core.jobs import QueueFull, RunState
 from mmoe_core.runs import RUN_ID
-from mmoe_core.views import config_summary
+from mmoe_core.views import config_summary, refresh_mode
 from ui_common import (CONTROL_KEYS, REFRESH_S, build_config, control_values, data_source, device_label,
                        ensure_app_frame, get_queue, load_into_controls, load_run, matched_width, page_path,
                        session_owner, show_run, show_status, source_label)
 
 KEEP = "session"  # widget values survive a visit to another page
 FIRST_POINT_S = 0.25  # refresh interval while waiting for a run's first point
+WARMUP_S = 2.0  # after this, an idle Playground loads the chart library (chart_warmup)
 QUEUED_S = 2.0  # refresh interval while waiting in the queue: many waiting sessions must not load the server
 
 
@@ -176,6 +177,7 @@ def live_panel(run_id: str) -> None:
         st.session_state["_live"] = False
         st.rerun()
     if st.session_state.get("_queued") and state.status != "queued":  # its turn came: poll for the first point
+        # (a run next in line with a free slot is already polled fast: views.refresh_mode)
         st.session_state["_queued"] = False
         st.rerun()
     if st.session_state.get("_fast") and points:  # the first point is drawn: back to one refresh a second
@@ -225,6 +227,20 @@ def preview(config: RunConfig | None) -> None:
                    "which experts each task uses.")
 
 
+def chart_warmup() -> None:
+    """An empty, hidden chart (app.py's style), drawn only from the fragment's first timed rerun: the browser
+    then loads the chart library while the user reads the page, not while it draws the page. Without it the
+    first point after Start waited ~1.7 s for the library here, and with the chart drawn at once every page
+    view took ~0.6 s longer (bench/README.md)."""
+    if not st.session_state.get("_warmup_armed"):
+        return
+    from mmoe_core.plots import empty_figure
+
+    st.session_state["_chart_warm"] = True
+    with st.container(key="pg_chart_warmup"):
+        st.plotly_chart(empty_figure("", 120), key="pg_chart_warmup_fig", config={"staticPlot": True})
+
+
 # ---------------------------------------------------------------------------------------------- page
 ensure_app_frame()
 restore_from_url()
@@ -267,9 +283,15 @@ elif active:
 sync_url(config)
 if run_id:
     # Until the first point arrives, look four times a second, so it shows as soon as the worker writes it.
-    queued = st.session_state["_queued"] = active and state.status == "queued"
-    fast = st.session_state["_fast"] = active and not queued and get_queue().store.metrics(run_id).empty
-    every = QUEUED_S if queued else FIRST_POINT_S if fast else REFRESH_S if active else None
+    queue = get_queue()
+    mode = refresh_mode(state, free_slot=len(queue.active()) < queue.max_concurrent,
+                        has_points=not queue.store.metrics(run_id).empty)
+    st.session_state["_queued"] = mode == "queued"
+    st.session_state["_fast"] = mode == "first_point"
+    every = {"first_point": FIRST_POINT_S, "queued": QUEUED_S, "live": REFRESH_S}.get(mode)
     st.fragment(run_every=every)(live_panel)(run_id)
 else:
     preview(config)
+    # ticks until the chart library has loaded (then it stops at the next full rerun)
+    st.fragment(run_every=None if st.session_state.get("_chart_warm") else WARMUP_S)(chart_warmup)()
+    st.session_state["_warmup_armed"] = True

@@ -15,7 +15,7 @@ from mmoe_core.jobs import run_state
 from mmoe_core.models.zoo import build_spec, matched_bottom_units
 from mmoe_core.views import (MAX_DRAWN_EXPERTS, config_summary, curve_frame, format_duration, gate_matrix,
                              gate_specialisation, gated_models, metrics_csv, model_dot, n_tasks_of, point_count,
-                             progress_text, results_table, runs_table, task_names, winner, winner_text)
+                             progress_text, refresh_mode, results_table, runs_table, task_names, winner, winner_text)
 
 
 def metric_rows(rows):
@@ -162,6 +162,21 @@ def test_progress_text_for_each_state():
     assert int(text.split("·")[-1].split()[0]) in (9, 10, 11)  # 10 s for 50 steps, 50 to go
     done = run_state({"status": "done", "step": 100, "total_steps": 100, "rows_per_s": 5.0})
     assert progress_text(done) == "step 100 of 100 · 5 rows/s · done"
+
+
+def test_refresh_mode_polls_fast_until_the_first_point_and_slowly_in_the_queue():
+    def state(status, position=None):
+        return run_state({"status": status, "step": 0, "total_steps": 100}, queue_position=position)
+
+    # next in line with a free slot: a worker claims it within ~0.1 s, so the page looks as for a first point
+    assert refresh_mode(state("queued", 1), free_slot=True, has_points=False) == "first_point"
+    assert refresh_mode(state("queued", 1), free_slot=False, has_points=False) == "queued"
+    assert refresh_mode(state("queued", 2), free_slot=True, has_points=False) == "queued"
+    assert refresh_mode(state("running"), free_slot=False, has_points=False) == "first_point"
+    assert refresh_mode(state("running"), free_slot=False, has_points=True) == "live"
+    for ended in ("done", "cancelled", "failed", "interrupted"):
+        assert refresh_mode(state(ended), free_slot=True, has_points=True) is None
+    assert refresh_mode(None, free_slot=True, has_points=False) is None
 
 
 def test_metrics_csv_has_labels_and_task_names():
