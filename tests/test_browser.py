@@ -73,13 +73,22 @@ def test_live_curves_grow_while_training_and_stop_ends_the_run(app_server, page)
     assert page.locator(".stException").count() == 0
 
 
+# Records, from inside the page, whether the hidden warm-up chart was ever drawn and where: it lives for
+# about one 2 s tick, so polling from the test could miss it on a slow machine.
+WARMUP_WATCH = """new MutationObserver(() => {
+  const plot = document.querySelector('.st-key-pg_chart_warmup .js-plotly-plot');
+  if (plot && !window.__warmup) window.__warmup = plot.closest('.st-key-pg_chart_warmup').getBoundingClientRect().toJSON();
+}).observe(document, {subtree: true, childList: true})"""
+
+
 def test_an_idle_playground_loads_the_chart_library_out_of_sight_so_the_first_point_shows_at_once(app_server, page):
     base, _ = app_server
+    page.add_init_script(WARMUP_WATCH)
     open_playground(page, base, SHORT)
-    warmup = page.locator(".st-key-pg_chart_warmup .js-plotly-plot")
-    wait_for(lambda: warmup.count() == 1, 30, "the hidden chart that loads the chart library")
-    box = page.locator(".st-key-pg_chart_warmup").bounding_box()
+    box = wait_for(lambda: page.evaluate("window.__warmup"), 30, "the hidden chart that loads the chart library")
     assert box["x"] + box["width"] < 0, box  # drawn outside the page, never seen
+    # then the page stops its warm-up timer (one rerun) and the chart is gone
+    wait_for(lambda: page.locator(".st-key-pg_chart_warmup").count() == 0, 30, "the warm-up to end")
     page.locator(".st-key-start button").click()
     t0 = time.monotonic()
     wait_for(lambda: loss_points(page) >= 1, 60, "the first plotted point")
