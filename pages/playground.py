@@ -290,7 +290,7 @@ if run_id:
     # Until the first point arrives, look four times a second, so it shows as soon as the worker writes it.
     queue = get_queue()
     mode = refresh_mode(state, free_slot=len(queue.active()) < queue.max_concurrent,
-                        has_points=not queue.store.metrics(run_id).empty)
+                        has_points=active and not queue.store.metrics(run_id).empty)
     st.session_state["_queued"] = mode == "queued"
     st.session_state["_fast"] = mode == "first_point"
     every = {"first_point": FIRST_POINT_S, "queued": QUEUED_S, "live": REFRESH_S}.get(mode)
