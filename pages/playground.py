@@ -176,12 +176,11 @@ def live_panel(run_id: str) -> None:
     if st.session_state.get("_live") and state.finished:  # the run just ended: redraw Start/Stop once
         st.session_state["_live"] = False
         st.rerun()
-    if st.session_state.get("_queued") and state.status != "queued":  # its turn came: poll for the first point
-        # (a run next in line with a free slot is already polled fast: views.refresh_mode)
-        st.session_state["_queued"] = False
-        st.rerun()
-    if st.session_state.get("_fast") and points:  # the first point is drawn: back to one refresh a second
-        st.session_state["_fast"] = False
+    # The refresh interval is fixed when the page runs (views.refresh_mode); rerun it when the mode changes:
+    # the run's turn came (poll for the first point), or the first point is drawn (one refresh a second).
+    mode = st.session_state.get("_refresh_mode")
+    if (mode == "queued" and state.status != "queued") or (mode == "first_point" and points):
+        st.session_state["_refresh_mode"] = None
         st.rerun()
 
 
@@ -291,8 +290,7 @@ if run_id:
     queue = get_queue()
     mode = refresh_mode(state, free_slot=len(queue.active()) < queue.max_concurrent,
                         has_points=active and not queue.store.metrics(run_id).empty)
-    st.session_state["_queued"] = mode == "queued"
-    st.session_state["_fast"] = mode == "first_point"
+    st.session_state["_refresh_mode"] = mode
     every = {"first_point": FIRST_POINT_S, "queued": QUEUED_S, "live": REFRESH_S}.get(mode)
     st.fragment(run_every=every)(live_panel)(run_id)
 else:
