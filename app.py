@@ -1,14 +1,14 @@
 """MMoE Playground: the Streamlit entry point. Run with `streamlit run app.py`.
 
 It sets the page frame, routes to the pages that exist (Experiments and Data may land later) and shows
-the server's queue in the sidebar. All training happens in background workers (mmoe_core.jobs).
+the server's queue in the sidebar. All training happens in background workers (mmoe_core.runtime.jobs).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from ui_common import get_store, page_path
+from ui.server import get_store, page_path
 
 PAGES = [  # file stem, title, icon; the first is the default
     ("playground", "Playground", ":material/science:"),
@@ -18,23 +18,33 @@ PAGES = [  # file stem, title, icon; the first is the default
     ("learn", "Learn", ":material/school:"),
 ]
 
-st.set_page_config(page_title="MMoE Playground", page_icon=":material/hub:", layout="wide",
-                   initial_sidebar_state="expanded",
-                   menu_items={"About": "MMoE Playground: multi-task learning with mixtures of experts, after "
-                                        "Ma et al., KDD 2018."})
+st.set_page_config(
+    page_title="MMoE Playground",
+    page_icon=":material/hub:",
+    layout="wide",
+    initial_sidebar_state="expanded",
+    menu_items={"About": "MMoE Playground: multi-task learning with mixtures of experts, after Ma et al., KDD 2018."},
+)
 
-pages = [st.Page(path, title=title, icon=icon, default=i == 0)
-         for i, (stem, title, icon) in enumerate(PAGES) if (path := page_path(stem))]
+pages = [
+    st.Page(path, title=title, icon=icon, default=i == 0)
+    for i, (stem, title, icon) in enumerate(PAGES)
+    if (path := page_path(stem))
+]
 page = st.navigation(pages, position="top")
 # Streamlit's own "Running… Stop" badge stops a page redraw, not training: hidden so it is not mistaken for
 # the Playground's Stop button. The Playground's chart-library warm-up: out of the layout, never seen.
-st.html("<style>[data-testid='stStatusWidget']{display:none}"
-        ".st-key-pg_chart_warmup{position:absolute;left:-10000px;width:600px;visibility:hidden;pointer-events:none}"
-        "</style>")
+st.html(
+    "<style>[data-testid='stStatusWidget']{display:none}"
+    ".st-key-pg_chart_warmup{position:absolute;left:-10000px;width:600px;visibility:hidden;pointer-events:none}"
+    "</style>"
+)
 page.run()
 
 store = get_store()
 st.divider()
-st.caption(f"Server queue: {len(store.with_status('running'))} running, {len(store.queued())} waiting · "
-           "MMoE Playground, after Ma et al., *Modeling Task Relationships in Multi-task Learning with "
-           "Multi-gate Mixture-of-Experts*, KDD 2018.")
+st.caption(
+    f"Server queue: {len(store.with_status('running'))} running, {len(store.queued())} waiting · "
+    "MMoE Playground, after Ma et al., *Modeling Task Relationships in Multi-task Learning with "
+    "Multi-gate Mixture-of-Experts*, KDD 2018."
+)

@@ -35,7 +35,7 @@ from load_test import CHROMIUM, CHROMIUM_ARGS, niced_chromium, start_server, sto
 
 from mmoe_core.config import RunConfig  # noqa: E402
 from mmoe_core.runs import RunStore  # noqa: E402
-from ui_common import worker_threads  # noqa: E402  (the app's torch threads per worker)
+from ui.server import worker_threads  # noqa: E402  (the app's torch threads per worker)
 
 LOSS_POINTS_JS = """() => Math.max(0, ...Array.from(document.querySelectorAll('.js-plotly-plot'))
     .filter(p => ((((p.layout || {}).yaxis || {}).title || {}).text || '') === 'loss')
@@ -83,8 +83,12 @@ def cli_sample(config: RunConfig, threads: int | None) -> dict:
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     with tempfile.TemporaryDirectory() as home:
         flags = [f"--{k.replace('_', '-')}={v}" for k, v in config.to_query().items()]
-        proc = subprocess.Popen([sys.executable, "-m", "mmoe_core", "train", "--quiet", "--home", home, *flags],
-                                cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mmoe_core", "train", "--quiet", "--home", home, *flags],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            env=env,
+        )
         sample = training_sample(home, config)
         proc.wait()
         return sample
@@ -130,8 +134,11 @@ def first_point_s(browser) -> float:
         elapsed = time.time() - t0
         store = RunStore(home)
         row = store.run(store.runs().iloc[0]["id"])
-        print(f"    click -> run stored {row['created'] - t0:.2f} s, -> claimed by a worker "
-              f"{row['started'] - t0:.2f} s, -> point drawn {elapsed:.2f} s", flush=True)
+        print(
+            f"    click -> run stored {row['created'] - t0:.2f} s, -> claimed by a worker "
+            f"{row['started'] - t0:.2f} s, -> point drawn {elapsed:.2f} s",
+            flush=True,
+        )
         page.locator(".st-key-stop button").click()
         page.get_by_text("Stopped at step").wait_for(timeout=30_000)
         page.close()
@@ -140,34 +147,48 @@ def first_point_s(browser) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=RunConfig().steps,
-                        help="steps of the rows/s comparison (the defaults otherwise)")
+    parser.add_argument(
+        "--steps", type=int, default=RunConfig().steps, help="steps of the rows/s comparison (the defaults otherwise)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="alternating CLI/browser pairs; medians reported")
-    parser.add_argument("--default-threads", action="store_true",
-                        help="also time the CLI with torch's default thread count (slow on a busy machine)")
-    parser.add_argument("--browser-nice", type=int, default=0,
-                        help="run chromium at this nice level (e.g. 19) to mimic a browser on another machine")
+    parser.add_argument(
+        "--default-threads",
+        action="store_true",
+        help="also time the CLI with torch's default thread count (slow on a busy machine)",
+    )
+    parser.add_argument(
+        "--browser-nice",
+        type=int,
+        default=0,
+        help="run chromium at this nice level (e.g. 19) to mimic a browser on another machine",
+    )
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     config = RunConfig(steps=args.steps)
     threads = worker_threads()
-    print(f"config: defaults with steps={args.steps} ({config.steps * config.batch_size:,} rows per model); "
-          f"{os.cpu_count()} CPUs; the app's workers use {threads} torch thread(s); chromium at nice "
-          f"{args.browser_nice}", flush=True)
+    print(
+        f"config: defaults with steps={args.steps} ({config.steps * config.batch_size:,} rows per model); "
+        f"{os.cpu_count()} CPUs; the app's workers use {threads} torch thread(s); chromium at nice "
+        f"{args.browser_nice}",
+        flush=True,
+    )
     cli, cli_default, live, first = [], [], [], []
     with sync_playwright() as p:
         browser = launch(p, args.browser_nice)
         for i in range(args.repeat):
             cli.append(cli_sample(config, threads))
             live.append(browser_sample(browser, config))
-            print(f"  round {i + 1}: CLI {cli[-1]['rows_per_s']:,.0f} rows/s ({cli[-1]['rows_per_cpu_s']:,.0f} per "
-                  f"CPU-s), live browser {live[-1]['rows_per_s']:,.0f} rows/s ({live[-1]['rows_per_cpu_s']:,.0f} "
-                  "per CPU-s)", flush=True)
+            print(
+                f"  round {i + 1}: CLI {cli[-1]['rows_per_s']:,.0f} rows/s ({cli[-1]['rows_per_cpu_s']:,.0f} per "
+                f"CPU-s), live browser {live[-1]['rows_per_s']:,.0f} rows/s ({live[-1]['rows_per_cpu_s']:,.0f} "
+                "per CPU-s)",
+                flush=True,
+            )
             if args.default_threads:
                 cli_default.append(cli_sample(config, None))
                 print(f"  CLI with torch's default threads: {cli_default[-1]['rows_per_s']:,.0f} rows/s", flush=True)
-        for i in range(args.repeat):
+        for _ in range(args.repeat):
             first.append(first_point_s(browser))
             print(f"  Start -> first point at the defaults: {first[-1]:.2f} s", flush=True)
         browser.close()
@@ -175,10 +196,14 @@ def main() -> None:
     def med(samples: list[dict], key: str = "rows_per_s") -> float:
         return statistics.median(s[key] for s in samples)
 
-    print(f"rows/s watched live in the browser: {med(live):,.0f} vs the CLI at the same threads {med(cli):,.0f} "
-          f"= {med(live) / med(cli):.0%} (aim >= 90%)")
-    print(f"rows per CPU-second of the training process: live {med(live, 'rows_per_cpu_s'):,.0f} vs CLI "
-          f"{med(cli, 'rows_per_cpu_s'):,.0f} = {med(live, 'rows_per_cpu_s') / med(cli, 'rows_per_cpu_s'):.0%}")
+    print(
+        f"rows/s watched live in the browser: {med(live):,.0f} vs the CLI at the same threads {med(cli):,.0f} "
+        f"= {med(live) / med(cli):.0%} (aim >= 90%)"
+    )
+    print(
+        f"rows per CPU-second of the training process: live {med(live, 'rows_per_cpu_s'):,.0f} vs CLI "
+        f"{med(cli, 'rows_per_cpu_s'):,.0f} = {med(live, 'rows_per_cpu_s') / med(cli, 'rows_per_cpu_s'):.0%}"
+    )
     if cli_default:
         print(f"  vs the CLI at torch's default threads {med(cli_default):,.0f} = {med(live) / med(cli_default):.0%}")
     print(f"Start -> first plotted point at the defaults: {statistics.median(first):.2f} s (aim < 3 s)")

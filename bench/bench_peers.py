@@ -35,13 +35,13 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from mmoe_core.openmp import choose_wait_policy  # noqa: E402
+from mmoe_core.runtime.openmp import choose_wait_policy  # noqa: E402
 
 # Before torch loads, the same choice `python -m mmoe_core` makes (a short spin on a quiet machine, PASSIVE on
 # a busy one), applied to every contender alike; --spin keeps OpenMP's own default instead.
@@ -99,15 +99,26 @@ class Arrays:
 
 
 def make_arrays(s: Setup) -> Arrays:
-    data = make_synthetic_tasks(n_train=s.rows, n_val=s.eval_rows, n_test=s.eval_rows, n_features=s.input_dim,
-                                n_tasks=s.n_tasks, correlation=0.5, random_state=0)
-    return Arrays(data, data.x_train[0].numpy().copy(), data.y_train[0].numpy().copy(),
-                  data.x_val[0].numpy().copy(), data.y_val[0].numpy().copy())
+    data = make_synthetic_tasks(
+        n_train=s.rows,
+        n_val=s.eval_rows,
+        n_test=s.eval_rows,
+        n_features=s.input_dim,
+        n_tasks=s.n_tasks,
+        correlation=0.5,
+        random_state=0,
+    )
+    return Arrays(
+        data,
+        data.x_train[0].numpy().copy(),
+        data.y_train[0].numpy().copy(),
+        data.x_val[0].numpy().copy(),
+        data.y_val[0].numpy().copy(),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- peers
-def _tensor_loop(model: torch.nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], a: Arrays,
-                 s: Setup) -> int:
+def _tensor_loop(model: torch.nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], a: Arrays, s: Setup) -> int:
     """One epoch of plain tensor slices: shuffle once, slice batches, MSE per task summed, Adam."""
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=s.lr)
@@ -130,8 +141,13 @@ def _rechub_model(s: Setup, experts: int):
     from torch_rechub.models.multi_task import MMOE
 
     features = [DenseFeature("x", embed_dim=s.input_dim)]  # one dense vector feature, as its docs allow
-    return MMOE(features, ["regression"] * s.n_tasks, n_expert=experts, expert_params={"dims": [s.expert_units]},
-                tower_params_list=[{"dims": [s.tower_units]}] * s.n_tasks)
+    return MMOE(
+        features,
+        ["regression"] * s.n_tasks,
+        n_expert=experts,
+        expert_params={"dims": [s.expert_units]},
+        tower_params_list=[{"dims": [s.tower_units]}] * s.n_tasks,
+    )
 
 
 def rechub_fit(a: Arrays, s: Setup) -> int:
@@ -140,11 +156,18 @@ def rechub_fit(a: Arrays, s: Setup) -> int:
 
     model = _rechub_model(s, s.experts)
     gen = DataGenerator({"x": a.x}, a.y)
-    train_dl, val_dl, _ = gen.generate_dataloader(x_val={"x": a.x_val}, y_val=a.y_val, x_test={"x": a.x_val},
-                                                  y_test=a.y_val, batch_size=s.batch_size)
+    train_dl, val_dl, _ = gen.generate_dataloader(
+        x_val={"x": a.x_val}, y_val=a.y_val, x_test={"x": a.x_val}, y_test=a.y_val, batch_size=s.batch_size
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = MTLTrainer(model, task_types=["regression"] * s.n_tasks, n_epoch=1, device="cpu",
-                             optimizer_params={"lr": s.lr, "weight_decay": 0.0}, model_path=tmp)
+        trainer = MTLTrainer(
+            model,
+            task_types=["regression"] * s.n_tasks,
+            n_epoch=1,
+            device="cpu",
+            optimizer_params={"lr": s.lr, "weight_decay": 0.0},
+            model_path=tmp,
+        )
         trainer.fit(train_dl, val_dl)
     return a.x.shape[0]
 
@@ -166,17 +189,22 @@ def _deepctr_model(s: Setup):
     from deepctr_torch.inputs import DenseFeat
     from deepctr_torch.models import MMOE
 
-    return MMOE([DenseFeat("x", s.input_dim)], num_experts=s.experts, expert_dnn_hidden_units=(s.expert_units,),
-                gate_dnn_hidden_units=(), tower_dnn_hidden_units=(s.tower_units,),
-                task_types=("regression",) * s.n_tasks, task_names=tuple(f"y{i}" for i in range(s.n_tasks)),
-                device="cpu")
+    return MMOE(
+        [DenseFeat("x", s.input_dim)],
+        num_experts=s.experts,
+        expert_dnn_hidden_units=(s.expert_units,),
+        gate_dnn_hidden_units=(),
+        tower_dnn_hidden_units=(s.tower_units,),
+        task_types=("regression",) * s.n_tasks,
+        task_names=tuple(f"y{i}" for i in range(s.n_tasks)),
+        device="cpu",
+    )
 
 
 def deepctr_fit(a: Arrays, s: Setup) -> int:
     model = _deepctr_model(s)
     model.compile(torch.optim.Adam(model.parameters(), lr=s.lr), loss=["mse"] * s.n_tasks)
-    model.fit({"x": a.x}, a.y, batch_size=s.batch_size, epochs=1, verbose=0,
-              validation_data=({"x": a.x_val}, a.y_val))
+    model.fit({"x": a.x}, a.y, batch_size=s.batch_size, epochs=1, verbose=0, validation_data=({"x": a.x_val}, a.y_val))
     return a.x.shape[0]
 
 
@@ -193,10 +221,22 @@ def naive_loop(a: Arrays, s: Setup) -> int:
 # ---------------------------------------------------------------------------------------------- ours
 def _ours(a: Arrays, s: Setup, models: tuple[str, ...], seeds: int = 1, experts: int | None = None) -> int:
     """Trainer.run for one epoch, evaluation every 50 steps included; returns model-rows trained."""
-    config = RunConfig(rows=s.rows, eval_rows=s.eval_rows, input_dim=s.input_dim, n_tasks=s.n_tasks,
-                       n_experts=experts or s.experts, expert_units=s.expert_units, tower_units=s.tower_units,
-                       models=models, seeds=seeds, steps=s.rows // s.batch_size, batch_size=s.batch_size,
-                       lr=s.lr, log_every=50, device="cpu")
+    config = RunConfig(
+        rows=s.rows,
+        eval_rows=s.eval_rows,
+        input_dim=s.input_dim,
+        n_tasks=s.n_tasks,
+        n_experts=experts or s.experts,
+        expert_units=s.expert_units,
+        tower_units=s.tower_units,
+        models=models,
+        seeds=seeds,
+        steps=s.rows // s.batch_size,
+        batch_size=s.batch_size,
+        lr=s.lr,
+        log_every=50,
+        device="cpu",
+    )
     trainer = Trainer(config, a.data)
     trainer.run()
     return trainer.step_count * s.batch_size * len(models) * seeds
@@ -219,8 +259,19 @@ def ours_sweep32(a: Arrays, s: Setup) -> int:
 
 
 CONTENDERS: dict[str, Callable[[Arrays, Setup], int]] = {
-    f.__name__: f for f in (rechub_fit, rechub_loop, deepctr_fit, deepctr_loop, naive_loop, ours_mmoe,
-                            ours_3models, ours_sweep32, rechub_loop_e32, ours_mmoe_e32)
+    f.__name__: f
+    for f in (
+        rechub_fit,
+        rechub_loop,
+        deepctr_fit,
+        deepctr_loop,
+        naive_loop,
+        ours_mmoe,
+        ours_3models,
+        ours_sweep32,
+        rechub_loop_e32,
+        ours_mmoe_e32,
+    )
 }
 
 
@@ -240,8 +291,10 @@ def run(s: Setup, names: list[str], rounds: int, warmup: bool = True, log=print)
     torch.set_num_threads(s.threads)
     t_data = time.perf_counter()
     a = make_arrays(s)
-    log(f"data: {s.rows:,} rows x {s.input_dim} drawn in {time.perf_counter() - t_data:.1f} s; "
-        f"{s.threads} threads, load average {os.getloadavg()[0]:.1f}")
+    log(
+        f"data: {s.rows:,} rows x {s.input_dim} drawn in {time.perf_counter() - t_data:.1f} s; "
+        f"{s.threads} threads, load average {os.getloadavg()[0]:.1f}"
+    )
     if warmup:  # first calls pay imports and allocator growth
         small = Setup(**{**asdict(s), "rows": 4 * s.batch_size, "sweep_seeds": 2})
         small_a = make_arrays(small)
@@ -249,23 +302,35 @@ def run(s: Setup, names: list[str], rounds: int, warmup: bool = True, log=print)
             time_one(CONTENDERS[name], small_a, small)
     runs: dict[str, list[dict]] = {n: [] for n in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             runs[name].append(time_one(CONTENDERS[name], a, s))
-        log(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {runs[n][-1]['per_s']:,.0f}" for n in names)
-            + f"  (load {os.getloadavg()[0]:.1f})")
+        log(
+            f"round {r + 1}/{rounds}: "
+            + ", ".join(f"{n} {runs[n][-1]['per_s']:,.0f}" for n in names)
+            + f"  (load {os.getloadavg()[0]:.1f})"
+        )
     ratios = {}
     for label, ours, peer, target in PAIRS:
         if ours in runs and peer in runs:
             per_round = [o["per_s"] / p["per_s"] for o, p in zip(runs[ours], runs[peer])]
-            ratios[label] = {"ours": ours, "peer": peer, "target": target, "per_round": per_round,
-                             "median": statistics.median(per_round)}
+            ratios[label] = {
+                "ours": ours,
+                "peer": peer,
+                "target": target,
+                "per_round": per_round,
+                "median": statistics.median(per_round),
+            }
     return {
         "setup": asdict(s),
         "rounds": rounds,
         "versions": _versions(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_end": os.getloadavg(),
-                    "omp_wait_policy": WAIT_POLICY},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_end": os.getloadavg(),
+            "omp_wait_policy": WAIT_POLICY,
+        },
         "runs": runs,
         "median_per_s": {n: statistics.median(v["per_s"] for v in runs[n]) for n in names},
         "ratios": ratios,
@@ -290,8 +355,11 @@ def table(result: dict) -> str:
     lines = [f"{'contender':<18} {'median':>12}  unit", "-" * 48]
     for name, v in result["median_per_s"].items():
         lines.append(f"{name:<18} {v:>12,.0f}  {units.get(name, 'rows/s')}")
-    lines += ["", f"{'ratio ours/peer (median of per-round ratios)':<58} {'median':>7} {'range':>13} {'target':>7}",
-              "-" * 90]
+    lines += [
+        "",
+        f"{'ratio ours/peer (median of per-round ratios)':<58} {'median':>7} {'range':>13} {'target':>7}",
+        "-" * 90,
+    ]
     for label, r in result["ratios"].items():
         lo, hi = min(r["per_round"]), max(r["per_round"])
         target = f">= {r['target']:g}" if r["target"] else ""
@@ -312,8 +380,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in CONTENDERS]
     if unknown:
         parser.error(f"unknown contender(s) {', '.join(unknown)}; choose from {', '.join(CONTENDERS)}")
-    missing = [p for p, n in (("torch_rechub", "rechub"), ("deepctr_torch", "deepctr")) if any(n in x for x in names)
-               and not _importable(p)]
+    missing = [
+        p
+        for p, n in (("torch_rechub", "rechub"), ("deepctr_torch", "deepctr"))
+        if any(n in x for x in names) and not _importable(p)
+    ]
     if missing:
         parser.error(f"{', '.join(missing)} not installed: pip install --no-deps -r requirements-bench.txt")
     setup = Setup(rows=args.rows, threads=args.threads)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mmoe_core.openmp import choose_wait_policy  # noqa: E402
+from mmoe_core.runtime.openmp import choose_wait_policy  # noqa: E402
 
 choose_wait_policy()  # as `python -m mmoe_core` does, before torch loads
 from mmoe_core import cli  # noqa: E402
@@ -55,8 +55,19 @@ def main() -> int:
     load_before = os.getloadavg()
     t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     with tempfile.TemporaryDirectory() as home:
-        code = cli.main(["sweep", *sweep, "--quiet", "--home", home, "--backend", args.backend,
-                         "--json", os.path.join(home, "out.json")])
+        code = cli.main(
+            [
+                "sweep",
+                *sweep,
+                "--quiet",
+                "--home",
+                home,
+                "--backend",
+                args.backend,
+                "--json",
+                os.path.join(home, "out.json"),
+            ]
+        )
         wall = time.perf_counter() - t0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         results = json.loads(Path(home, "out.json").read_text())["results"] if code == 0 else []
@@ -65,9 +76,18 @@ def main() -> int:
     if args.backend == "ray":
         workers = _ray_worker_cpu_s()
         ray.shutdown()
-    out = {"backend": args.backend, "ray_cpus": args.ray_cpus, "sweep": sweep, "exit": code,
-           "wall_s": round(wall, 1), "driver_cpu_s": round(cpu, 1), "worker_cpu_s": round(workers, 1),
-           "results": len(results), "load_before": load_before, "load_after": os.getloadavg()}
+    out = {
+        "backend": args.backend,
+        "ray_cpus": args.ray_cpus,
+        "sweep": sweep,
+        "exit": code,
+        "wall_s": round(wall, 1),
+        "driver_cpu_s": round(cpu, 1),
+        "worker_cpu_s": round(workers, 1),
+        "results": len(results),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+    }
     print(json.dumps(out))
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=2))

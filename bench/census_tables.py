@@ -114,16 +114,22 @@ def main() -> int:
     sections.append(
         f"### The app's defaults, one seed (group 1)\n\n`python -m mmoe_core {' '.join(cli_args('census1', 1))}`: "
         f"{wall:.0f} s wall, {cpu:.0f} s CPU (OMP_NUM_THREADS={threads}); MMoE test AUC income "
-        f"{mmoe[0]:.4f}, never married {mmoe[1]:.4f} (goal: ≥ 0.935 and ≥ 0.99).\n\n" + table("census1", app))
+        f"{mmoe[0]:.4f}, never married {mmoe[1]:.4f} (goal: ≥ 0.935 and ≥ 0.99).\n\n" + table("census1", app)
+    )
     for group in GROUPS:
         result, wall, cpu = run(group, args.seeds, home)
         sections.append(
             f"### Group {group[-1]}: {' · '.join(GROUPS[group])}, {args.seeds} seeds\n\n"
             f"`python -m mmoe_core {' '.join(cli_args(group, args.seeds))}` — {wall:.0f} s wall, {cpu:.0f} s "
-            f"CPU; label correlation {result['label_correlation']:+.3f}.\n\n" + table(group, result))
-    text = (f"## Census-Income (paper §6.3, Tables 1-2)\n\nRegenerate: `OMP_NUM_THREADS={threads} python "
-            f"bench/census_tables.py --seeds {args.seeds}`. Test AUC per task; mean and best over seeds.\n\n"
-            + "\n\n".join(sections) + "\n\n" + NOTES)
+            f"CPU; label correlation {result['label_correlation']:+.3f}.\n\n" + table(group, result)
+        )
+    text = (
+        f"## Census-Income (paper §6.3, Tables 1-2)\n\nRegenerate: `OMP_NUM_THREADS={threads} python "
+        f"bench/census_tables.py --seeds {args.seeds}`. Test AUC per task; mean and best over seeds.\n\n"
+        + "\n\n".join(sections)
+        + "\n\n"
+        + NOTES
+    )
     Path(args.out).write_text(text)
     print(text)
     return 0

@@ -35,8 +35,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from bench/
     sys.path.insert(0, str(ROOT))
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PROGRESS = re.compile(r"Waiting in the queue, position (\d+)|step [\d,]+ of [\d,]+")
 
 
@@ -52,9 +59,26 @@ def start_server(home: Path, env: dict[str, str] | None = None, timeout: float =
     port = free_port()
     log = open(Path(home) / f"server-{port}.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env={**os.environ, "MMOE_HOME": str(home), **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "MMOE_HOME": str(home), **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -235,17 +259,28 @@ def priority_of(wrapper: str) -> str:
         return "unknown"
 
 
-def load_test(sessions: int = 8, query: str = "?rows=500&eval_rows=100&steps=30&log_every=10&batch_size=64"
-              "&models=mmoe", home: Path | None = None, finish_timeout_s: float = 600.0,
-              others_nice: int = 0, ninth_nice: int = -10, ninth_loads: int = 5) -> dict[str, Any]:
+def load_test(
+    sessions: int = 8,
+    query: str = "?rows=500&eval_rows=100&steps=30&log_every=10&batch_size=64&models=mmoe",
+    home: Path | None = None,
+    finish_timeout_s: float = 600.0,
+    others_nice: int = 0,
+    ninth_nice: int = -10,
+    ninth_loads: int = 5,
+) -> dict[str, Any]:
     """The whole measurement; returns the figures (see the module docstring)."""
     from playwright.sync_api import sync_playwright
 
     home = Path(home or tempfile.mkdtemp(prefix="mmoe_load_"))
     env = {"MMOE_MAX_JOBS": os.environ.get("MMOE_MAX_JOBS", "1")}
     proc, base = start_server(home, env)
-    out: dict[str, Any] = {"sessions": sessions, "query": query, "max_jobs": int(env["MMOE_MAX_JOBS"]),
-                           "cpus": os.cpu_count(), "loadavg_start": os.getloadavg()[0]}
+    out: dict[str, Any] = {
+        "sessions": sessions,
+        "query": query,
+        "max_jobs": int(env["MMOE_MAX_JOBS"]),
+        "cpus": os.cpu_count(),
+        "loadavg_start": os.getloadavg()[0],
+    }
     try:
         with sync_playwright() as p:
             # On a real server each user's browser runs on their own machine. Here they share its two cores:
@@ -253,8 +288,10 @@ def load_test(sessions: int = 8, query: str = "?rows=500&eval_rows=100&steps=30&
             # which is harder on the server than reality and keeps their live refreshes at full pace), and the
             # ninth user's browser, whose load time is measured, at `ninth_nice` (-10: it stands for a machine
             # of its own, so its page is not slowed by training it would never share a CPU with).
-            sessions_exe, ninth_exe = niced_chromium(home, "chromium-sessions", others_nice), \
-                niced_chromium(home, "chromium-ninth", ninth_nice)
+            sessions_exe, ninth_exe = (
+                niced_chromium(home, "chromium-sessions", others_nice),
+                niced_chromium(home, "chromium-ninth", ninth_nice),
+            )
             browser = p.chromium.launch(executable_path=sessions_exe, args=CHROMIUM_ARGS)
             context = browser.new_context(viewport={"width": 1200, "height": 1000})
             ninth_browser = p.chromium.launch(executable_path=ninth_exe, args=CHROMIUM_ARGS)
@@ -304,14 +341,18 @@ def load_test(sessions: int = 8, query: str = "?rows=500&eval_rows=100&steps=30&
                 if i < ninth_loads - 1:
                     ninth.close()
             out["ninth_pages"] = loads
-            for name, field in (("ninth_page_s", "drawn_s"), ("ninth_page_server_s", "server_s"),
-                                ("ninth_page_connected_s", "connected_s")):
+            for name, field in (
+                ("ninth_page_s", "drawn_s"),
+                ("ninth_page_server_s", "server_s"),
+                ("ninth_page_connected_s", "connected_s"),
+            ):
                 out[name] = round(statistics.median(t[field] for t in loads), 2)
             out["ninth_page_max_s"] = max(t["drawn_s"] for t in loads)
             # the load the sessions kept up meanwhile: a browser starved of CPU would send fewer reruns
             window = (window, time.monotonic())
-            out["sessions_messages_per_s"] = round(sum(window[0] <= t <= window[1] for t in sent)
-                                                   / (window[1] - window[0]), 1)
+            out["sessions_messages_per_s"] = round(
+                sum(window[0] <= t <= window[1] for t in sent) / (window[1] - window[0]), 1
+            )
             out["statuses_while_ninth_loaded"] = [store.run(r)["status"] for r in run_ids]
 
             status = wait_all_done(home, run_ids, finish_timeout_s)
@@ -341,14 +382,20 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=500)
     parser.add_argument("--ninth-loads", type=int, default=5, help="how many times to load the ninth page")
     parser.add_argument("--json", default=str(ROOT / "bench" / "load.json"))
-    parser.add_argument("--others-nice", type=int, default=0,
-                        help="CPU priority (nice) of the browser that holds the N sessions")
-    parser.add_argument("--ninth-nice", type=int, default=-10,
-                        help="CPU priority (nice) of the ninth user's browser (negative needs root)")
+    parser.add_argument(
+        "--others-nice", type=int, default=0, help="CPU priority (nice) of the browser that holds the N sessions"
+    )
+    parser.add_argument(
+        "--ninth-nice",
+        type=int,
+        default=-10,
+        help="CPU priority (nice) of the ninth user's browser (negative needs root)",
+    )
     args = parser.parse_args()
     query = f"?rows={args.rows}&eval_rows=100&steps={args.steps}&log_every=10&batch_size=64&models=mmoe"
-    figures = load_test(args.sessions, query, others_nice=args.others_nice, ninth_nice=args.ninth_nice,
-                        ninth_loads=args.ninth_loads)
+    figures = load_test(
+        args.sessions, query, others_nice=args.others_nice, ninth_nice=args.ninth_nice, ninth_loads=args.ninth_loads
+    )
     print(json.dumps(figures, indent=2))
     Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0

@@ -35,9 +35,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "sweep.json"
-        cmd = [sys.executable, "-m", "mmoe_core", "sweep", "--correlations", args.correlations,
-               "--seeds", str(args.seeds), "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-               "--quiet", "--no-store", "--json", str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "mmoe_core",
+            "sweep",
+            "--correlations",
+            args.correlations,
+            "--seeds",
+            str(args.seeds),
+            "--steps",
+            str(args.steps),
+            "--batch-size",
+            str(args.batch_size),
+            "--quiet",
+            "--no-store",
+            "--json",
+            str(out),
+        ]
         t0 = time.perf_counter()
         env = {**os.environ, "MMOE_HOME": tmp}  # `python -m mmoe_core` picks the OpenMP wait policy itself
         subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, env=env)
@@ -48,11 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     per_corr_s = sweep["seconds"] / n_corr
     # 3 correlations at full steps. Data generation is scaled along with the steps, so this is an upper bound.
     full_s = 3 * per_corr_s * args.full_steps / args.steps
-    result = {"command": " ".join(cmd[1:]), "peak_rss_mb": round(peak_mb), "wall_s": round(wall, 1),
-              "sweep_seconds": sweep["seconds"], "model_rows_per_s": sweep["model_rows_per_s"],
-              "threads": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count())),
-              "full_study_estimate_s_upper": round(full_s), "full_study": f"3 correlations x 3 models x {args.seeds} seeds "
-                                                                  f"x {args.full_steps} steps x batch {args.batch_size}"}
+    result = {
+        "command": " ".join(cmd[1:]),
+        "peak_rss_mb": round(peak_mb),
+        "wall_s": round(wall, 1),
+        "sweep_seconds": sweep["seconds"],
+        "model_rows_per_s": sweep["model_rows_per_s"],
+        "threads": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count())),
+        "full_study_estimate_s_upper": round(full_s),
+        "full_study": f"3 correlations x 3 models x {args.seeds} seeds "
+        f"x {args.full_steps} steps x batch {args.batch_size}",
+    }
     print(json.dumps(result, indent=2))
     Path(args.json).write_text(json.dumps(result, indent=2))
     return 0

@@ -12,8 +12,9 @@ from torch import nn
 
 
 class NaiveMMoE(nn.Module):
-    def __init__(self, input_dim: int = 100, n_experts: int = 8, expert_units: int = 16, n_tasks: int = 2,
-                 tower_units: int = 8):
+    def __init__(
+        self, input_dim: int = 100, n_experts: int = 8, expert_units: int = 16, n_tasks: int = 2, tower_units: int = 8
+    ):
         super().__init__()
         self.experts = nn.ModuleList(
             nn.Sequential(nn.Linear(input_dim, expert_units), nn.ReLU()) for _ in range(n_experts)

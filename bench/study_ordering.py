@@ -30,8 +30,18 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     p, seeds, steps, rows, lr = float(argv[0]), int(argv[1]), int(argv[2]), int(argv[3]), float(argv[4])
     for ms in (int(a) for a in argv[5:]):
-        c = RunConfig(correlation=p, steps=steps, rows=rows, seeds=seeds, independent_data=True, seed=ms,
-                      data_seed=ms, log_every=steps, eval_rows=1_000, lr=lr)
+        c = RunConfig(
+            correlation=p,
+            steps=steps,
+            rows=rows,
+            seeds=seeds,
+            independent_data=True,
+            seed=ms,
+            data_seed=ms,
+            log_every=steps,
+            eval_rows=1_000,
+            lr=lr,
+        )
         t = time.time()
         res = Trainer(c, load_data(c)).run()
         loss = {k: r.test_loss.mean(axis=1) for k, r in res.items()}  # (seeds,) mean over tasks
@@ -40,12 +50,26 @@ def main(argv: list[str]) -> None:
             d = loss[a] - loss[b]
             return round(float(np.nanmean(d)), 4), round(float(np.nanstd(d, ddof=1) / np.sqrt(np.isfinite(d).sum())), 4)
 
-        print(json.dumps({
-            "p": p, "seeds": seeds, "steps": steps, "rows": rows, "lr": lr, "master_seed": ms,
-            "mean_sd_min": {k: [round(float(f(v)), 4) for f in (np.nanmean, np.nanstd, np.nanmin)] for k, v in loss.items()},
-            "mmoe-omoe": gap("mmoe", "omoe"), "mmoe-shared_bottom": gap("mmoe", "shared_bottom"),
-            "omoe-shared_bottom": gap("omoe", "shared_bottom"), "seconds": round(time.time() - t, 1),
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "p": p,
+                    "seeds": seeds,
+                    "steps": steps,
+                    "rows": rows,
+                    "lr": lr,
+                    "master_seed": ms,
+                    "mean_sd_min": {
+                        k: [round(float(f(v)), 4) for f in (np.nanmean, np.nanstd, np.nanmin)] for k, v in loss.items()
+                    },
+                    "mmoe-omoe": gap("mmoe", "omoe"),
+                    "mmoe-shared_bottom": gap("mmoe", "shared_bottom"),
+                    "omoe-shared_bottom": gap("omoe", "shared_bottom"),
+                    "seconds": round(time.time() - t, 1),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

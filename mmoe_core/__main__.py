@@ -2,9 +2,9 @@
 
 import sys
 
-from .openmp import choose_wait_policy
+from .runtime.openmp import choose_wait_policy
 
-# Before torch loads: a short spin on a quiet machine, sleeping threads on a busy one (mmoe_core/openmp.py).
+# Before torch loads: a short spin on a quiet machine, sleeping threads on a busy one (mmoe_core/runtime/openmp.py).
 # Set OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself to override.
 choose_wait_policy()
 

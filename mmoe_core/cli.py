@@ -15,15 +15,25 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import fields
-from typing import Any, Sequence
+from typing import Any
 
-from .backends import resolve_backend, run_on_ray
 from .config import RunConfig, field_help
-from .execute import execute_run
 from .runs import RunStore
-from .study import PRESETS, Study, final_losses, gap_table, new_study_id, study_label, study_runs, summary_table, \
-    sweep_results
+from .runtime.backends import resolve_backend, run_on_ray
+from .runtime.execute import execute_run
+from .studies.study import (
+    PRESETS,
+    Study,
+    final_losses,
+    gap_table,
+    new_study_id,
+    study_label,
+    study_runs,
+    summary_table,
+    sweep_results,
+)
 
 TRAIN_DEFAULTS: dict[str, Any] = {}
 ALIASES = {"n_experts": ["--experts"]}  # short spellings users type
@@ -47,12 +57,18 @@ def _add_config_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ())
         if f.name in skip:
             continue
         if f.type == "bool":
-            parser.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                                help=field_help(f.name))
+            parser.add_argument(
+                _flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=field_help(f.name)
+            )
         else:
-            parser.add_argument(_flag(f.name), *ALIASES.get(f.name, []), dest=f.name, default=None,
-                                metavar=f.name.upper(),
-                                help=f"{field_help(f.name)} (default {_show(f.default)})")
+            parser.add_argument(
+                _flag(f.name),
+                *ALIASES.get(f.name, []),
+                dest=f.name,
+                default=None,
+                metavar=f.name.upper(),
+                help=f"{field_help(f.name)} (default {_show(f.default)})",
+            )
 
 
 def _show(value: Any) -> str:
@@ -89,11 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(train)
     sweep = sub.add_parser("sweep", help="correlations x models x seeds, each seed with its own data by default")
     sweep.add_argument("--correlations", default="0.5,0.9,1.0", help="comma-separated p values")
-    sweep.add_argument("--lrs", default=None, help="comma-separated Adam learning rates, one run each "
-                       "(default: just --lr; the paper tried 1e-4,1e-3,1e-2)")
-    sweep.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                       help="starting settings that the other flags override: quick (8 seeds), default "
-                            "(32 seeds), paper (200 seeds)")
+    sweep.add_argument(
+        "--lrs",
+        default=None,
+        help="comma-separated Adam learning rates, one run each (default: just --lr; the paper tried 1e-4,1e-3,1e-2)",
+    )
+    sweep.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="default",
+        help="starting settings that the other flags override: quick (8 seeds), default (32 seeds), paper (200 seeds)",
+    )
     sweep.add_argument("--fixed-data", action="store_true", help="one data draw for all seeds (only init varies)")
     _add_config_flags(sweep, skip=("correlation", "independent_data"))
     for p in (train, sweep):
@@ -101,10 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--home", metavar="DIR", help="run store folder (default $MMOE_HOME or ~/.mmoe_playground)")
         p.add_argument("--no-store", action="store_true", help="keep nothing: use a temporary run store")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
-        p.add_argument("--backend", help="where runs train: local (this process, the default) or ray (one Ray "
-                       "task per run, all at once; default $MMOE_BACKEND)")
-        p.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join, e.g. head-node:6379 (default "
-                       "$MMOE_RAY_ADDRESS; none: start Ray on this machine)")
+        p.add_argument(
+            "--backend",
+            help="where runs train: local (this process, the default) or ray (one Ray "
+            "task per run, all at once; default $MMOE_BACKEND)",
+        )
+        p.add_argument(
+            "--ray-address",
+            metavar="ADDR",
+            help="Ray cluster to join, e.g. head-node:6379 (default "
+            "$MMOE_RAY_ADDRESS; none: start Ray on this machine)",
+        )
     return parser
 
 
@@ -130,9 +159,10 @@ def _run_one(store: RunStore, config: RunConfig, desc: str, quiet: bool, label: 
     return run_id, summary
 
 
-def _run_all(store: RunStore, configs: list[RunConfig], descs: list[str], args: argparse.Namespace,
-             label: str = "") -> list[tuple[str, dict]]:
-    """local: one run after another in this process; ray: every run at once as a Ray task (mmoe_core.backends),
+def _run_all(
+    store: RunStore, configs: list[RunConfig], descs: list[str], args: argparse.Namespace, label: str = ""
+) -> list[tuple[str, dict]]:
+    """local: one run after another in this process; ray: every run at once as a Ray task (mmoe_core.runtime.backends),
     their points written into the same run store as they arrive."""
     try:
         backend = resolve_backend(args.backend)
@@ -142,8 +172,13 @@ def _run_all(store: RunStore, configs: list[RunConfig], descs: list[str], args: 
         return [_run_one(store, config, desc, args.quiet, label=label) for config, desc in zip(configs, descs)]
     bar = _progress(sum(c.steps for c in configs), "ray", args.quiet)
     try:
-        return run_on_ray(store, configs, label=label, address=args.ray_address,
-                          on_progress=lambda done, total: bar.update(done - bar.n))
+        return run_on_ray(
+            store,
+            configs,
+            label=label,
+            address=args.ray_address,
+            on_progress=lambda done, total: bar.update(done - bar.n),
+        )
     except ValueError as exc:
         raise CliError(str(exc)) from None
     finally:
@@ -156,17 +191,28 @@ def cmd_train(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     [(run_id, summary)] = _run_all(store, [config], ["train"], args)
     seconds = time.perf_counter() - t0
-    out = {"config": config.to_dict(), "run_id": run_id, "label_correlation": summary["label_correlation"],
-           "device": summary["device"], "seconds": round(seconds, 3),
-           "rows_per_s": round(summary["steps"] * config.batch_size / seconds, 1), "models": summary["models"]}
+    out = {
+        "config": config.to_dict(),
+        "run_id": run_id,
+        "label_correlation": summary["label_correlation"],
+        "device": summary["device"],
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(summary["steps"] * config.batch_size / seconds, 1),
+        "models": summary["models"],
+    }
     data = f"p = {config.correlation:g}" if config.dataset == "synthetic" else f"data {config.dataset}"
-    print(_table(out["models"], f"{data}, label correlation {out['label_correlation']:.3f}, "
-                 f"{out['rows_per_s']:,.0f} rows/s, {seconds:.1f} s, run {run_id}"))
+    print(
+        _table(
+            out["models"],
+            f"{data}, label correlation {out['label_correlation']:.3f}, "
+            f"{out['rows_per_s']:,.0f} rows/s, {seconds:.1f} s, run {run_id}",
+        )
+    )
     return out
 
 
 def cmd_sweep(args: argparse.Namespace) -> dict:
-    """A study (mmoe_core.study) run in this process: one stored run per correlation x lr, labelled
+    """A study (mmoe_core.studies.study) run in this process: one stored run per correlation x lr, labelled
     study:<id>, so the Experiments page can open it."""
     preset = PRESETS[args.preset].base
     correlations = _float_list(args.correlations, "--correlations", "in [-1, 1] such as 0.5,0.9,1.0")
@@ -179,15 +225,23 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     store = _store(args)
     study_id = new_study_id()
     t0 = time.perf_counter()
-    _run_all(store, study.configs(), [f"p={c.correlation:g} lr={c.lr:g}" for c in study.configs()], args,
-             label=study_label(study_id))
+    _run_all(
+        store,
+        study.configs(),
+        [f"p={c.correlation:g} lr={c.lr:g}" for c in study.configs()],
+        args,
+        label=study_label(study_id),
+    )
     seconds = time.perf_counter() - t0
     final = final_losses(store, study_runs(store, study_id))
     n_runs = len(study.configs())
-    out = {"config": study.to_dict(), "study_id": study_id, "seconds": round(seconds, 3),
-           "model_rows_per_s": round(n_runs * len(base.models) * base.seeds * base.steps * base.batch_size
-                                     / seconds, 1),
-           "results": sweep_results(final)}
+    out = {
+        "config": study.to_dict(),
+        "study_id": study_id,
+        "seconds": round(seconds, 3),
+        "model_rows_per_s": round(n_runs * len(base.models) * base.seeds * base.steps * base.batch_size / seconds, 1),
+        "results": sweep_results(final),
+    }
     print(_sweep_table(final, seconds, study_id))
     return out
 
@@ -195,8 +249,9 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
 def _sweep_defaults(preset: RunConfig) -> dict[str, Any]:
     """The preset's fields that differ from RunConfig's defaults: `sweep` alone runs the default study."""
     plain = RunConfig()
-    return {f.name: getattr(preset, f.name) for f in fields(RunConfig)
-            if getattr(preset, f.name) != getattr(plain, f.name)}
+    return {
+        f.name: getattr(preset, f.name) for f in fields(RunConfig) if getattr(preset, f.name) != getattr(plain, f.name)
+    }
 
 
 def _float_list(raw: str, flag: str, example: str) -> list[float]:
@@ -214,8 +269,10 @@ def _table(models: dict, title: str) -> str:
     for name, m in models.items():
         per_task = ", ".join("nan" if v is None else f"{v:.4f}" for v in m.get("test_loss", []))
         mean = m.get("test_loss_mean")
-        lines.append(f"{name:<14} {m['status']:<9} {m['params']:>7} {per_task:<24} "
-                     f"{'nan' if mean is None else f'{mean:.4f}':>9} {m['seconds']:>8.2f}")
+        lines.append(
+            f"{name:<14} {m['status']:<9} {m['params']:>7} {per_task:<24} "
+            f"{'nan' if mean is None else f'{mean:.4f}':>9} {m['seconds']:>8.2f}"
+        )
         if m.get("test_auc"):  # binary tasks (Census-Income, CSV): AUC is the number to read
             auc = ", ".join("-" if v is None else f"{v:.4f}" for v in m["test_auc"])
             lines.append(f"  test AUC per task: {auc} (mean of binary tasks {m['test_auc_mean']:.4f})")
@@ -228,8 +285,10 @@ def _sweep_table(final, seconds: float, study_id: str) -> str:
     stats = summary_table(final).set_index(["correlation", "lr", "model"])
     gaps = gap_table(final).set_index(["correlation", "lr", "gap"])
     fmt = lambda v: f"{v:.4f}"  # noqa: E731
-    return (f"{stats.to_string(float_format=fmt)}\n\npaired gaps (negative: the first model is better)\n"
-            f"{gaps.to_string(float_format=fmt)}\n{seconds:.1f} s, study {study_id}")
+    return (
+        f"{stats.to_string(float_format=fmt)}\n\npaired gaps (negative: the first model is better)\n"
+        f"{gaps.to_string(float_format=fmt)}\n{seconds:.1f} s, study {study_id}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,9 +13,11 @@ import contextvars
 import dataclasses
 import json
 import math
-import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Iterator, Mapping
+from typing import Any
+
+from . import settings
 
 MODEL_KINDS: dict[str, str] = {
     # name -> label shown in the UI; constructors live in mmoe_core.models.zoo
@@ -32,8 +34,6 @@ DATASETS = ("synthetic", "census1", "census2")  # or a path ending in .csv (mmoe
 TABLE_TASK_KINDS = ("auto", "regression", "binary")  # per CSV target; auto = two values -> binary
 
 # Guard rails for a shared server (overridable through the environment, issue 7).
-MAX_WORK = float(os.environ.get("MMOE_MAX_WORK", 5e13))  # steps x batch x seeds x models x hidden
-MAX_DATA_BYTES = float(os.environ.get("MMOE_MAX_DATA_BYTES", 4e9))  # float32 inputs held in memory
 _LIMITS_ON = contextvars.ContextVar("mmoe_limits_on", default=True)
 
 
@@ -55,8 +55,11 @@ def _f(default: Any, lo: float | None = None, hi: float | None = None, help: str
 @dataclass(frozen=True)
 class RunConfig:
     # --- data (paper §3.2) ---
-    dataset: str = _f("synthetic", help="data source: synthetic, census1, census2 (UCI Census-Income task groups "
-                      "of the paper's §6.3) or the path of a .csv file")
+    dataset: str = _f(
+        "synthetic",
+        help="data source: synthetic, census1, census2 (UCI Census-Income task groups "
+        "of the paper's §6.3) or the path of a .csv file",
+    )
     correlation: float = _f(0.5, -1.0, 1.0, "task correlation p: cosine of the two tasks' weight vectors")
     rows: int = _f(20_000, 100, 2_000_000, "training rows")
     eval_rows: int = _f(2_000, 50, 500_000, "rows in each of the validation and test sets")
@@ -79,12 +82,10 @@ class RunConfig:
     tower_units: int = _f(8, 1, 4_096, "hidden units per tower layer (paper: 8)")
     tower_layers: int = _f(1, 0, 8, "hidden layers per tower (paper: 1)")
     bottom_units: int = _f(0, 0, 65_536, "Shared-Bottom width; 0 matches MMoE's parameter count (paper: 113)")
-    shared_experts: int = _f(4, 0, 256, "CGC/PLE experts shared by all tasks, per level (4 + 2 x 2 tasks = "
-                             "MMoE's 8)")
+    shared_experts: int = _f(4, 0, 256, "CGC/PLE experts shared by all tasks, per level (4 + 2 x 2 tasks = MMoE's 8)")
     task_experts: int = _f(2, 0, 256, "CGC/PLE experts of each task, per level (its gate also sees the shared)")
     levels: int = _f(2, 1, 8, "PLE extraction levels; CGC is PLE with one level")
-    top_k: int = _f(0, 0, 256, "experts each gate keeps per row (noisy top-k, Shazeer et al. 2017); 0 = dense "
-                    "softmax")
+    top_k: int = _f(0, 0, 256, "experts each gate keeps per row (noisy top-k, Shazeer et al. 2017); 0 = dense softmax")
     gate_noise: bool = _f(False, help="add trainable Gaussian noise to the gate logits while training")
     balance_weight: float = _f(0.0, 0.0, 100.0, "weight of the importance + load CV² balancing loss; 0 = off")
     # --- training ---
@@ -111,8 +112,9 @@ class RunConfig:
             if f.type in ("int", "float"):
                 _check_number(f.name, value, f.type, lo, hi)
         if self.dataset not in DATASETS and not self.dataset.lower().endswith(".csv"):
-            raise ValueError(f"dataset={self.dataset!r} is unknown; choose one of {', '.join(DATASETS)} "
-                             "or the path of a .csv file")
+            raise ValueError(
+                f"dataset={self.dataset!r} is unknown; choose one of {', '.join(DATASETS)} or the path of a .csv file"
+            )
         _check_columns(self.targets, self.features, self.task_kinds)
         if self.device not in DEVICES:
             raise ValueError(f"device={self.device!r} is unknown; choose one of {', '.join(DEVICES)}")
@@ -124,31 +126,37 @@ class RunConfig:
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"models={','.join(self.models)!r} names a model twice; list each once")
         if set(self.models) & set(PLE_KINDS) and self.shared_experts + self.task_experts == 0:
-            raise ValueError("shared_experts=0 and task_experts=0 leave CGC/PLE without experts; "
-                             "set at least one of them to 1 or more")
+            raise ValueError(
+                "shared_experts=0 and task_experts=0 leave CGC/PLE without experts; "
+                "set at least one of them to 1 or more"
+            )
         if self.log_every > self.steps:
             object.__setattr__(self, "log_every", self.steps)
+        max_data_bytes, max_work = settings.get("MMOE_MAX_DATA_BYTES"), settings.get("MMOE_MAX_WORK")
         data_bytes = 4.0 * self.input_dim * (self.rows + 2 * self.eval_rows)
         data_bytes *= self.seeds if self.independent_data else 1
-        if data_bytes > MAX_DATA_BYTES and _limited(self):
+        if data_bytes > max_data_bytes and _limited(self):
             raise ValueError(
                 f"rows x input_dim x seeds needs {data_bytes / 1e9:.1f} GB of inputs, over this server's "
-                f"limit of {MAX_DATA_BYTES / 1e9:.1f} GB; lower rows, input_dim or seeds"
+                f"limit of {max_data_bytes / 1e9:.1f} GB; lower rows, input_dim or seeds"
             )
-        if self.work() > MAX_WORK and _limited(self):
+        if self.work() > max_work and _limited(self):
             raise ValueError(
                 f"steps x batch_size x seeds x models is too much work for this server ({self.work():.2g} > "
-                f"{MAX_WORK:.2g}); lower steps, batch_size or seeds"
+                f"{max_work:.2g}); lower steps, batch_size or seeds"
             )
 
     # ------------------------------------------------------------------ derived facts
     def work(self) -> float:
         """A rough count of multiply-adds, to refuse jobs that would hold a shared server for hours."""
-        width = max(self.n_experts * self.expert_units, self.bottom_units or 0,
-                    (self.shared_experts + self.n_tasks * self.task_experts) * self.expert_units)
+        width = max(
+            self.n_experts * self.expert_units,
+            self.bottom_units or 0,
+            (self.shared_experts + self.n_tasks * self.task_experts) * self.expert_units,
+        )
         return 3.0 * self.steps * self.batch_size * self.seeds * len(self.models) * self.input_dim * width
 
-    def with_(self, **changes: Any) -> "RunConfig":
+    def with_(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------ JSON
@@ -161,14 +169,14 @@ class RunConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "RunConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> RunConfig:
         unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f"unknown config key {unknown[0]!r}; known keys: {', '.join(field_names())}")
         return cls(**dict(d))
 
     @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
+    def from_json(cls, text: str) -> RunConfig:
         return cls.from_dict(json.loads(text))
 
     # ------------------------------------------------------------------ URL query parameters
@@ -182,7 +190,7 @@ class RunConfig:
         }
 
     @classmethod
-    def from_query(cls, query: Mapping[str, Any]) -> tuple["RunConfig", list[str]]:
+    def from_query(cls, query: Mapping[str, Any]) -> tuple[RunConfig, list[str]]:
         """Parse what it can; a bad value falls back to its default with a warning, never an exception."""
         warnings: list[str] = []
         values: dict[str, Any] = {}

@@ -17,7 +17,7 @@ e experts.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -83,8 +83,9 @@ def mean_pairwise_cosine(weights: np.ndarray) -> float:
     return float(cos[np.triu_indices(w.shape[0], k=1)].mean())
 
 
-def diagnose(gates: np.ndarray, expert_weights: np.ndarray | None = None,
-             allowed: np.ndarray | None = None) -> dict[str, np.ndarray | float]:
+def diagnose(
+    gates: np.ndarray, expert_weights: np.ndarray | None = None, allowed: np.ndarray | None = None
+) -> dict[str, np.ndarray | float]:
     """Every diagnostic of one model at one step: per-task arrays (k,) and the model-wide expert cosine."""
     load = expert_load(gates)
     mask = _allowed(gates, allowed)
@@ -99,8 +100,11 @@ def diagnose(gates: np.ndarray, expert_weights: np.ndarray | None = None,
 
 def metric_rows(model: str, step: int, diag: Mapping[str, np.ndarray | float]) -> list[tuple]:
     """The trainer's MetricRow tuples (model, step, replica 0, task, 'probe', name, value); task -1 = model-wide."""
-    rows = [(model, step, 0, k, PROBE_SPLIT, name, float(v)) for name in PER_TASK
-            for k, v in enumerate(np.atleast_1d(diag[name]))]
+    rows = [
+        (model, step, 0, k, PROBE_SPLIT, name, float(v))
+        for name in PER_TASK
+        for k, v in enumerate(np.atleast_1d(diag[name]))
+    ]
     return rows + [(model, step, 0, -1, PROBE_SPLIT, name, float(diag[name])) for name in MODEL_WIDE]
 
 
@@ -130,8 +134,9 @@ def latest(metrics: pd.DataFrame) -> pd.DataFrame:
     return probe[probe["step"] == last][["model", "step", "task", "metric", "value"]].reset_index(drop=True)
 
 
-def warning_messages(latest_rows: pd.DataFrame, labels: Mapping[str, str] | None = None,
-             task_names: list[str] | None = None) -> list[str]:
+def warning_messages(
+    latest_rows: pd.DataFrame, labels: Mapping[str, str] | None = None, task_names: list[str] | None = None
+) -> list[str]:
     """Plain-language warnings from `latest(...)`: routing collapsed onto one expert, or experts as copies."""
     out = []
     labels = labels or {}
@@ -143,11 +148,15 @@ def warning_messages(latest_rows: pd.DataFrame, labels: Mapping[str, str] | None
             top, ent = value.get(("max_load", t), np.nan), value.get(("load_entropy", t), np.nan)
             if top > COLLAPSE_MAX_LOAD or ent < COLLAPSE_ENTROPY:
                 task = task_names[t] if task_names and t < len(task_names) else f"task {t + 1}"
-                out.append(f"{name}: routing for {task} has collapsed onto one expert (it takes {top:.0%} of the "
-                           f"gate weight; load entropy {ent:.2f}). Try more steps, a lower learning rate or a "
-                           "balancing loss (balance_weight).")
+                out.append(
+                    f"{name}: routing for {task} has collapsed onto one expert (it takes {top:.0%} of the "
+                    f"gate weight; load entropy {ent:.2f}). Try more steps, a lower learning rate or a "
+                    "balancing loss (balance_weight)."
+                )
         cos = value.get(("expert_cosine", -1), np.nan)
         if cos > COPY_COSINE:
-            out.append(f"{name}: the experts have become copies of each other (mean pairwise cosine of their "
-                       f"weights {cos:.2f} > {COPY_COSINE}); extra experts add nothing here.")
+            out.append(
+                f"{name}: the experts have become copies of each other (mean pairwise cosine of their "
+                f"weights {cos:.2f} > {COPY_COSINE}); extra experts add nothing here."
+            )
     return out

@@ -11,7 +11,8 @@ redraws them every second, and validation cost ~10x the rest (0.2 s vs 0.02 s pe
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -26,8 +27,18 @@ MODEL_COLORS: dict[str, str] = {
     "cgc": "#D62728",  # red: Tang et al. 2020's one-level model
     "ple": "#9467BD",  # purple: CGC stacked in levels
 }
-EXPERT_COLORS = ["#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B", "#EECA3B", "#B279A2", "#FF9DA6",
-                 "#9D755D", "#BAB0AC"]
+EXPERT_COLORS = [
+    "#4C78A8",
+    "#F58518",
+    "#E45756",
+    "#72B7B2",
+    "#54A24B",
+    "#EECA3B",
+    "#B279A2",
+    "#FF9DA6",
+    "#9D755D",
+    "#BAB0AC",
+]
 SPLIT_DASH = {"train": "dash", "val": "solid", "test": "dot"}
 SPLIT_LABEL = {"train": "train", "val": "validation", "test": "test"}
 # Light to dark blue, spelled out: plotly.js's named "Blues" runs the other way round from plotly.py's.
@@ -63,13 +74,29 @@ def _panels(titles: Sequence[str], x_title: str, y_title: str, y: Mapping[str, A
     layout: dict[str, Any] = {"annotations": []}
     for i, title in enumerate(titles):
         lo = i * (width + PANEL_GAP)
-        layout[f"xaxis{'' if i == 0 else i + 1}"] = {"domain": [lo, lo + width], "anchor": _axis_name("y", i),
-                                                      "title": {"text": x_title}}
-        layout[f"yaxis{'' if i == 0 else i + 1}"] = {"anchor": _axis_name("x", i), **(y or {}),
-                                                      "title": {"text": y_title if i == 0 else ""}}
-        layout["annotations"].append({"text": f"<b>{title}</b>", "x": lo + width / 2, "y": 1.0, "xref": "paper",
-                                      "yref": "paper", "xanchor": "center", "yanchor": "bottom",
-                                      "showarrow": False, "font": {"size": 13}})
+        layout[f"xaxis{'' if i == 0 else i + 1}"] = {
+            "domain": [lo, lo + width],
+            "anchor": _axis_name("y", i),
+            "title": {"text": x_title},
+        }
+        layout[f"yaxis{'' if i == 0 else i + 1}"] = {
+            "anchor": _axis_name("x", i),
+            **(y or {}),
+            "title": {"text": y_title if i == 0 else ""},
+        }
+        layout["annotations"].append(
+            {
+                "text": f"<b>{title}</b>",
+                "x": lo + width / 2,
+                "y": 1.0,
+                "xref": "paper",
+                "yref": "paper",
+                "xanchor": "center",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"size": 13},
+            }
+        )
     return layout
 
 
@@ -78,29 +105,54 @@ def log_ticks(lo: float, hi: float) -> list[float] | None:
     '2'); None when the range is too narrow for two such ticks, so plotly picks its own."""
     if not (lo > 0 and math.isfinite(lo) and math.isfinite(hi) and hi >= lo):
         return None
-    ticks = [m * 10.0**e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
-             for m in (1, 2, 5)]
+    ticks = [m * 10.0**e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1) for m in (1, 2, 5)]
     ticks = [float(f"{t:.6g}") for t in ticks if lo / 1.05 <= t <= hi * 1.05]
     return ticks if len(ticks) >= 2 else None
 
 
 def _figure(traces: list[dict], layout: dict, height: int) -> go.Figure:
-    base = {"height": height, "margin": {"l": 10, "r": 10, "t": 60, "b": 10}, "font": {"size": 12},
-            "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.08, "xanchor": "left", "x": 0},
-            "hovermode": "closest"}
+    base = {
+        "height": height,
+        "margin": {"l": 10, "r": 10, "t": 60, "b": 10},
+        "font": {"size": 12},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.08, "xanchor": "left", "x": 0},
+        "hovermode": "closest",
+    }
     base.update(layout)
     return go.Figure(data=traces, layout=base, _validate=False)
 
 
 def empty_figure(message: str, height: int = 320) -> go.Figure:
-    return _figure([], {"annotations": [{"text": message, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper",
-                                         "yref": "paper", "font": {"size": 14, "color": "#888"}}],
-                        "xaxis": {"visible": False}, "yaxis": {"visible": False}}, height)
+    return _figure(
+        [],
+        {
+            "annotations": [
+                {
+                    "text": message,
+                    "showarrow": False,
+                    "x": 0.5,
+                    "y": 0.5,
+                    "xref": "paper",
+                    "yref": "paper",
+                    "font": {"size": 14, "color": "#888"},
+                }
+            ],
+            "xaxis": {"visible": False},
+            "yaxis": {"visible": False},
+        },
+        height,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- loss curves
-def loss_curves(curves: pd.DataFrame, task_names: Sequence[str], log_y: bool = False,
-                labels: Mapping[str, str] | None = None, metric: str = "loss", height: int = 380) -> go.Figure:
+def loss_curves(
+    curves: pd.DataFrame,
+    task_names: Sequence[str],
+    log_y: bool = False,
+    labels: Mapping[str, str] | None = None,
+    metric: str = "loss",
+    height: int = 380,
+) -> go.Figure:
     """Per-task panels; a line per model and split (dashed train, solid validation); ±1 sd band over seeds.
 
     curves: views.curve_frame output (model, task, split, step, mean, sd, n).
@@ -125,28 +177,61 @@ def loss_curves(curves: pd.DataFrame, task_names: Sequence[str], log_y: bool = F
                     upper, lower = (mean + sd).tolist(), (mean - sd).tolist()
                     if log_y:
                         lower = [max(v, 1e-12) for v in lower]
-                    traces.append({"type": "scatter", "x": steps + steps[::-1], "y": upper + lower[::-1],
-                                   "fill": "toself", "fillcolor": _rgba(color, 0.15), "line": {"width": 0},
-                                   "hoverinfo": "skip", "showlegend": False, "legendgroup": model,
-                                   "name": f"{name} ±1 sd", **axes})
+                    traces.append(
+                        {
+                            "type": "scatter",
+                            "x": steps + steps[::-1],
+                            "y": upper + lower[::-1],
+                            "fill": "toself",
+                            "fillcolor": _rgba(color, 0.15),
+                            "line": {"width": 0},
+                            "hoverinfo": "skip",
+                            "showlegend": False,
+                            "legendgroup": model,
+                            "name": f"{name} ±1 sd",
+                            **axes,
+                        }
+                    )
                 first = task == 0 and (split == "val" or not has_val)
-                traces.append({
-                    # markers only while a line has too few points to be seen (each marker is an SVG node)
-                    "type": "scatter", "x": steps, "y": mean.tolist(),
-                    "mode": "lines" if len(steps) > 2 else "lines+markers",
-                    "name": name, "legendgroup": model, "showlegend": first,
-                    "line": {"color": color, "dash": SPLIT_DASH[split], "width": 2.2 if split == "val" else 1.4},
-                    "marker": {"size": 4 if split == "val" else 3, "color": color},
-                    "hovertemplate": f"{name}<br>{SPLIT_LABEL[split]} {metric} %{{y:.4g}}<br>step %{{x}}"
-                                     "<extra></extra>", **axes})
+                traces.append(
+                    {
+                        # markers only while a line has too few points to be seen (each marker is an SVG node)
+                        "type": "scatter",
+                        "x": steps,
+                        "y": mean.tolist(),
+                        "mode": "lines" if len(steps) > 2 else "lines+markers",
+                        "name": name,
+                        "legendgroup": model,
+                        "showlegend": first,
+                        "line": {"color": color, "dash": SPLIT_DASH[split], "width": 2.2 if split == "val" else 1.4},
+                        "marker": {"size": 4 if split == "val" else 3, "color": color},
+                        "hovertemplate": f"{name}<br>{SPLIT_LABEL[split]} {metric} %{{y:.4g}}<br>step %{{x}}"
+                        "<extra></extra>",
+                        **axes,
+                    }
+                )
     for split in ("train", "val"):  # legend keys for the two line styles
-        traces.append({"type": "scatter", "x": [None], "y": [None], "mode": "lines", "name": SPLIT_LABEL[split],
-                       "line": {"color": "#666666", "dash": SPLIT_DASH[split]}, "legendgroup": f"_{split}"})
+        traces.append(
+            {
+                "type": "scatter",
+                "x": [None],
+                "y": [None],
+                "mode": "lines",
+                "name": SPLIT_LABEL[split],
+                "line": {"color": "#666666", "dash": SPLIT_DASH[split]},
+                "legendgroup": f"_{split}",
+            }
+        )
     layout = _panels(task_names, "step", metric, {"type": "log" if log_y else "linear"})
     if log_y:
         for task in range(len(task_names)):
-            ys = [v for t in traces if t.get("yaxis") == _axis_name("y", task) and "fill" not in t
-                  for v in t["y"] if v is not None and v > 0]
+            ys = [
+                v
+                for t in traces
+                if t.get("yaxis") == _axis_name("y", task) and "fill" not in t
+                for v in t["y"]
+                if v is not None and v > 0
+            ]
             ticks = log_ticks(min(ys), max(ys)) if ys else None
             if ticks:
                 axis = layout[f"yaxis{'' if task == 0 else task + 1}"]
@@ -155,20 +240,34 @@ def loss_curves(curves: pd.DataFrame, task_names: Sequence[str], log_y: bool = F
 
 
 # ---------------------------------------------------------------------------------------------- gates
-def gate_heatmap(matrix: pd.DataFrame, task_names: Sequence[str], title: str = "",
-                 height: int | None = None) -> go.Figure:
+def gate_heatmap(
+    matrix: pd.DataFrame, task_names: Sequence[str], title: str = "", height: int | None = None
+) -> go.Figure:
     """Tasks x experts, fixed 0..1 colour scale so two heatmaps compare by eye, values printed in the cells."""
     if matrix.empty:
         return empty_figure("No gate snapshot yet", height or 200)
     z = matrix.to_numpy().round(4).tolist()
     experts = [f"E{int(e) + 1}" for e in matrix.columns]
     tasks = [task_names[int(t)] if int(t) < len(task_names) else f"Task {int(t) + 1}" for t in matrix.index]
-    trace = {"type": "heatmap", "z": z, "x": experts, "y": tasks, "zmin": 0.0, "zmax": 1.0,
-             "colorscale": GATE_SCALE, "text": z, "texttemplate": "%{text:.2f}",
-             "hovertemplate": "%{y} · expert %{x}: weight %{z:.3f}<extra></extra>",
-             "colorbar": {"title": {"text": "weight", "side": "right"}, "thickness": 10, "len": 0.9}}
-    layout = {"title": {"text": title, "x": 0, "font": {"size": 14}}, "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-              "yaxis": {"autorange": "reversed"}, "xaxis": {"title": {"text": "expert"}}}
+    trace = {
+        "type": "heatmap",
+        "z": z,
+        "x": experts,
+        "y": tasks,
+        "zmin": 0.0,
+        "zmax": 1.0,
+        "colorscale": GATE_SCALE,
+        "text": z,
+        "texttemplate": "%{text:.2f}",
+        "hovertemplate": "%{y} · expert %{x}: weight %{z:.3f}<extra></extra>",
+        "colorbar": {"title": {"text": "weight", "side": "right"}, "thickness": 10, "len": 0.9},
+    }
+    layout = {
+        "title": {"text": title, "x": 0, "font": {"size": 14}},
+        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        "yaxis": {"autorange": "reversed"},
+        "xaxis": {"title": {"text": "expert"}},
+    }
     return _figure([trace], layout, height or (110 + 42 * len(tasks)))
 
 
@@ -185,16 +284,30 @@ def gate_evolution(gates: pd.DataFrame, task_names: Sequence[str], title: str = 
             g = groups.get((e, task))
             if g is None:
                 continue
-            traces.append({
-                "type": "scatter", "x": g["step"].tolist(), "y": g["weight"].round(4).tolist(), "mode": "lines",
-                "name": f"E{int(e) + 1}", "legendgroup": f"E{e}", "showlegend": task == 0,
-                "line": {"color": color, "width": 1.8}, "xaxis": _axis_name("x", task), "yaxis": _axis_name("y", task),
-                "hovertemplate": f"expert E{int(e) + 1}<br>weight %{{y:.3f}}<br>step %{{x}}<extra></extra>"})
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": g["step"].tolist(),
+                    "y": g["weight"].round(4).tolist(),
+                    "mode": "lines",
+                    "name": f"E{int(e) + 1}",
+                    "legendgroup": f"E{e}",
+                    "showlegend": task == 0,
+                    "line": {"color": color, "width": 1.8},
+                    "xaxis": _axis_name("x", task),
+                    "yaxis": _axis_name("y", task),
+                    "hovertemplate": f"expert E{int(e) + 1}<br>weight %{{y:.3f}}<br>step %{{x}}<extra></extra>",
+                }
+            )
     top = min(1.0, max(0.3, float(gates["weight"].max()) * 1.15))  # weights near 1/n would hug the floor of 0..1
     layout = _panels(task_names, "step", "gate weight", {"range": [0, top]})
-    layout.update({"title": {"text": title, "x": 0, "y": 0.98, "yanchor": "top", "font": {"size": 14}},
-                   "margin": {"l": 10, "r": 10, "t": 90, "b": 10},
-                   "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.08, "xanchor": "right", "x": 1}})
+    layout.update(
+        {
+            "title": {"text": title, "x": 0, "y": 0.98, "yanchor": "top", "font": {"size": 14}},
+            "margin": {"l": 10, "r": 10, "t": 90, "b": 10},
+            "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.08, "xanchor": "right", "x": 1},
+        }
+    )
     return _figure(traces, layout, height)
 
 
@@ -206,8 +319,9 @@ DIAGNOSTIC_PANELS = {  # metric -> (panel title, dotted line where the warning s
 }
 
 
-def diagnostics_figure(probe: pd.DataFrame, task_names: Sequence[str], labels: Mapping[str, str] | None = None,
-                       height: int = 320) -> go.Figure:
+def diagnostics_figure(
+    probe: pd.DataFrame, task_names: Sequence[str], labels: Mapping[str, str] | None = None, height: int = 320
+) -> go.Figure:
     """Expert-utilisation diagnostics over training (mmoe_core.diagnostics): a panel per metric, a line per
     model (and task: solid first task, dashed the others); dotted lines mark the warning thresholds.
 
@@ -223,17 +337,39 @@ def diagnostics_figure(probe: pd.DataFrame, task_names: Sequence[str], labels: M
             g = g.sort_values("step")
             name = (labels or {}).get(model, MODEL_KINDS.get(model, model))
             who = name if task < 0 else f"{name} · {task_names[task] if task < len(task_names) else task + 1}"
-            traces.append({
-                "type": "scatter", "x": g["step"].tolist(), "y": g["value"].round(4).tolist(), "mode": "lines",
-                "name": name, "legendgroup": model, "showlegend": i == 0 and task <= 0,
-                "line": {"color": model_color(model), "dash": dashes[max(int(task), 0) % len(dashes)], "width": 1.8},
-                "xaxis": _axis_name("x", i), "yaxis": _axis_name("y", i),
-                "hovertemplate": f"{who}<br>{metric} %{{y:.3f}}<br>step %{{x}}<extra></extra>"})
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": g["step"].tolist(),
+                    "y": g["value"].round(4).tolist(),
+                    "mode": "lines",
+                    "name": name,
+                    "legendgroup": model,
+                    "showlegend": i == 0 and task <= 0,
+                    "line": {
+                        "color": model_color(model),
+                        "dash": dashes[max(int(task), 0) % len(dashes)],
+                        "width": 1.8,
+                    },
+                    "xaxis": _axis_name("x", i),
+                    "yaxis": _axis_name("y", i),
+                    "hovertemplate": f"{who}<br>{metric} %{{y:.3f}}<br>step %{{x}}<extra></extra>",
+                }
+            )
         limit = DIAGNOSTIC_PANELS[metric][1]
         steps = probe["step"]
-        traces.append({"type": "scatter", "x": [int(steps.min()), int(steps.max())], "y": [limit, limit],
-                       "mode": "lines", "showlegend": False, "hoverinfo": "skip",
-                       "line": {"color": "#999999", "dash": "dot", "width": 1},
-                       "xaxis": _axis_name("x", i), "yaxis": _axis_name("y", i)})
+        traces.append(
+            {
+                "type": "scatter",
+                "x": [int(steps.min()), int(steps.max())],
+                "y": [limit, limit],
+                "mode": "lines",
+                "showlegend": False,
+                "hoverinfo": "skip",
+                "line": {"color": "#999999", "dash": "dot", "width": 1},
+                "xaxis": _axis_name("x", i),
+                "yaxis": _axis_name("y", i),
+            }
+        )
     layout = _panels([DIAGNOSTIC_PANELS[m][0] for m in panels], "step", "", {"range": [-0.05, 1.05]})
     return _figure(traces, layout, height)

@@ -8,18 +8,19 @@ database as safetensors files named by run id.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 
+from . import settings
 from .config import RunConfig
 
 STATUSES = ("queued", "running", "done", "cancelled", "failed", "interrupted")
@@ -52,7 +53,7 @@ CREATE INDEX IF NOT EXISTS gates_run ON gates (run_id, step);
 
 
 def default_home() -> Path:
-    return Path(os.environ.get("MMOE_HOME", Path.home() / ".mmoe_playground"))
+    return settings.home()
 
 
 def check_run_id(run_id: str) -> str:
@@ -108,8 +109,15 @@ class RunStore:
                 raise
 
     # ------------------------------------------------------------------ writing
-    def create_run(self, config: RunConfig, kind: str = "train", status: str = "queued", owner: str = "",
-                   label: str = "", total_steps: int | None = None) -> str:
+    def create_run(
+        self,
+        config: RunConfig,
+        kind: str = "train",
+        status: str = "queued",
+        owner: str = "",
+        label: str = "",
+        total_steps: int | None = None,
+    ) -> str:
         run_id = uuid.uuid4().hex[:12]
         with self._tx() as db:
             db.execute(
@@ -120,8 +128,22 @@ class RunStore:
         return run_id
 
     def update_run(self, run_id: str, **fields: Any) -> None:
-        allowed = {"status", "started", "finished", "device", "error", "step", "total_steps", "rows_per_s",
-                   "label_correlation", "summary", "cancel_requested", "pid", "label", "config"}
+        allowed = {
+            "status",
+            "started",
+            "finished",
+            "device",
+            "error",
+            "step",
+            "total_steps",
+            "rows_per_s",
+            "label_correlation",
+            "summary",
+            "cancel_requested",
+            "pid",
+            "label",
+            "config",
+        }
         bad = set(fields) - allowed
         assert not bad, bad
         if "summary" in fields and not isinstance(fields["summary"], (str, type(None))):
@@ -141,8 +163,16 @@ class RunStore:
         with self._tx() as db:
             return db.execute(sql, args).rowcount > 0
 
-    def set_model(self, run_id: str, model: str, status: str, message: str = "", params: int | None = None,
-                  paper_params: int | None = None, seconds: float | None = None) -> None:
+    def set_model(
+        self,
+        run_id: str,
+        model: str,
+        status: str,
+        message: str = "",
+        params: int | None = None,
+        paper_params: int | None = None,
+        seconds: float | None = None,
+    ) -> None:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO models (run_id, model, status, message, params, paper_params, seconds) "
@@ -153,8 +183,14 @@ class RunStore:
                 (run_id, model, status, message, params, paper_params, seconds),
             )
 
-    def add_points(self, run_id: str, metrics: list[tuple], gates: list[tuple], step: int | None = None,
-                   rows_per_s: float | None = None) -> None:
+    def add_points(
+        self,
+        run_id: str,
+        metrics: list[tuple],
+        gates: list[tuple],
+        step: int | None = None,
+        rows_per_s: float | None = None,
+    ) -> None:
         """One transaction per recorded point: readers never see half a point."""
         with self._tx() as db:
             db.executemany(
@@ -167,14 +203,21 @@ class RunStore:
                 [(run_id, *g) for g in gates],
             )
             if step is not None:
-                db.execute("UPDATE runs SET step = MAX(step, ?), rows_per_s = COALESCE(?, rows_per_s) WHERE id = ?",
-                           (step, rows_per_s, run_id))
+                db.execute(
+                    "UPDATE runs SET step = MAX(step, ?), rows_per_s = COALESCE(?, rows_per_s) WHERE id = ?",
+                    (step, rows_per_s, run_id),
+                )
 
     def claim(self, run_id: str) -> bool:
         """queued -> running for exactly one dispatcher."""
         with self._tx() as db:
-            return db.execute("UPDATE runs SET status = 'running', started = ? WHERE id = ? AND status = 'queued'",
-                              (time.time(), check_run_id(run_id))).rowcount > 0
+            return (
+                db.execute(
+                    "UPDATE runs SET status = 'running', started = ? WHERE id = ? AND status = 'queued'",
+                    (time.time(), check_run_id(run_id)),
+                ).rowcount
+                > 0
+            )
 
     def request_cancel(self, run_id: str) -> None:
         self.update_run(run_id, cancel_requested=1)
@@ -216,13 +259,15 @@ class RunStore:
             return pd.read_sql_query(
                 "SELECT id, kind, status, created, started, finished, device, error, step, total_steps, "
                 "rows_per_s, label_correlation, summary, config, owner, label FROM runs ORDER BY created DESC LIMIT ?",
-                db, params=(limit,),
+                db,
+                params=(limit,),
             )
 
     def models(self, run_id: str) -> pd.DataFrame:
         with self._connect() as db:
-            return pd.read_sql_query("SELECT * FROM models WHERE run_id = ? ORDER BY rowid", db,
-                                     params=(check_run_id(run_id),))
+            return pd.read_sql_query(
+                "SELECT * FROM models WHERE run_id = ? ORDER BY rowid", db, params=(check_run_id(run_id),)
+            )
 
     def metrics(self, run_id: str, since_step: int = -1, split: str | None = None) -> pd.DataFrame:
         """Recorded rows in write order; `split` keeps one split (e.g. the diagnostics' "probe" rows alone)."""
@@ -232,13 +277,15 @@ class RunStore:
         with self._connect() as db:
             return pd.read_sql_query(
                 f"SELECT model, step, replica, task, split, metric, value FROM metrics WHERE {where} ORDER BY rowid",
-                db, params=tuple(params),
+                db,
+                params=tuple(params),
             )
 
     def gates(self, run_id: str) -> pd.DataFrame:
         with self._connect() as db:
             return pd.read_sql_query(
-                "SELECT model, step, task, expert, weight FROM gates WHERE run_id = ? ORDER BY rowid", db,
+                "SELECT model, step, task, expert, weight FROM gates WHERE run_id = ? ORDER BY rowid",
+                db,
                 params=(check_run_id(run_id),),
             )
 

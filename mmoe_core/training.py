@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from sklearn.metrics import roc_auc_score
+from torch import nn
 
 from . import diagnostics
 from .config import RunConfig
@@ -351,8 +351,13 @@ def summarize(results: Iterable[ModelResult]) -> dict[str, dict]:
     """The per-model JSON of the CLI contract: test losses averaged over finite seeds."""
     out = {}
     for res in results:
-        entry: dict = {"params": res.params, "paper_params": res.paper_params, "status": res.status,
-                       "message": res.message, "seconds": round(res.seconds, 3)}
+        entry: dict = {
+            "params": res.params,
+            "paper_params": res.paper_params,
+            "status": res.status,
+            "message": res.message,
+            "seconds": round(res.seconds, 3),
+        }
         if res.test_loss is not None:
             entry["test_loss"] = _nanmean_rows(res.test_loss)
             entry["test_loss_mean"] = _finite_mean(res.test_loss)
@@ -391,5 +396,3 @@ def _finite_mean_cols(a: np.ndarray) -> list[float | None]:
 def _finite_mean(a: np.ndarray) -> float | None:
     finite = np.isfinite(a).all(axis=1)
     return float(a[finite].mean()) if finite.any() else None
-
-

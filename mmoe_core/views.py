@@ -8,7 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,8 +85,9 @@ def gate_specialisation(matrix: pd.DataFrame) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------------- results
-def results_table(summary: Mapping[str, Any] | None, names: Sequence[str],
-                  models: pd.DataFrame | None = None) -> pd.DataFrame:
+def results_table(
+    summary: Mapping[str, Any] | None, names: Sequence[str], models: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per model: test loss (and AUC for binary tasks) per task, mean, parameters, seconds, status."""
     entries = (summary or {}).get("models") or {}
     best = winner(summary)
@@ -109,16 +111,26 @@ def results_table(summary: Mapping[str, Any] | None, names: Sequence[str],
         rows.append(row)
     if not rows and models is not None and len(models):  # a run that never finished: what the store knows
         for m in models.itertuples():
-            rows.append({"Model": model_label(m.model), "Parameters": m.params, "Paper count": m.paper_params,
-                         "Seconds": m.seconds, "Status": m.status + (f": {m.message}" if m.message else "")})
+            rows.append(
+                {
+                    "Model": model_label(m.model),
+                    "Parameters": m.params,
+                    "Paper count": m.paper_params,
+                    "Seconds": m.seconds,
+                    "Status": m.status + (f": {m.message}" if m.message else ""),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def winner(summary: Mapping[str, Any] | None) -> str | None:
     """The finished model with the lowest mean test loss (loss is MSE or BCE: lower is better for both)."""
     entries = (summary or {}).get("models") or {}
-    scored = [(e["test_loss_mean"], m) for m, e in entries.items()
-              if e.get("status") in ("done", "cancelled") and _num(e.get("test_loss_mean")) is not None]
+    scored = [
+        (e["test_loss_mean"], m)
+        for m, e in entries.items()
+        if e.get("status") in ("done", "cancelled") and _num(e.get("test_loss_mean")) is not None
+    ]
     return min(scored)[1] if scored else None
 
 
@@ -129,14 +141,17 @@ def winner_text(summary: Mapping[str, Any] | None) -> str | None:
         return None
     entries = summary["models"]  # type: ignore[index]
     b = entries[best]["test_loss_mean"]
-    others = [(e["test_loss_mean"], m) for m, e in entries.items()
-              if m != best and _num(e.get("test_loss_mean")) is not None]
+    others = [
+        (e["test_loss_mean"], m) for m, e in entries.items() if m != best and _num(e.get("test_loss_mean")) is not None
+    ]
     if not others:
         return f"{model_label(best)}: mean test loss {b:.4g}."
     runner_loss, runner = min(others)
     gap = (runner_loss - b) / runner_loss * 100 if runner_loss else 0.0
-    return (f"{model_label(best)} wins: mean test loss {b:.4g}, {gap:.1f}% below the runner-up "
-            f"{model_label(runner)} ({runner_loss:.4g}).")
+    return (
+        f"{model_label(best)} wins: mean test loss {b:.4g}, {gap:.1f}% below the runner-up "
+        f"{model_label(runner)} ({runner_loss:.4g})."
+    )
 
 
 # ---------------------------------------------------------------------------------------------- runs
@@ -160,14 +175,30 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
         summary = json.loads(r.summary) if isinstance(r.summary, str) and r.summary else None
         best = winner(summary)
         loss = summary["models"][best]["test_loss_mean"] if best else None
-        rows.append({
-            "Run": r.id, "Created": dt.datetime.fromtimestamp(r.created), "Status": r.status,
-            "Configuration": what, "Best model": model_label(best) if best else "",
-            "Best test loss": loss, "Label corr.": _num(r.label_correlation),
-            "Rows/s": _num(r.rows_per_s), "Source": r.label or r.kind,
-        })
-    cols = ["Run", "Created", "Status", "Configuration", "Best model", "Best test loss", "Label corr.", "Rows/s",
-            "Source"]
+        rows.append(
+            {
+                "Run": r.id,
+                "Created": dt.datetime.fromtimestamp(r.created),
+                "Status": r.status,
+                "Configuration": what,
+                "Best model": model_label(best) if best else "",
+                "Best test loss": loss,
+                "Label corr.": _num(r.label_correlation),
+                "Rows/s": _num(r.rows_per_s),
+                "Source": r.label or r.kind,
+            }
+        )
+    cols = [
+        "Run",
+        "Created",
+        "Status",
+        "Configuration",
+        "Best model",
+        "Best test loss",
+        "Label corr.",
+        "Rows/s",
+        "Source",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -242,7 +273,8 @@ def model_dot(spec: Any, names: Sequence[str] | None = None) -> str:
     owner = spec.sources() if hasattr(spec, "sources") else None  # (e,) owning task; k = shared
     drawn = list(range(min(e, 2 * MAX_DRAWN_EXPERTS if mask else MAX_DRAWN_EXPERTS)))
     lines = [
-        "digraph model {", "  rankdir=BT; nodesep=0.25; ranksep=0.5;",
+        "digraph model {",
+        "  rankdir=BT; nodesep=0.25; ranksep=0.5;",
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=13, color="#555555"];',
         '  edge [color="#888888", arrowsize=0.6];',
         f'  x [label="Input x\\n(d = {spec.input_dim})", fillcolor="#EEEEEE", ordering=out];',
@@ -287,7 +319,9 @@ def model_dot(spec: Any, names: Sequence[str] | None = None) -> str:
         for t in range(k):
             lines.append(f"  m{t if spec.n_gates == k else 0} -> t{t};")
     if getattr(spec, "levels", 1) > 1:
-        lines.append(f'  label="This block repeats in {spec.levels} levels; between levels a shared gate over all '
-                     'experts feeds the next level." ; labelloc=t; fontname="Helvetica"; fontsize=12;')
+        lines.append(
+            f'  label="This block repeats in {spec.levels} levels; between levels a shared gate over all '
+            'experts feeds the next level." ; labelloc=t; fontname="Helvetica"; fontsize=12;'
+        )
     lines.append("}")
     return "\n".join(lines)

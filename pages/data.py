@@ -16,28 +16,40 @@ from streamlit.errors import StreamlitAPIException
 
 from mmoe_core.config import MODEL_KINDS, RunConfig, field_names
 from mmoe_core.data import census, dataset_defaults
-from mmoe_core.data.csv_table import (MIN_ROWS, TableChoice, check_choice, column_summary, detect_kind,
-                                      max_columns, max_rows, max_upload_bytes, read_csv_path, save_upload)
+from mmoe_core.data.csv_table import (
+    MIN_ROWS,
+    TableChoice,
+    check_choice,
+    column_summary,
+    detect_kind,
+    max_columns,
+    max_rows,
+    max_upload_bytes,
+    read_csv_path,
+    save_upload,
+)
 from mmoe_core.runs import default_home
 
 try:
-    from ui_common import ensure_app_frame, page_path
+    from ui.server import ensure_app_frame, page_path
 except ImportError:  # the page opened on its own (streamlit run pages/data.py)
+
     def page_path(name: str) -> str | None:
         return None
 
     def ensure_app_frame() -> None:
         return None
 
+
 ensure_app_frame()
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 CHOICES = {
-    "synthetic": ("Synthetic tasks (paper §3.2)",
-                  "Two regression tasks whose correlation you set on the Playground."),
-    "census1": ("Census-Income, group 1 (paper §6.3)",
-                "Real survey data, 299,285 people. Tasks: income > $50K · never married."),
-    "census2": ("Census-Income, group 2 (paper §6.3)",
-                "Same people. Tasks: has a college degree · never married."),
+    "synthetic": ("Synthetic tasks (paper §3.2)", "Two regression tasks whose correlation you set on the Playground."),
+    "census1": (
+        "Census-Income, group 1 (paper §6.3)",
+        "Real survey data, 299,285 people. Tasks: income > $50K · never married.",
+    ),
+    "census2": ("Census-Income, group 2 (paper §6.3)", "Same people. Tasks: has a college degree · never married."),
     "csv": ("Your own CSV", "Upload a table, then pick two or more columns to predict."),
 }
 KIND_LABELS = {"auto": "auto", "regression": "regression (MSE)", "binary": "binary (BCE, AUC)"}
@@ -95,15 +107,19 @@ def settings_text(defaults: dict) -> str:
         parts.append(", ".join(MODEL_KINDS[m] for m in d["models"]))
     if "n_experts" in d:
         parts.append(f"{d['n_experts']} experts of {d['expert_units']} units, towers of {d['tower_units']}")
-    parts.append(f"{d['steps']:,} steps of {d['batch_size']:,} rows, learning rate {d['lr']:g}, "
-                 f"a point every {d['log_every']} steps")
+    parts.append(
+        f"{d['steps']:,} steps of {d['batch_size']:,} rows, learning rate {d['lr']:g}, "
+        f"a point every {d['log_every']} steps"
+    )
     return " · ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------- sources
 def synthetic_panel() -> None:
-    st.markdown("The paper's controlled experiment: inputs x ~ N(0, I), two regression tasks built from weight "
-                "vectors with cosine **p**. You set p, the rows and the noise on the Playground's sidebar.")
+    st.markdown(
+        "The paper's controlled experiment: inputs x ~ N(0, I), two regression tasks built from weight "
+        "vectors with cosine **p**. You set p, the rows and the noise on the Playground's sidebar."
+    )
     st.button("Train on synthetic tasks", type="primary", key="use_synthetic", on_click=use_source, args=(None, {}))
     if st.session_state.pop("_data_used", False):
         go_to_playground()
@@ -118,7 +134,8 @@ def census_panel(group: str) -> None:
         f"- **Rows**, split as in the paper: {census.ROWS['train']:,} for training; the test file halved into "
         f"{census.ROWS['val']:,} for validation and {census.ROWS['test']:,} for test\n"
         f"- **Inputs**: {census.INPUT_DIMS[group]} after one-hot encoding the survey's answers; the columns "
-        "that define the targets are left out, so the answers cannot leak")
+        "that define the targets are left out, so the answers cannot leak"
+    )
     st.caption(f"Data: {census.CITATION}.")
     try:
         census.data_files()
@@ -126,12 +143,19 @@ def census_panel(group: str) -> None:
         st.error(f"{exc}.")
         return
     defaults = dataset_defaults(group)
-    st.markdown(f"**Recommended training**: {settings_text(defaults)}. The button sets these on the Playground; "
-                "change them there.")
+    st.markdown(
+        f"**Recommended training**: {settings_text(defaults)}. The button sets these on the Playground; "
+        "change them there."
+    )
     label = f"Census-Income group {group[-1]} ({' · '.join(tasks)})"
     source = {"dataset": group, "n_tasks": 2, "input_dim": census.INPUT_DIMS[group], "label": label}
-    st.button(f"Train on Census-Income group {group[-1]}", type="primary", key=f"use_{group}", on_click=use_source,
-              args=(source, defaults))
+    st.button(
+        f"Train on Census-Income group {group[-1]}",
+        type="primary",
+        key=f"use_{group}",
+        on_click=use_source,
+        args=(source, defaults),
+    )
     if st.session_state.pop("_data_used", False):
         go_to_playground()
     st.caption("The first run prepares the data (tens of seconds) and caches it; later runs start at once.")
@@ -141,19 +165,29 @@ def pick_file() -> tuple[str, str] | None:
     """(stored path, display name) of the uploaded or sample table, or None."""
     up, sample = st.columns([3, 2])
     uploaded = up.file_uploader(
-        "Upload a CSV", type=["csv"], key="csv_upload", max_upload_size=max(1, math.ceil(max_upload_bytes() / 1e6)),
+        "Upload a CSV",
+        type=["csv"],
+        key="csv_upload",
+        max_upload_size=max(1, math.ceil(max_upload_bytes() / 1e6)),
         help=f"Comma-separated text with a header row; {MIN_ROWS} to {max_rows():,} rows, up to {max_columns()} "
-             f"columns and {max_upload_bytes() / 1e6:g} MB.")
+        f"columns and {max_upload_bytes() / 1e6:g} MB.",
+    )
     samples = sorted(p.name for p in SAMPLES.glob("*.csv"))
-    name = sample.selectbox("…or try a sample table", [""] + samples, key="csv_sample",
-                            format_func=lambda s: s or "(none)", help="Small tables in sample_data/ "
-                            "(see its README): try one to see how the upload path works.")
+    name = sample.selectbox(
+        "…or try a sample table",
+        [""] + samples,
+        key="csv_sample",
+        format_func=lambda s: s or "(none)",
+        help="Small tables in sample_data/ (see its README): try one to see how the upload path works.",
+    )
     if uploaded is not None:
         if st.session_state.get("_upload_id") != uploaded.file_id:  # check and store each new upload once
             st.session_state["_upload_id"] = uploaded.file_id
             try:
-                st.session_state["_upload"] = (str(save_upload(uploaded.getvalue(), default_home())),
-                                               Path(uploaded.name).name)  # shown only, never a path
+                st.session_state["_upload"] = (
+                    str(save_upload(uploaded.getvalue(), default_home())),
+                    Path(uploaded.name).name,
+                )  # shown only, never a path
             except ValueError as exc:
                 st.session_state["_upload"] = None
                 st.session_state["_upload_error"] = str(exc)
@@ -169,9 +203,11 @@ def pick_file() -> tuple[str, str] | None:
 def csv_panel() -> None:
     picked = pick_file()
     if picked is None:
-        st.info("Upload a CSV or pick a sample. Each column you choose as a target becomes one task: a "
-                "column with two values is a **binary** task (scored by AUC), a numeric column a "
-                "**regression** task (scored by mean squared error).")
+        st.info(
+            "Upload a CSV or pick a sample. Each column you choose as a target becomes one task: a "
+            "column with two values is a **binary** task (scored by AUC), a numeric column a "
+            "**regression** task (scored by mean squared error)."
+        )
         return
     path, name = picked
     try:
@@ -186,21 +222,33 @@ def csv_panel() -> None:
         st.dataframe(column_summary(df), hide_index=True)
 
     st.markdown("**1. What should the models predict?** Pick two or more target columns, one task each.")
-    targets = st.multiselect("Target columns", list(df.columns), key="csv_targets", max_selections=8,
-                             placeholder="Choose 2 to 8 columns")
+    targets = st.multiselect(
+        "Target columns", list(df.columns), key="csv_targets", max_selections=8, placeholder="Choose 2 to 8 columns"
+    )
     kinds = []
     if targets:
         cols = st.columns(min(len(targets), 4))
         for i, t in enumerate(targets):
             auto = f"auto: {detected(df[t])}"
-            kinds.append(cols[i % len(cols)].selectbox(
-                f"Task kind of {t}", list(KIND_LABELS), key=f"csv_kind:{t}",
-                format_func=lambda k, auto=auto: auto if k == "auto" else KIND_LABELS[k],
-                help="Auto: a column with exactly two values is binary, any other numeric column regression."))
-    st.markdown("**2. Which columns may the models see?** Every other column is an input unless you leave it "
-                "out here (leave out IDs and anything that gives a target away).")
-    left_out = st.multiselect("Leave out of the inputs", [c for c in df.columns if c not in targets],
-                              key="csv_left_out", placeholder="Nothing left out")
+            kinds.append(
+                cols[i % len(cols)].selectbox(
+                    f"Task kind of {t}",
+                    list(KIND_LABELS),
+                    key=f"csv_kind:{t}",
+                    format_func=lambda k, auto=auto: auto if k == "auto" else KIND_LABELS[k],
+                    help="Auto: a column with exactly two values is binary, any other numeric column regression.",
+                )
+            )
+    st.markdown(
+        "**2. Which columns may the models see?** Every other column is an input unless you leave it "
+        "out here (leave out IDs and anything that gives a target away)."
+    )
+    left_out = st.multiselect(
+        "Leave out of the inputs",
+        [c for c in df.columns if c not in targets],
+        key="csv_left_out",
+        placeholder="Nothing left out",
+    )
     if len(targets) < 2:
         st.warning("Choose at least two target columns: multi-task learning needs two or more tasks.")
         return
@@ -213,10 +261,13 @@ def csv_panel() -> None:
     st.markdown("**3. Check and train**")
     a, b, c = st.columns(3)
     a.metric("Tasks", ", ".join(f"{t} ({k})" for t, k in zip(choice.targets, choice.kinds)), border=True)
-    b.metric("Inputs after one-hot", f"{choice.n_inputs:,}", help=f"from {len(choice.features)} columns",
-             border=True)
-    c.metric("Label correlation", f"{choice.label_correlation:+.2f}", border=True,
-             help="Pearson correlation of the first two targets on the training rows (80% of the table).")
+    b.metric("Inputs after one-hot", f"{choice.n_inputs:,}", help=f"from {len(choice.features)} columns", border=True)
+    c.metric(
+        "Label correlation",
+        f"{choice.label_correlation:+.2f}",
+        border=True,
+        help="Pearson correlation of the first two targets on the training rows (80% of the table).",
+    )
     for note in choice.notes:
         st.caption(note)
     source = choice.source(path, label=f"{name} ({', '.join(choice.targets)})", all_features=not left_out)
@@ -229,20 +280,29 @@ def csv_panel() -> None:
     st.button("Train on this table", type="primary", key="use_csv", on_click=use_source, args=(source, defaults))
     if st.session_state.pop("_data_used", False):
         go_to_playground()
-    st.caption("Rows are shuffled (data seed) and split 80/10/10 into training, validation and test; inputs are "
-               f"scaled and one-hot encoded on the training rows only. Recommended training for this size, set on "
-               f"the Playground by the button: {settings_text(defaults)}.")
+    st.caption(
+        "Rows are shuffled (data seed) and split 80/10/10 into training, validation and test; inputs are "
+        f"scaled and one-hot encoded on the training rows only. Recommended training for this size, set on "
+        f"the Playground by the button: {settings_text(defaults)}."
+    )
 
 
 # ---------------------------------------------------------------------------------------------- page
 st.title("Data")
-st.markdown("Choose what the models learn from; the **Playground** then races them on it with the same live "
-            f"curves and gate heatmaps. Now training on: **{current_label()}**.")
+st.markdown(
+    "Choose what the models learn from; the **Playground** then races them on it with the same live "
+    f"curves and gate heatmaps. Now training on: **{current_label()}**."
+)
 source_now = st.session_state.get("data_source") or {}
 start = source_now.get("dataset", "synthetic")
 st.session_state.setdefault("data_choice", start if start in CHOICES else "csv")
-choice = st.radio("Data source", list(CHOICES), key="data_choice", format_func=lambda c: CHOICES[c][0],
-                  captions=[CHOICES[c][1] for c in CHOICES])
+choice = st.radio(
+    "Data source",
+    list(CHOICES),
+    key="data_choice",
+    format_func=lambda c: CHOICES[c][0],
+    captions=[CHOICES[c][1] for c in CHOICES],
+)
 st.divider()
 if choice == "synthetic":
     synthetic_panel()

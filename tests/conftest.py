@@ -18,8 +18,8 @@ def mmoe_home(tmp_path, monkeypatch):
     home = tmp_path / "mmoe_home"
     monkeypatch.setenv("MMOE_HOME", str(home))
     yield home
-    if "ui_common" in sys.modules:
-        sys.modules["ui_common"].shutdown_queues()
+    if "ui.server" in sys.modules:
+        sys.modules["ui.server"].shutdown_queues()
 
 
 def _load_test_module():

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "the condition",
-             every: float = 0.05) -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 60.0, what: str = "the condition", every: float = 0.05
+) -> Any:
     """Poll until predicate() is truthy and return its value; fail the test after timeout seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -56,8 +56,9 @@ def test_controls_build_the_config_and_the_url(mmoe_home):
     at.pills(key="models").set_value(["omoe", "mmoe"])
     at.run()
     assert not at.exception and not errors(at)
-    expected = RunConfig(correlation=0.9, rows=5_000, n_experts=4, steps=300, lr=0.003, seeds=3,
-                         models=("omoe", "mmoe"))
+    expected = RunConfig(
+        correlation=0.9, rows=5_000, n_experts=4, steps=300, lr=0.003, seeds=3, models=("omoe", "mmoe")
+    )
     assert url_config(at) == expected
     assert at.query_params["correlation"] == "0.9"  # only non-default values make the link
     assert "batch_size" not in at.query_params
@@ -87,9 +88,19 @@ def test_cgc_ple_controls_appear_with_those_models(mmoe_home):
 
 def test_a_url_restores_every_control(mmoe_home):
     at = app()
-    at.query_params.update({"correlation": "-0.25", "models": "single_task,mmoe", "steps": "700",
-                            "expert_units": "32", "bottom_units": "50", "seed": "7", "lr": "0.0005",
-                            "device": "cpu", "rows": "not-a-number"})
+    at.query_params.update(
+        {
+            "correlation": "-0.25",
+            "models": "single_task,mmoe",
+            "steps": "700",
+            "expert_units": "32",
+            "bottom_units": "50",
+            "seed": "7",
+            "lr": "0.0005",
+            "device": "cpu",
+            "rows": "not-a-number",
+        }
+    )
     at.run()
     assert not at.exception
     assert at.slider(key="correlation").value == -0.25
@@ -100,8 +111,16 @@ def test_a_url_restores_every_control(mmoe_home):
     assert at.selectbox(key="device").value == "cpu"
     assert at.number_input(key="rows").value == 20_000  # the bad value fell back to its default...
     assert any("rows='not-a-number' ignored" in w.value for w in at.warning)  # ...and said so
-    assert url_config(at) == RunConfig(correlation=-0.25, models=("single_task", "mmoe"), steps=700,
-                                       expert_units=32, bottom_units=50, seed=7, lr=0.0005, device="cpu")
+    assert url_config(at) == RunConfig(
+        correlation=-0.25,
+        models=("single_task", "mmoe"),
+        steps=700,
+        expert_units=32,
+        bottom_units=50,
+        seed=7,
+        lr=0.0005,
+        device="cpu",
+    )
 
 
 def test_bad_controls_explain_themselves_and_disable_start(mmoe_home):
@@ -119,10 +138,10 @@ def test_bad_controls_explain_themselves_and_disable_start(mmoe_home):
 
 
 def test_a_full_queue_says_so_instead_of_starting(mmoe_home):
-    import ui_common
+    from ui import server
 
     at = app().run()
-    ui_common.get_queue().max_queued = 0  # the server's queue, as if 20 runs were waiting
+    server.get_queue().max_queued = 0  # the server's queue, as if 20 runs were waiting
     at.button(key="start").click().run()
     assert not at.exception
     (message,) = errors(at)
@@ -158,7 +177,7 @@ def test_a_tiny_run_from_the_page_ends_with_its_results(mmoe_home):
 
 def stored_run(home: Path) -> str:
     """A finished tiny run written straight to the store (in-process, no worker)."""
-    from mmoe_core.execute import execute_run
+    from mmoe_core.runtime.execute import execute_run
 
     store = RunStore(home)
     run_id = store.create_run(RunConfig(**TINY, models=("mmoe",)), status="running")
@@ -196,7 +215,7 @@ def test_run_again_queues_the_same_config_and_opens_the_playground(mmoe_home):
 
 
 def test_queued_runs_of_ended_sessions_are_found(mmoe_home):
-    from ui_common import OWNER_PREFIX, orphaned_owners
+    from ui.server import OWNER_PREFIX, orphaned_owners
 
     store = RunStore(mmoe_home)
     store.create_run(RunConfig(), owner=OWNER_PREFIX + "gone")

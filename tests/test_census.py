@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from mmoe_core.config import RunConfig
-from mmoe_core.data import load_data
-from mmoe_core.data import census
+from mmoe_core.data import census, load_data
 from mmoe_core.training import Trainer, summarize
 
 
@@ -102,8 +101,9 @@ def test_missing_package_gives_the_install_line(monkeypatch):
 
 def test_binary_tasks_train_end_to_end_with_auc(home, group1, monkeypatch):
     monkeypatch.setenv("MMOE_HOME", str(home))  # load_data finds the module's cache under $MMOE_HOME/cache
-    config = RunConfig(dataset="census1", models=("shared_bottom", "mmoe"), steps=40, batch_size=1024, lr=3e-3,
-                       log_every=20)
+    config = RunConfig(
+        dataset="census1", models=("shared_bottom", "mmoe"), steps=40, batch_size=1024, lr=3e-3, log_every=20
+    )
     data = load_data(config)
     assert torch.equal(data.y_val, group1.y_val)
     trainer = Trainer(config, data, device="cpu")

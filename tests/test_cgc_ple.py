@@ -52,7 +52,7 @@ def naive_ple(model: PLEModel, x: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
             gw = p[f"levels.{lv}.gate_w"][rep]
             new_task, new_shared = [], None
             for g in range(n_gates):
-                inp = (task_in[g] if g < k else shared_in)
+                inp = task_in[g] if g < k else shared_in
                 members = list(range(s)) + (list(range(s + g * m, s + (g + 1) * m)) if g < k else list(range(s, e)))
                 w_g = gw[:, g * e : (g + 1) * e] if lv == 0 else gw[g]  # (h_in, e)
                 wts = torch.softmax(inp @ w_g[:, members], dim=-1)  # only its own and the shared experts
@@ -102,7 +102,8 @@ def test_ple_with_one_level_equals_cgc():
     config = RunConfig(**SMALL, levels=1)
     cgc, ple = build_model("cgc", config, replicas=2), build_model("ple", config, replicas=2)
     assert build_spec("ple", config) == build_spec("cgc", config).__class__(
-        **{**build_spec("cgc", config).__dict__, "kind": "ple"})
+        **{**build_spec("cgc", config).__dict__, "kind": "ple"}
+    )
     assert not torch.equal(cgc(torch.ones(2, 3, 9)).preds, ple(torch.ones(2, 3, 9)).preds)  # own init salt
     ple.load_state_dict(cgc.state_dict())
     x = torch.randn(2, 21, 9)
@@ -156,8 +157,19 @@ def test_config_refuses_cgc_without_experts():
 
 
 def test_trainer_trains_cgc_and_ple():
-    config = RunConfig(models=("cgc", "ple"), rows=600, eval_rows=100, input_dim=8, sine_terms=2,
-                       steps=24, batch_size=64, log_every=12, seeds=2, lr=2e-2, device="cpu")
+    config = RunConfig(
+        models=("cgc", "ple"),
+        rows=600,
+        eval_rows=100,
+        input_dim=8,
+        sine_terms=2,
+        steps=24,
+        batch_size=64,
+        log_every=12,
+        seeds=2,
+        lr=2e-2,
+        device="cpu",
+    )
     trainer = Trainer(config, load_data(config))
     first = trainer.evaluate("val")
     records = []
@@ -172,9 +184,36 @@ def test_trainer_trains_cgc_and_ple():
 
 def test_cli_trains_cgc_and_ple(tmp_path, capsys):
     out = tmp_path / "r.json"
-    cli_main(["train", "--models", "cgc,ple", "--rows", "300", "--eval-rows", "60", "--input-dim", "6",
-              "--steps", "20", "--batch-size", "32", "--levels", "3", "--top-k", "2", "--gate-noise",
-              "--balance-weight", "0.01", "--device", "cpu", "--no-store", "--quiet", "--json", str(out)])
+    cli_main(
+        [
+            "train",
+            "--models",
+            "cgc,ple",
+            "--rows",
+            "300",
+            "--eval-rows",
+            "60",
+            "--input-dim",
+            "6",
+            "--steps",
+            "20",
+            "--batch-size",
+            "32",
+            "--levels",
+            "3",
+            "--top-k",
+            "2",
+            "--gate-noise",
+            "--balance-weight",
+            "0.01",
+            "--device",
+            "cpu",
+            "--no-store",
+            "--quiet",
+            "--json",
+            str(out),
+        ]
+    )
     result = json.loads(out.read_text())
     models = result["models"] if "models" in result else result["summary"]["models"]
     assert set(models) == {"cgc", "ple"}

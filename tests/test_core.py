@@ -19,8 +19,8 @@ import torch
 from mmoe_core.config import RunConfig
 from mmoe_core.data import load_data, make_synthetic_tasks
 from mmoe_core.data.synthetic import synthetic_weights, task_loadings
-from mmoe_core.execute import execute_run
 from mmoe_core.runs import RunStore, check_run_id
+from mmoe_core.runtime.execute import execute_run
 from mmoe_core.training import Trainer, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,8 +209,12 @@ def test_reader_sees_rows_while_a_writer_process_writes(tmp_path):
     store = RunStore(tmp_path)
     config = RunConfig(rows=2000, eval_rows=200, steps=100_000, log_every=10, models=("mmoe",))
     run_id = store.create_run(config)
-    proc = subprocess.Popen([sys.executable, "-m", "mmoe_core.worker", "--home", str(tmp_path)],
-                            stdin=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmoe_core.runtime.worker", "--home", str(tmp_path)],
+        stdin=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     proc.stdin.write(run_id + "\n")
     proc.stdin.close()
     try:
@@ -231,15 +235,45 @@ def test_reader_sees_rows_while_a_writer_process_writes(tmp_path):
 
 # ---------------------------------------------------------------- CLI
 def _cli(*args, home):
-    return subprocess.run([sys.executable, "-m", "mmoe_core", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={"MMOE_HOME": str(home), "PATH": "/usr/bin:/bin"}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mmoe_core", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"MMOE_HOME": str(home), "PATH": "/usr/bin:/bin"},
+        timeout=300,
+    )
 
 
 def test_cli_train_json_contract(tmp_path):
     out = tmp_path / "out.json"
-    proc = _cli("train", "--correlation", "0.9", "--models", "shared_bottom,omoe,mmoe", "--steps", "40",
-                "--rows", "500", "--eval-rows", "100", "--batch-size", "64", "--seeds", "2", "--lr", "0.001",
-                "--seed", "0", "--device", "auto", "--json", str(out), "--quiet", home=tmp_path)
+    proc = _cli(
+        "train",
+        "--correlation",
+        "0.9",
+        "--models",
+        "shared_bottom,omoe,mmoe",
+        "--steps",
+        "40",
+        "--rows",
+        "500",
+        "--eval-rows",
+        "100",
+        "--batch-size",
+        "64",
+        "--seeds",
+        "2",
+        "--lr",
+        "0.001",
+        "--seed",
+        "0",
+        "--device",
+        "auto",
+        "--json",
+        str(out),
+        "--quiet",
+        home=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     assert data["config"]["correlation"] == 0.9 and isinstance(data["label_correlation"], float)
@@ -253,9 +287,29 @@ def test_cli_train_json_contract(tmp_path):
 
 def test_cli_sweep_json_contract(tmp_path):
     out = tmp_path / "sweep.json"
-    proc = _cli("sweep", "--correlations", "0.5,1.0", "--models", "omoe,mmoe", "--seeds", "2", "--steps", "30",
-                "--rows", "400", "--eval-rows", "100", "--batch-size", "64", "--seed", "5", "--json", str(out),
-                "--quiet", home=tmp_path)
+    proc = _cli(
+        "sweep",
+        "--correlations",
+        "0.5,1.0",
+        "--models",
+        "omoe,mmoe",
+        "--seeds",
+        "2",
+        "--steps",
+        "30",
+        "--rows",
+        "400",
+        "--eval-rows",
+        "100",
+        "--batch-size",
+        "64",
+        "--seed",
+        "5",
+        "--json",
+        str(out),
+        "--quiet",
+        home=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     assert isinstance(data["seconds"], float) and data["config"]["correlations"] == [0.5, 1.0]

@@ -15,8 +15,16 @@ import torch
 from mmoe_core.cli import main as cli_main
 from mmoe_core.config import RunConfig
 from mmoe_core.data import dataset_defaults, load_data
-from mmoe_core.data.csv_table import (check_choice, column_summary, detect_kind, encode_target, load_csv,
-                                      read_csv_bytes, read_csv_path, save_upload)
+from mmoe_core.data.csv_table import (
+    check_choice,
+    column_summary,
+    detect_kind,
+    encode_target,
+    load_csv,
+    read_csv_bytes,
+    read_csv_path,
+    save_upload,
+)
 from mmoe_core.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,12 +36,16 @@ def table(n: int = 300, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     a, b = rng.normal(size=n), rng.normal(size=n)
     color = rng.choice(["red", "green", "blue"], n)
-    return pd.DataFrame({
-        "a": a, "b": b, "color": color,
-        "spend": 3 * a + (color == "red") + rng.normal(0, 0.1, n) + 100,
-        "churn": np.where(a + b > 0, "yes", "no"),
-        "flag": (b > 0.5).astype(int),
-    })
+    return pd.DataFrame(
+        {
+            "a": a,
+            "b": b,
+            "color": color,
+            "spend": 3 * a + (color == "red") + rng.normal(0, 0.1, n) + 100,
+            "churn": np.where(a + b > 0, "yes", "no"),
+            "flag": (b > 0.5).astype(int),
+        }
+    )
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:
@@ -47,14 +59,18 @@ def write(tmp_path: Path, df: pd.DataFrame, name: str = "t.csv") -> Path:
 
 
 # ---------------------------------------------------------------- bad tables: one clear message each
-@pytest.mark.parametrize("data, message", [
-    (b"", "is empty"),
-    (b"   \n\n", "is empty"),
-    (b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(range(256)) * 4, "not CSV text"),
-    (b"a,b,c\n1,2,3\n4,5\n6,7,8,9,10\n" + b"1,2,3\n" * 200, "not a well-formed CSV"),
-    (b"a,b,c\n" + b"1,2,3\n" * 99, "99 data rows; at least 100"),
-    (b"only_one_column\n" + b"1\n" * 200, "1 column"),
-], ids=["empty", "blank", "binary", "ragged", "99-rows", "one-column"])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "is empty"),
+        (b"   \n\n", "is empty"),
+        (b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(range(256)) * 4, "not CSV text"),
+        (b"a,b,c\n1,2,3\n4,5\n6,7,8,9,10\n" + b"1,2,3\n" * 200, "not a well-formed CSV"),
+        (b"a,b,c\n" + b"1,2,3\n" * 99, "99 data rows; at least 100"),
+        (b"only_one_column\n" + b"1\n" * 200, "1 column"),
+    ],
+    ids=["empty", "blank", "binary", "ragged", "99-rows", "one-column"],
+)
 def test_bad_bytes_are_refused_with_a_reason(data, message):
     with pytest.raises(ValueError, match=message):
         read_csv_bytes(data, "upload.csv")
@@ -88,16 +104,19 @@ def test_a_file_over_the_limit_is_refused_before_it_is_read(tmp_path, monkeypatc
         read_csv_path(tmp_path / "data.xlsx")
 
 
-@pytest.mark.parametrize("targets, kinds, message", [
-    (["spend", "const"], (), r"target 'const' has one class only \(7 in every row\)"),
-    (["spend", "color"], (), r"target 'color' is text with 3 distinct values"),
-    (["spend", "empty"], (), "target 'empty' has no values"),
-    (["spend", "a"], ("auto", "binary"), "target 'a' has 300 distinct values; a binary target needs exactly two"),
-    (["spend", "churn"], ("auto", "regression"), "target 'churn' is text; a regression target must be numeric"),
-    (["spend"], (), "needs two or more target columns"),
-    (["spend", "nope"], (), "column 'nope' is not in the table"),
-    (["spend", "churn"], ("auto",), "task_kinds has 1 entries for 2 targets"),
-])
+@pytest.mark.parametrize(
+    "targets, kinds, message",
+    [
+        (["spend", "const"], (), r"target 'const' has one class only \(7 in every row\)"),
+        (["spend", "color"], (), r"target 'color' is text with 3 distinct values"),
+        (["spend", "empty"], (), "target 'empty' has no values"),
+        (["spend", "a"], ("auto", "binary"), "target 'a' has 300 distinct values; a binary target needs exactly two"),
+        (["spend", "churn"], ("auto", "regression"), "target 'churn' is text; a regression target must be numeric"),
+        (["spend"], (), "needs two or more target columns"),
+        (["spend", "nope"], (), "column 'nope' is not in the table"),
+        (["spend", "churn"], ("auto",), "task_kinds has 1 entries for 2 targets"),
+    ],
+)
 def test_bad_target_choices_are_refused_with_a_reason(targets, kinds, message):
     df = table().assign(const=7, empty=np.nan)
     with pytest.raises(ValueError, match=message):
@@ -134,8 +153,14 @@ def test_task_kinds_are_detected_and_binary_values_named():
     y, note = encode_target(pd.Series([3.5, 7.0, 3.5, np.nan], name="v"), "binary")
     assert note == "v: 1 = 7.0, 0 = 3.5" and np.isnan(y[3]) and y[:3].tolist() == [0, 1, 0]
     summary = column_summary(df).set_index("column")["as target"].to_dict()
-    assert summary == {"a": "regression", "b": "regression", "color": "no", "spend": "regression",
-                       "churn": "binary", "flag": "binary"}
+    assert summary == {
+        "a": "regression",
+        "b": "regression",
+        "color": "no",
+        "spend": "regression",
+        "churn": "binary",
+        "flag": "binary",
+    }
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -164,7 +189,7 @@ def test_split_is_80_10_10_reproducible_and_the_label_correlation_is_measured_on
 
 
 def test_inputs_too_big_for_memory_are_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr("mmoe_core.config.MAX_DATA_BYTES", 1e4)
+    monkeypatch.setenv("MMOE_MAX_DATA_BYTES", "1e4")
     message = r"inputs would take 0\.01 MB \(6 after one-hot encoding\).*limit of 0\.01 MB \(MMOE_MAX_DATA_BYTES\)"
     with pytest.raises(ValueError, match=message):
         load_csv(write(tmp_path, table(600)), ["spend", "churn"])
@@ -180,8 +205,16 @@ def test_rare_text_values_share_one_input(tmp_path):
 # ---------------------------------------------------------------- more than two tasks, end to end
 def test_three_tasks_of_both_kinds_train_through_load_data(tmp_path):
     path = write(tmp_path, table(600))
-    config = RunConfig(dataset=str(path), targets=("spend", "churn", "flag"), models=("shared_bottom", "mmoe"),
-                       steps=40, batch_size=64, lr=1e-2, log_every=20, seeds=2)
+    config = RunConfig(
+        dataset=str(path),
+        targets=("spend", "churn", "flag"),
+        models=("shared_bottom", "mmoe"),
+        steps=40,
+        batch_size=64,
+        lr=1e-2,
+        log_every=20,
+        seeds=2,
+    )
     data = load_data(config)
     assert data.task_kinds == ["regression", "binary", "binary"] and data.y_train.shape == (1, 480, 3)
     results = Trainer(config, data, device="cpu").run()
@@ -193,8 +226,27 @@ def test_three_tasks_of_both_kinds_train_through_load_data(tmp_path):
 def test_cli_trains_a_csv_and_reports_auc_per_task(tmp_path, monkeypatch):
     monkeypatch.setenv("MMOE_HOME", str(tmp_path / "home"))
     path, out = write(tmp_path, table(500)), tmp_path / "out.json"
-    rc = cli_main(["train", "--dataset", str(path), "--targets", "churn,flag", "--steps", "60", "--batch-size",
-                   "64", "--lr", "0.01", "--models", "mmoe", "--quiet", "--no-store", "--json", str(out)])
+    rc = cli_main(
+        [
+            "train",
+            "--dataset",
+            str(path),
+            "--targets",
+            "churn,flag",
+            "--steps",
+            "60",
+            "--batch-size",
+            "64",
+            "--lr",
+            "0.01",
+            "--models",
+            "mmoe",
+            "--quiet",
+            "--no-store",
+            "--json",
+            str(out),
+        ]
+    )
     assert rc == 0
     mmoe = json.loads(out.read_text())["models"]["mmoe"]
     assert len(mmoe["test_auc"]) == 2 and all(0.8 < v <= 1.0 for v in mmoe["test_auc"])
@@ -213,10 +265,12 @@ def test_config_accepts_csv_paths_and_column_lists():
     assert c.targets == ("a", "b") and c.task_kinds == ("auto", "binary")
     assert RunConfig.from_json(c.to_json()) == c
     assert RunConfig.from_query(c.to_query()) == (c, [])
-    for bad, message in [({"dataset": "data.parquet"}, "dataset='data.parquet' is unknown"),
-                         ({"targets": "a,a"}, "names a column twice"),
-                         ({"task_kinds": "binary,classes"}, "task_kinds='classes' is unknown"),
-                         ({"targets": ",".join("abcdefghi")}, "names 9 columns; allowed 2 to 8")]:
+    for bad, message in [
+        ({"dataset": "data.parquet"}, "dataset='data.parquet' is unknown"),
+        ({"targets": "a,a"}, "names a column twice"),
+        ({"task_kinds": "binary,classes"}, "task_kinds='classes' is unknown"),
+        ({"targets": ",".join("abcdefghi")}, "names 9 columns; allowed 2 to 8"),
+    ]:
         with pytest.raises(ValueError, match=message):
             RunConfig(**bad)
 
@@ -240,9 +294,14 @@ def test_recommended_settings_are_a_valid_config(rows):
     assert d["batch_size"] <= max(16, n_train // 10)
 
 
-@pytest.mark.parametrize("name, targets", [("synthetic_p05.csv", ("task_1", "task_2")),
-                                           ("customers.csv", ("monthly_spend", "churned", "upgraded")),
-                                           ("census_sample.csv", ("income_over_50k", "never_married"))])
+@pytest.mark.parametrize(
+    "name, targets",
+    [
+        ("synthetic_p05.csv", ("task_1", "task_2")),
+        ("customers.csv", ("monthly_spend", "churned", "upgraded")),
+        ("census_sample.csv", ("income_over_50k", "never_married")),
+    ],
+)
 def test_sample_tables_load_as_documented(name, targets):
     readme = (SAMPLES / "README.md").read_text()
     assert name in readme and all(t in readme for t in targets)

@@ -69,11 +69,15 @@ def test_left_out_columns_and_kind_overrides_reach_the_config(mmoe_home):
     assert config_of(source).task_kinds == ("regression", "binary")
 
 
-@pytest.mark.parametrize("name, data, message", [
-    ("empty.csv", b"", "is empty"),
-    ("sheet.csv", b"PK\x03\x04\x00\x00" + bytes(range(256)), "not CSV text"),
-    ("short.csv", b"a,b,c\n" + b"1,2,3\n" * 20, "20 data rows; at least 100"),
-], ids=["empty", "binary", "short"])
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("empty.csv", b"", "is empty"),
+        ("sheet.csv", b"PK\x03\x04\x00\x00" + bytes(range(256)), "not CSV text"),
+        ("short.csv", b"a,b,c\n" + b"1,2,3\n" * 20, "20 data rows; at least 100"),
+    ],
+    ids=["empty", "binary", "short"],
+)
 def test_bad_uploads_show_the_reason_and_store_nothing(mmoe_home, name, data, message):
     at = upload(page(), name, data)
     assert message in at.error[0].value

@@ -44,8 +44,9 @@ def test_sparse_but_balanced_routing_is_not_collapse():
     d = dg.diagnose(g)
     np.testing.assert_allclose(d["gate_entropy"], 0.0, atol=1e-12)
     np.testing.assert_allclose(d["load_entropy"], 1.0)
-    rows = pd.DataFrame(dg.metric_rows("mmoe", 10, d), columns=["model", "step", "replica", "task", "split",
-                                                               "metric", "value"])
+    rows = pd.DataFrame(
+        dg.metric_rows("mmoe", 10, d), columns=["model", "step", "replica", "task", "split", "metric", "value"]
+    )
     assert dg.warning_messages(dg.latest(rows)) == []
 
 

@@ -13,13 +13,20 @@ from streamlit.testing.v1 import AppTest
 
 from mmoe_core.config import RunConfig
 from mmoe_core.runs import FINISHED, RunStore
-from mmoe_core.study import Study, study_label, study_runs
+from mmoe_core.studies.study import Study, study_label, study_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "pages" / "experiments.py")
 TIMEOUT = 60  # seconds per script run: the first imports torch and starts the job queue
-TINY = {"exp_seeds": 2, "exp_steps": 40, "exp_rows": 300, "exp_eval_rows": 60, "exp_batch_size": 32,
-        "exp_log_every": 10, "exp_correlations": [0.5, 1.0]}
+TINY = {
+    "exp_seeds": 2,
+    "exp_steps": 40,
+    "exp_rows": 300,
+    "exp_eval_rows": 60,
+    "exp_batch_size": 32,
+    "exp_log_every": 10,
+    "exp_correlations": [0.5, 1.0],
+}
 
 
 def page() -> AppTest:
@@ -60,11 +67,14 @@ def test_the_paper_preset_sets_200_seeds(mmoe_home):
     assert at.number_input(key="exp_seeds").value == 8
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("exp_correlations", [], "Choose at least one task correlation p."),
-    ("exp_lrs", [], "Choose at least one learning rate."),
-    ("exp_models", [], "Choose at least one model."),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("exp_correlations", [], "Choose at least one task correlation p."),
+        ("exp_lrs", [], "Choose at least one learning rate."),
+        ("exp_models", [], "Choose at least one model."),
+    ],
+)
 def test_bad_input_gets_a_message_and_no_start(mmoe_home, key, value, message):
     at = page().run()
     at.session_state[key] = value
@@ -108,8 +118,7 @@ def test_a_tiny_study_runs_to_its_table(mmoe_home):
 @pytest.mark.timeout(300)
 def test_stop_ends_every_run_of_the_study(mmoe_home):
     at = page().run()
-    for key, value in {**TINY, "exp_steps": 100_000, "exp_log_every": 50,
-                       "exp_correlations": [0.5, 0.9, 1.0]}.items():
+    for key, value in {**TINY, "exp_steps": 100_000, "exp_log_every": 50, "exp_correlations": [0.5, 0.9, 1.0]}.items():
         at.session_state[key] = value
     at.run()
     at.button(key="exp_start").click().run()
@@ -146,8 +155,9 @@ def test_two_learning_rates_offer_each_models_best(mmoe_home):
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     assert at.radio(key="exp_lr_shown").value == 0.0  # each model's best, as the paper tuned per model
-    assert any("Chosen on validation: p = 0.5: Shared-Bottom 0.001, OMoE 0.01, MMoE 0.01" in c.value
-               for c in at.caption)
+    assert any(
+        "Chosen on validation: p = 0.5: Shared-Bottom 0.001, OMoE 0.01, MMoE 0.01" in c.value for c in at.caption
+    )
     summary = next(d.value for d in at.dataframe if "diverged" in d.value)
     assert summary["lr"].tolist().count("each model's best") == 3 and len(summary) == 9
 

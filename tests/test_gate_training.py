@@ -23,8 +23,20 @@ def test_mmoe_and_omoe_top_k_gates():
 
 
 def test_balance_loss_reaches_training_and_evens_the_load():
-    base = RunConfig(models=("mmoe",), rows=800, eval_rows=600, input_dim=8, sine_terms=2, steps=40,
-                     batch_size=64, log_every=40, lr=2e-2, n_experts=4, expert_units=4, device="cpu")
+    base = RunConfig(
+        models=("mmoe",),
+        rows=800,
+        eval_rows=600,
+        input_dim=8,
+        sine_terms=2,
+        steps=40,
+        batch_size=64,
+        log_every=40,
+        lr=2e-2,
+        n_experts=4,
+        expert_units=4,
+        device="cpu",
+    )
     cv2 = {}
     for w in (0.0, 1.0):
         trainer = Trainer(base.with_(balance_weight=w), load_data(base))
@@ -37,8 +49,16 @@ def test_balance_loss_reaches_training_and_evens_the_load():
 
 
 def test_record_stores_probe_diagnostics_for_gated_models_only():
-    config = RunConfig(models=("shared_bottom", "mmoe", "cgc"), rows=300, eval_rows=600, input_dim=6, steps=4,
-                       batch_size=32, log_every=2, device="cpu")
+    config = RunConfig(
+        models=("shared_bottom", "mmoe", "cgc"),
+        rows=300,
+        eval_rows=600,
+        input_dim=6,
+        steps=4,
+        batch_size=32,
+        log_every=2,
+        device="cpu",
+    )
     trainer = Trainer(config, load_data(config))
     rec = trainer.record()
     probe = [r for r in rec.metrics if r[4] == "probe"]

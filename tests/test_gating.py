@@ -104,4 +104,5 @@ def test_noise_only_in_training_and_top_k_in_the_model(kind):
     assert not torch.equal(g1, g2)
     assert ((g1 > 0).sum(-1) == 2).all()
     assert model.num_params() == build_model(kind, config.with_(gate_noise=False), replicas=1).num_params() + (
-        model.param_counts()["gate_weights"] // 2)  # the noise weights double the gate
+        model.param_counts()["gate_weights"] // 2
+    )  # the noise weights double the gate

@@ -9,16 +9,14 @@ import signal
 import time
 
 import pytest
+from helpers import wait_for
 
 from mmoe_core.config import RunConfig
-from mmoe_core.jobs import JobQueue, QueueFull, run_state
 from mmoe_core.runs import RunStore
-from helpers import wait_for
+from mmoe_core.runtime.jobs import JobQueue, QueueFull, run_state
 
 LONG = RunConfig(rows=1000, eval_rows=100, steps=500_000, log_every=10, models=("mmoe",))
 SHORT = RunConfig(rows=500, eval_rows=100, steps=40, log_every=20, batch_size=64, models=("mmoe",))
-
-
 
 
 @pytest.fixture
@@ -73,7 +71,7 @@ def test_workers_train_at_a_lower_cpu_priority_than_the_server(queue):
 
 
 def test_no_warm_worker_imports_torch_beside_a_lone_run_until_a_job_waits(queue):
-    from mmoe_core.jobs import RESPAWN_DELAY_S
+    from mmoe_core.runtime.jobs import RESPAWN_DELAY_S
 
     run_id = queue.submit(LONG)
     wait_for(lambda: len(queue.store.metrics(run_id)) > 0)
@@ -128,8 +126,7 @@ def test_drop_owner_removes_only_that_sessions_waiting_runs(queue):
 
 def test_run_state_is_a_pure_reading_of_the_row():
     now = time.time()
-    row = {"status": "running", "step": 250, "total_steps": 1000, "rows_per_s": 5e4, "started": now - 10,
-           "error": None}
+    row = {"status": "running", "step": 250, "total_steps": 1000, "rows_per_s": 5e4, "started": now - 10, "error": None}
     state = run_state(row)
     assert state.fraction == 0.25 and not state.finished and 25 < state.eta_s < 35
     assert run_state({**row, "status": "done"}).fraction == 1.0

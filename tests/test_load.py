@@ -69,12 +69,13 @@ def test_a_killed_server_comes_back_with_the_run_interrupted_and_its_curves(tmp_
     from playwright.sync_api import sync_playwright
 
     from mmoe_core.config import RunConfig
-    from mmoe_core.execute import execute_run
+    from mmoe_core.runtime.execute import execute_run
 
     home = tmp_path / "home"
     store = RunStore(home)
-    done = store.create_run(RunConfig(rows=500, eval_rows=100, steps=20, log_every=10, models=("mmoe",)),
-                            status="running")
+    done = store.create_run(
+        RunConfig(rows=500, eval_rows=100, steps=20, log_every=10, models=("mmoe",)), status="running"
+    )
     execute_run(store, done)  # a finished run, written in-process
     finished = {done: len(store.metrics(done))}
     proc, base = load.start_server(home)

@@ -108,8 +108,9 @@ def test_single_task_towers_read_only_their_own_expert():
 
 
 def test_omoe_gate_is_shared_and_mmoe_gates_differ_after_training():
-    config = RunConfig(models=("omoe", "mmoe"), rows=400, eval_rows=100, steps=30, log_every=30, lr=1e-2,
-                       correlation=0.2)
+    config = RunConfig(
+        models=("omoe", "mmoe"), rows=400, eval_rows=100, steps=30, log_every=30, lr=1e-2, correlation=0.2
+    )
     trainer = Trainer(config, load_data(config))
     trainer.run()
     gates = trainer.probe_gates()  # (k, e) mean weights per model
@@ -168,8 +169,9 @@ def test_mix_fast_paths_equal_matmul(k, e, h):
     slow = torch.matmul(g, f)
     torch.testing.assert_close(fast, slow, atol=1e-6, rtol=1e-6)
     up = torch.randn_like(slow)
-    torch.testing.assert_close(torch.autograd.grad(fast, (g, f), up), torch.autograd.grad(slow, (g, f), up),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        torch.autograd.grad(fast, (g, f), up), torch.autograd.grad(slow, (g, f), up), atol=1e-5, rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("e", [8, 32])
@@ -187,8 +189,16 @@ def test_softmax_matches_torch_and_survives_large_logits(e):
 def test_batched_training_equals_separate_runs(independent):
     """Replica 1 of a two-seed run follows the same trajectory as a one-seed run with seed + 1 (and, with
     independent data, data_seed + 1): batch gathering, fused Adam and the loss never mix seeds."""
-    base = RunConfig(models=("shared_bottom", "mmoe"), rows=600, eval_rows=100, steps=12, batch_size=64,
-                     log_every=6, independent_data=independent, **SMALL)
+    base = RunConfig(
+        models=("shared_bottom", "mmoe"),
+        rows=600,
+        eval_rows=100,
+        steps=12,
+        batch_size=64,
+        log_every=6,
+        independent_data=independent,
+        **SMALL,
+    )
     pair = Trainer(base.with_(seeds=2), load_data(base.with_(seeds=2)))
     alone_config = base.with_(seed=1, data_seed=1 if independent else 0)
     alone = Trainer(alone_config, load_data(alone_config))

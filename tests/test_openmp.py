@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from mmoe_core import openmp
+from mmoe_core.runtime import openmp
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from mmoe_core.config import MODEL_KINDS
-from mmoe_core.plots import (MODEL_COLORS, gate_evolution, gate_heatmap, log_ticks, loss_curves, model_color,
-                             model_order)
+from mmoe_core.plots import MODEL_COLORS, gate_evolution, gate_heatmap, log_ticks, loss_curves, model_color, model_order
 from mmoe_core.views import curve_frame, gate_matrix
 
 
@@ -74,8 +73,9 @@ def test_loss_curves_log_axis_and_ticks():
     assert loss_curves(curve_frame(metrics()), ["Task 1", "Task 2"]).layout.yaxis.type == "linear"
 
 
-@pytest.mark.parametrize("lo, hi, expected", [(0.4, 18, [0.5, 1.0, 2.0, 5.0, 10.0]), (0.11, 0.15, None),
-                                              (0, 1, None), (2, 1, None)])
+@pytest.mark.parametrize(
+    "lo, hi, expected", [(0.4, 18, [0.5, 1.0, 2.0, 5.0, 10.0]), (0.11, 0.15, None), (0, 1, None), (2, 1, None)]
+)
 def test_log_ticks(lo, hi, expected):
     assert log_ticks(lo, hi) == expected
 
@@ -86,8 +86,12 @@ def test_loss_curves_without_points_says_so():
 
 
 def gates(steps=(0, 50), experts=3, tasks=2):
-    rows = [("mmoe", s, t, e, (e + 1 + t) / sum(range(1 + t, experts + 1 + t)))
-            for s in steps for t in range(tasks) for e in range(experts)]
+    rows = [
+        ("mmoe", s, t, e, (e + 1 + t) / sum(range(1 + t, experts + 1 + t)))
+        for s in steps
+        for t in range(tasks)
+        for e in range(experts)
+    ]
     return pd.DataFrame(rows, columns=["model", "step", "task", "expert", "weight"])
 
 

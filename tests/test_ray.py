@@ -16,12 +16,12 @@ import pytest
 ray = pytest.importorskip("ray", reason="the ray backend is an optional extra: pip install -r requirements-ray.txt")
 
 from mmoe_core import cli  # noqa: E402
-from mmoe_core.backends import resolve_backend, run_on_ray  # noqa: E402
 from mmoe_core.config import RunConfig  # noqa: E402
-from mmoe_core.execute import execute_run  # noqa: E402
-from mmoe_core.jobs import JobQueue  # noqa: E402
-from mmoe_core.ray_backend import TASK_NAME, RayLauncher, _check_reachable  # noqa: E402
 from mmoe_core.runs import RunStore  # noqa: E402
+from mmoe_core.runtime.backends import resolve_backend, run_on_ray  # noqa: E402
+from mmoe_core.runtime.execute import execute_run  # noqa: E402
+from mmoe_core.runtime.jobs import JobQueue  # noqa: E402
+from mmoe_core.runtime.ray_backend import TASK_NAME, RayLauncher, _check_reachable  # noqa: E402
 
 TINY = {"rows": 500, "eval_rows": 100, "batch_size": 64, "log_every": 20, "models": ("shared_bottom", "mmoe")}
 LONG = RunConfig(rows=500, eval_rows=100, steps=500_000, log_every=10, models=("mmoe",))
@@ -68,8 +68,10 @@ def training_pids() -> set[int]:
 def test_sweep_on_ray_matches_local_per_seed_and_streams_into_the_store(store):
     import torch
 
-    configs = [RunConfig(correlation=p, seeds=3, steps=60, seed=4, data_seed=4, independent_data=True, **TINY)
-               for p in (0.5, 1.0)]
+    configs = [
+        RunConfig(correlation=p, seeds=3, steps=60, seed=4, data_seed=4, independent_data=True, **TINY)
+        for p in (0.5, 1.0)
+    ]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the Ray task trains with 1 thread (1 CPU per task): same reductions, same bits
     try:
@@ -81,8 +83,12 @@ def test_sweep_on_ray_matches_local_per_seed_and_streams_into_the_store(store):
     finally:
         torch.set_num_threads(threads)
     seen = []
-    remote = [run_id for run_id, _ in run_on_ray(store, configs, label="study:0123456789ab",
-                                                   on_progress=lambda done, total: seen.append((done, total)))]
+    remote = [
+        run_id
+        for run_id, _ in run_on_ray(
+            store, configs, label="study:0123456789ab", on_progress=lambda done, total: seen.append((done, total))
+        )
+    ]
     assert seen[-1] == (120, 120) and seen[0][0] < 120  # progress moved from below the total to the total
     for a, b in zip(local, remote, strict=True):
         ra, rb = store.run(a), store.run(b)
@@ -203,9 +209,34 @@ def test_each_task_asks_for_a_gpu_when_the_cluster_has_them(store, monkeypatch):
 
 def test_cli_sweep_on_ray_writes_the_same_json_contract(tmp_path, capsys):
     out = tmp_path / "sweep.json"
-    code = cli.main(["sweep", "--correlations", "0.5,1.0", "--models", "omoe,mmoe", "--seeds", "2", "--steps", "30",
-                     "--rows", "400", "--eval-rows", "100", "--batch-size", "64", "--seed", "5", "--json", str(out),
-                     "--home", str(tmp_path / "home"), "--quiet", "--backend", "ray"])
+    code = cli.main(
+        [
+            "sweep",
+            "--correlations",
+            "0.5,1.0",
+            "--models",
+            "omoe,mmoe",
+            "--seeds",
+            "2",
+            "--steps",
+            "30",
+            "--rows",
+            "400",
+            "--eval-rows",
+            "100",
+            "--batch-size",
+            "64",
+            "--seed",
+            "5",
+            "--json",
+            str(out),
+            "--home",
+            str(tmp_path / "home"),
+            "--quiet",
+            "--backend",
+            "ray",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     import json
 

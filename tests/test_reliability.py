@@ -43,13 +43,12 @@ def app(page: str | None = None, query: dict | None = None) -> AppTest:
 
 def stored_run(home: Path, config: RunConfig = TINY) -> str:
     """A finished run written straight to the store (in-process, no worker)."""
-    from mmoe_core.execute import execute_run
+    from mmoe_core.runtime.execute import execute_run
 
     store = RunStore(home)
     run_id = store.create_run(config, status="running")
     execute_run(store, run_id)
     return run_id
-
 
 
 def wait_for(predicate, timeout: float = 90.0, every: float = 0.1):
@@ -68,8 +67,15 @@ def alive(pid: int) -> bool:
 def test_bad_url_parameters_each_get_one_warning_and_nothing_stored_is_lost(mmoe_home):
     kept = stored_run(mmoe_home)
     before = RunStore(mmoe_home).metrics(kept)
-    bad = {"correlation": "2", "n_experts": "0", "steps": "-1", "lr": "nan", "models": "mmoe,foo",
-           "rows": "999999999", "run": "../../etc/passwd"}
+    bad = {
+        "correlation": "2",
+        "n_experts": "0",
+        "steps": "-1",
+        "lr": "nan",
+        "models": "mmoe,foo",
+        "rows": "999999999",
+        "run": "../../etc/passwd",
+    }
     at = app(query=bad)
     warnings = [w.value for w in at.warning]
     for key in ("correlation", "n_experts", "steps", "lr", "models", "rows", "run"):
@@ -88,8 +94,9 @@ def test_bad_url_parameters_each_get_one_warning_and_nothing_stored_is_lost(mmoe
 
 def test_absurd_sizes_together_are_refused_from_the_url_and_the_widgets(mmoe_home):
     at = app(query={"rows": "2000000", "input_dim": "2000"})
-    assert any(w.value.startswith("URL configuration ignored: rows x input_dim x seeds needs 16.0 GB")
-               for w in at.warning)
+    assert any(
+        w.value.startswith("URL configuration ignored: rows x input_dim x seeds needs 16.0 GB") for w in at.warning
+    )
     at.number_input(key="rows").set_value(2_000_000)
     at.number_input(key="input_dim").set_value(2_000)
     at.run()
@@ -99,14 +106,25 @@ def test_absurd_sizes_together_are_refused_from_the_url_and_the_widgets(mmoe_hom
     assert at.button(key="start").disabled
 
 
-@pytest.mark.parametrize("args, env, message", [
-    (["--lr", "nan"], {}, "error: --lr nan must be a finite number"),
-    (["--rows", "2000000", "--input-dim", "2000"], {}, "rows x input_dim x seeds needs 16.0 GB of inputs"),
-    (["--steps", "1000"], {"MMOE_MAX_WORK": "1e6"}, "too much work for this server"),
-], ids=["lr-nan", "absurd-memory", "work-limit-from-env"])
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--lr", "nan"], {}, "error: --lr nan must be a finite number"),
+        (["--rows", "2000000", "--input-dim", "2000"], {}, "rows x input_dim x seeds needs 16.0 GB of inputs"),
+        (["--steps", "1000"], {"MMOE_MAX_WORK": "1e6"}, "too much work for this server"),
+    ],
+    ids=["lr-nan", "absurd-memory", "work-limit-from-env"],
+)
 def test_cli_refuses_bad_and_absurd_flags_with_one_line(tmp_path, args, env, message):
-    proc = subprocess.run([sys.executable, "-m", "mmoe_core", "train", *args, "--quiet", "--home", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **env}, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmoe_core", "train", *args, "--quiet", "--home", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
@@ -129,7 +147,7 @@ def test_an_oversized_upload_is_refused_with_its_limit_and_stores_nothing(mmoe_h
 
 
 def test_a_hostile_file_name_is_shown_as_text_and_never_reaches_the_file_system(mmoe_home):
-    name = '../../<img src=x onerror=alert(1)>.csv'
+    name = "../../<img src=x onerror=alert(1)>.csv"
     at = upload(app("pages/data.py"), name, (ROOT / "sample_data" / "customers.csv").read_bytes())
     shown = [m for m in at.markdown if "onerror" in m.value]
     assert shown, "the file name is shown"
@@ -150,14 +168,14 @@ def start_from_page(at: AppTest, values: dict) -> str:
 
 
 def test_stop_on_the_page_ends_the_worker_fast_and_keeps_the_curves(mmoe_home):
-    import ui_common
+    from ui import server
 
     at = app()
     run_id = start_from_page(at, LONG)
     store = RunStore(mmoe_home)
     wait_for(lambda: len(store.metrics(run_id)) > 20)
     at.run()
-    pid = ui_common.get_queue().worker_pid(run_id)
+    pid = server.get_queue().worker_pid(run_id)
     assert pid and not at.button(key="stop").disabled
     recorded = len(store.metrics(run_id))
     t0 = time.monotonic()
@@ -173,11 +191,11 @@ def test_stop_on_the_page_ends_the_worker_fast_and_keeps_the_curves(mmoe_home):
 
 
 def test_a_killed_worker_shows_failed_the_next_job_runs_and_the_app_keeps_serving(mmoe_home):
-    import ui_common
+    from ui import server
 
     at = app()
     run_id = start_from_page(at, LONG)
-    queue = ui_common.get_queue()
+    queue = server.get_queue()
     store = queue.store
     wait_for(lambda: len(store.metrics(run_id)) > 10)
     waiting = queue.submit(TINY.with_(models=("mmoe",)), owner="web:another-session")
@@ -193,7 +211,7 @@ def test_a_killed_worker_shows_failed_the_next_job_runs_and_the_app_keeps_servin
 
 
 def test_a_diverged_model_is_shown_with_its_step_and_a_hint_while_the_other_finishes(mmoe_home, monkeypatch):
-    from mmoe_core import execute
+    from mmoe_core.runtime import execute
 
     class BlowsUpMMoE(execute.Trainer):  # Adam within lr <= 10 does not blow up: force MMoE's weights to inf
         def __init__(self, *args, **kwargs):
@@ -214,11 +232,11 @@ def test_a_diverged_model_is_shown_with_its_step_and_a_hint_while_the_other_fini
 def test_a_sessions_queued_runs_leave_when_streamlit_releases_the_session(mmoe_home, monkeypatch):
     from streamlit.runtime.caching import clear_session_resource_cache
 
-    import ui_common
+    from ui import server
 
-    monkeypatch.setattr(ui_common, "SESSION_GRACE_S", 0.0)
+    monkeypatch.setenv("MMOE_SESSION_GRACE_S", "0")
     at = app()
-    queue = ui_common.get_queue()
+    queue = server.get_queue()
     blocker = queue.submit(RunConfig(**LONG, models=("mmoe",)), owner="cli")
     wait_for(lambda: queue.state(blocker).status == "running")
     mine = start_from_page(at, {"rows": 500, "steps": 50})
@@ -226,7 +244,7 @@ def test_a_sessions_queued_runs_leave_when_streamlit_releases_the_session(mmoe_h
     texts = [p.proto.text for p in at.get("progress")]
     assert "Waiting in the queue, position 1" in texts, texts
     owner = at.session_state["_owner"]
-    clear_session_resource_cache(owner[len(ui_common.OWNER_PREFIX):])  # what Streamlit does on disconnect
+    clear_session_resource_cache(owner[len(server.OWNER_PREFIX) :])  # what Streamlit does on disconnect
     wait_for(lambda: queue.state(mine).finished, timeout=10)
     assert queue.state(mine).status == "cancelled" and "browser session ended" in queue.state(mine).error
     assert queue.state(blocker).status == "running"  # another owner's training run is untouched
@@ -234,19 +252,29 @@ def test_a_sessions_queued_runs_leave_when_streamlit_releases_the_session(mmoe_h
 
 
 def test_server_limits_are_read_from_the_environment(tmp_path):
-    code = ("from mmoe_core import config, jobs; from mmoe_core.data import csv_table;"
-            "print(config.MAX_WORK, config.MAX_DATA_BYTES, jobs.DEFAULT_MAX_QUEUED, jobs._default_max_concurrent(),"
-            " csv_table.max_upload_bytes())")
-    env = {**os.environ, "MMOE_MAX_WORK": "123", "MMOE_MAX_DATA_BYTES": "456", "MMOE_MAX_QUEUED": "7",
-           "MMOE_MAX_JOBS": "3", "MMOE_MAX_UPLOAD_MB": "2"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=60, check=True).stdout.split()
+    code = (
+        "from mmoe_core import settings; from mmoe_core.runtime import jobs; from mmoe_core.data import csv_table;"
+        "g = settings.get; print(g('MMOE_MAX_WORK'), g('MMOE_MAX_DATA_BYTES'), g('MMOE_MAX_QUEUED'),"
+        " jobs._default_max_concurrent(), csv_table.max_upload_bytes())"
+    )
+    env = {
+        **os.environ,
+        "MMOE_MAX_WORK": "123",
+        "MMOE_MAX_DATA_BYTES": "456",
+        "MMOE_MAX_QUEUED": "7",
+        "MMOE_MAX_JOBS": "3",
+        "MMOE_MAX_UPLOAD_MB": "2",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
     assert out == ["123.0", "456.0", "7", "3", "2000000"]
 
 
 # ---------------------------------------------------------------------------------------------- safety
-SOURCES = sorted([ROOT / "app.py", ROOT / "ui_common.py", *(ROOT / "pages").glob("*.py"),
-                  *(ROOT / "mmoe_core").rglob("*.py")])
+SOURCES = sorted(
+    [ROOT / "app.py", *(ROOT / "ui").glob("*.py"), *(ROOT / "pages").glob("*.py"), *(ROOT / "mmoe_core").rglob("*.py")]
+)
 # Where HTML is allowed on purpose, and why it is safe: fixed CSS; badges and numbers the app computes itself.
 HTML_ALLOWED = {"app.py": 1, "pages/experiments.py": 1}
 
@@ -282,9 +310,7 @@ def test_run_ids_that_could_reach_a_path_are_refused(tmp_path, bad):
 
 
 def test_a_tight_work_limit_refuses_jobs_but_every_page_still_opens(mmoe_home, monkeypatch):
-    from mmoe_core import config
-
-    monkeypatch.setattr(config, "MAX_WORK", 1e9)  # as MMOE_MAX_WORK=1e9: below the study presets and defaults
+    monkeypatch.setenv("MMOE_MAX_WORK", "1e9")  # as MMOE_MAX_WORK=1e9: below the study presets and defaults
     at = app()
     assert not at.button(key="start").disabled  # the defaults stay allowed: pages build them to show controls
     at.number_input(key="steps").set_value(3_000).run()
@@ -293,3 +319,13 @@ def test_a_tight_work_limit_refuses_jobs_but_every_page_still_opens(mmoe_home, m
     at.switch_page("pages/experiments.py").run()
     assert not at.exception, [e.message for e in at.exception]
     assert any("too much work for this server" in e.value for e in at.error)
+
+
+def test_a_bad_setting_names_the_variable(monkeypatch):
+    from mmoe_core import settings
+
+    monkeypatch.setenv("MMOE_MAX_QUEUED", "lots")
+    with pytest.raises(ValueError, match=r"MMOE_MAX_QUEUED='lots' is not a whole number"):
+        settings.get("MMOE_MAX_QUEUED")
+    monkeypatch.setenv("MMOE_MAX_QUEUED", "")
+    assert settings.get("MMOE_MAX_QUEUED") == 20  # empty means unset

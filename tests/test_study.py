@@ -11,15 +11,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmoe_core.claims import check_claims
 from mmoe_core.cli import main as cli_main
 from mmoe_core.config import RunConfig
 from mmoe_core.models.zoo import matched_bottom_units
 from mmoe_core.runs import RunStore
-from mmoe_core.study import (PRESETS, Study, curves, final_losses, gap_table, label_correlations,
-                             list_studies, load_study, stop_study, study_label, study_progress, study_runs,
-                             submit_study, summary_table, sweep_results)
-from mmoe_core.study_plots import curves_figure, label_correlation_figure, trainability_figure
+from mmoe_core.studies.claims import check_claims
+from mmoe_core.studies.plots import curves_figure, label_correlation_figure, trainability_figure
+from mmoe_core.studies.study import (
+    PRESETS,
+    Study,
+    curves,
+    final_losses,
+    gap_table,
+    label_correlations,
+    list_studies,
+    load_study,
+    stop_study,
+    study_label,
+    study_progress,
+    study_runs,
+    submit_study,
+    summary_table,
+    sweep_results,
+)
 
 TINY = dict(rows=300, eval_rows=60, steps=20, log_every=10, batch_size=32, seeds=2)
 
@@ -36,12 +50,15 @@ def one_thread():
 
 
 # ---------------------------------------------------------------- Study
-@pytest.mark.parametrize("changes, message", [
-    (dict(correlations=()), "correlations is empty; choose at least one value"),
-    (dict(correlations=(0.5, 0.5)), "correlations=0.5,0.5 repeats a value; list each once"),
-    (dict(correlations=(0.5, 1.5)), "correlations=1.5 is out of range; allowed -1 to 1"),
-    (dict(lrs=(0.0,)), "lrs=0.0 is out of range; allowed 1e-06 to 10"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(correlations=()), "correlations is empty; choose at least one value"),
+        (dict(correlations=(0.5, 0.5)), "correlations=0.5,0.5 repeats a value; list each once"),
+        (dict(correlations=(0.5, 1.5)), "correlations=1.5 is out of range; allowed -1 to 1"),
+        (dict(lrs=(0.0,)), "lrs=0.0 is out of range; allowed 1e-06 to 10"),
+    ],
+)
 def test_study_rejects_bad_values_with_a_message(changes, message):
     with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(".", r"\.")):
         Study(**changes)
@@ -69,11 +86,24 @@ def test_presets_are_the_papers_setting():
 
 
 # ---------------------------------------------------------------- aggregation on a hand-made store
-def _fill(store: RunStore, study_id: str, p: float, losses: dict[str, np.ndarray], status: str = "done",
-          steps: tuple[int, ...] = (0, 10), seed: int = 3) -> str:
+def _fill(
+    store: RunStore,
+    study_id: str,
+    p: float,
+    losses: dict[str, np.ndarray],
+    status: str = "done",
+    steps: tuple[int, ...] = (0, 10),
+    seed: int = 3,
+) -> str:
     """One stored run with val loss at `steps` (value scaled by step) and test loss = losses[model] (r, k)."""
-    config = RunConfig(**{**TINY, "seeds": next(iter(losses.values())).shape[0]}, correlation=p, seed=seed,
-                       data_seed=7, independent_data=True, models=tuple(losses))
+    config = RunConfig(
+        **{**TINY, "seeds": next(iter(losses.values())).shape[0]},
+        correlation=p,
+        seed=seed,
+        data_seed=7,
+        independent_data=True,
+        models=tuple(losses),
+    )
     run_id = store.create_run(config, label=study_label(study_id), status="running")
     rows = []
     for model, loss in losses.items():
@@ -134,7 +164,7 @@ def test_gaps_are_paired_by_seed(filled):
 
 
 def test_curves_use_partial_runs_and_skip_diverged_seeds(filled):
-    from mmoe_core.study import run_results
+    from mmoe_core.studies.study import run_results
 
     store, _, b = filled
     runs = study_runs(store, "a" * 12)
@@ -148,8 +178,14 @@ def test_curves_use_partial_runs_and_skip_diverged_seeds(filled):
 
 
 def test_progress_counts_finished_runs_whole():
-    runs = pd.DataFrame({"status": ["done", "running", "queued"], "step": [40, 10, 0],
-                         "total_steps": [100, 100, 100], "started": [0.0, 50.0, None]})
+    runs = pd.DataFrame(
+        {
+            "status": ["done", "running", "queued"],
+            "step": [40, 10, 0],
+            "total_steps": [100, 100, 100],
+            "started": [0.0, 50.0, None],
+        }
+    )
     prog = study_progress(runs, now=100.0)
     assert (prog.step, prog.total_steps, prog.runs_finished, prog.status) == (110, 300, 1, "running")
     assert prog.fraction == pytest.approx(110 / 300) and not prog.finished
@@ -199,19 +235,43 @@ def test_submit_is_all_or_nothing_and_stop_cancels_unfinished(tmp_path):
 
 # ---------------------------------------------------------------- claims
 def _tables(means: dict[float, dict[str, float]], sds: dict[str, float], se: float = 0.001):
-    summary = pd.DataFrame([{"correlation": p, "lr": 1e-3, "model": m, "mean": v, "sd": sds[m], "min": 0, "max": 1,
-                             "seeds": 8, "diverged": 0} for p, row in means.items() for m, v in row.items()])
-    gaps = pd.DataFrame([{"correlation": p, "lr": 1e-3, "gap": g, "mean": row[a] - row[b], "se": se, "pairs": 8}
-                         for p, row in means.items()
-                         for g, a, b in (("MMoE − OMoE", "mmoe", "omoe"), ("OMoE − Shared-Bottom", "omoe",
-                                         "shared_bottom"), ("MMoE − Shared-Bottom", "mmoe", "shared_bottom"))])
+    summary = pd.DataFrame(
+        [
+            {
+                "correlation": p,
+                "lr": 1e-3,
+                "model": m,
+                "mean": v,
+                "sd": sds[m],
+                "min": 0,
+                "max": 1,
+                "seeds": 8,
+                "diverged": 0,
+            }
+            for p, row in means.items()
+            for m, v in row.items()
+        ]
+    )
+    gaps = pd.DataFrame(
+        [
+            {"correlation": p, "lr": 1e-3, "gap": g, "mean": row[a] - row[b], "se": se, "pairs": 8}
+            for p, row in means.items()
+            for g, a, b in (
+                ("MMoE − OMoE", "mmoe", "omoe"),
+                ("OMoE − Shared-Bottom", "omoe", "shared_bottom"),
+                ("MMoE − Shared-Bottom", "mmoe", "shared_bottom"),
+            )
+        ]
+    )
     return summary, gaps
 
 
 def test_claims_hold_on_the_papers_pattern_and_fail_on_its_reverse():
-    paper = {0.5: {"mmoe": 0.2, "omoe": 0.3, "shared_bottom": 0.4},
-             0.9: {"mmoe": 0.15, "omoe": 0.18, "shared_bottom": 0.3},
-             1.0: {"mmoe": 0.1, "omoe": 0.1, "shared_bottom": 0.25}}
+    paper = {
+        0.5: {"mmoe": 0.2, "omoe": 0.3, "shared_bottom": 0.4},
+        0.9: {"mmoe": 0.15, "omoe": 0.18, "shared_bottom": 0.3},
+        1.0: {"mmoe": 0.1, "omoe": 0.1, "shared_bottom": 0.25},
+    }
     sds = {"mmoe": 0.01, "omoe": 0.02, "shared_bottom": 0.1}
     verdicts = [c.verdict for c in check_claims(*_tables(paper, sds), lr=1e-3)]
     assert verdicts == ["holds", "holds", "holds"]
@@ -234,8 +294,9 @@ def test_mmoe_has_the_lowest_mean_final_loss_at_p_05():
     from mmoe_core.data import load_data
     from mmoe_core.training import Trainer
 
-    config = PRESETS["default"].base.with_(correlation=0.5, seeds=16, steps=2_000, eval_rows=1_000,
-                                           log_every=2_000, seed=3_000, data_seed=3_000)  # lr 1e-3, batch 256
+    config = PRESETS["default"].base.with_(
+        correlation=0.5, seeds=16, steps=2_000, eval_rows=1_000, log_every=2_000, seed=3_000, data_seed=3_000
+    )  # lr 1e-3, batch 256
     results = Trainer(config, load_data(config)).run()
     mean = {name: float(np.mean(r.test_loss)) for name, r in results.items()}  # over seeds and both tasks
     assert all(r.status == "done" and np.isfinite(r.test_loss).all() for r in results.values())
@@ -246,16 +307,41 @@ def test_mmoe_has_the_lowest_mean_final_loss_at_p_05():
 # ---------------------------------------------------------------- CLI
 def test_sweep_cli_runs_a_study_the_page_can_open(tmp_path, capsys):
     out = tmp_path / "s.json"
-    code = cli_main(["sweep", "--correlations", "0.5,1.0", "--lrs", "1e-3,1e-2", "--models", "omoe,mmoe",
-                     "--seeds", "2", "--steps", "20", "--rows", "300", "--eval-rows", "60", "--batch-size", "32",
-                     "--home", str(tmp_path), "--json", str(out), "--quiet"])
+    code = cli_main(
+        [
+            "sweep",
+            "--correlations",
+            "0.5,1.0",
+            "--lrs",
+            "1e-3,1e-2",
+            "--models",
+            "omoe,mmoe",
+            "--seeds",
+            "2",
+            "--steps",
+            "20",
+            "--rows",
+            "300",
+            "--eval-rows",
+            "60",
+            "--batch-size",
+            "32",
+            "--home",
+            str(tmp_path),
+            "--json",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     data = json.loads(out.read_text())
     assert data["config"]["correlations"] == [0.5, 1.0] and data["config"]["lrs"] == [1e-3, 1e-2]
     keys = {(r["correlation"], r["lr"], r["model"], r["seed"]) for r in data["results"]}
     assert keys == {(p, lr, m, s) for p in (0.5, 1.0) for lr in (1e-3, 1e-2) for m in ("omoe", "mmoe") for s in (0, 1)}
-    assert all(len(r["test_loss"]) == 2 and r["test_loss_mean"] == pytest.approx(np.mean(r["test_loss"]))
-               for r in data["results"])
+    assert all(
+        len(r["test_loss"]) == 2 and r["test_loss_mean"] == pytest.approx(np.mean(r["test_loss"]))
+        for r in data["results"]
+    )
     assert data["results"][0]["data_seed"] != data["results"][1]["data_seed"]  # independent data by default
     store = RunStore(tmp_path)
     assert list_studies(store)["study_id"].tolist() == [data["study_id"]]
@@ -263,12 +349,15 @@ def test_sweep_cli_runs_a_study_the_page_can_open(tmp_path, capsys):
     assert "MMoE − OMoE" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--lrs", "0.1,x"], "error: --lrs '0.1,x' must be comma-separated numbers"),
-    (["--lrs", "20"], "error: --lrs 20.0 is out of range; allowed 1e-06 to 10"),
-    (["--correlations", "0.5,2"], "error: --correlations 2.0 is out of range; allowed -1 to 1"),
-    (["--correlations", ","], "error: --correlations is empty"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lrs", "0.1,x"], "error: --lrs '0.1,x' must be comma-separated numbers"),
+        (["--lrs", "20"], "error: --lrs 20.0 is out of range; allowed 1e-06 to 10"),
+        (["--correlations", "0.5,2"], "error: --correlations 2.0 is out of range; allowed -1 to 1"),
+        (["--correlations", ","], "error: --correlations is empty"),
+    ],
+)
 def test_sweep_cli_bad_lists_exit_with_one_line(tmp_path, capsys, args, message):
     assert cli_main(["sweep", *args, "--home", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -288,8 +377,12 @@ def test_label_correlation_equals_p_for_linear_tasks_and_falls_with_sine_terms()
 
 # ---------------------------------------------------------------- figures
 def _curves() -> pd.DataFrame:
-    rows = [{"correlation": p, "lr": 1e-3, "model": m, "step": s, "mean": 1.0 / (s + 1), "sd": 0.1, "n": 4}
-            for p in (0.5, 1.0) for m in ("mmoe", "shared_bottom") for s in (0, 10, 20)]
+    rows = [
+        {"correlation": p, "lr": 1e-3, "model": m, "step": s, "mean": 1.0 / (s + 1), "sd": 0.1, "n": 4}
+        for p in (0.5, 1.0)
+        for m in ("mmoe", "shared_bottom")
+        for s in (0, 10, 20)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -309,9 +402,14 @@ def test_curves_figure_has_a_panel_per_correlation_and_one_legend_entry_per_mode
 
 
 def test_trainability_figure_draws_every_seed():
-    final = pd.DataFrame({"correlation": [0.5] * 6 + [1.0] * 3, "lr": 1e-3,
-                          "model": ["mmoe"] * 3 + ["omoe"] * 3 + ["mmoe"] * 3,
-                          "test_loss_mean": [0.1, 0.2, np.nan, 0.3, 0.4, 0.5, 0.1, 0.1, 0.2]})
+    final = pd.DataFrame(
+        {
+            "correlation": [0.5] * 6 + [1.0] * 3,
+            "lr": 1e-3,
+            "model": ["mmoe"] * 3 + ["omoe"] * 3 + ["mmoe"] * 3,
+            "test_loss_mean": [0.1, 0.2, np.nan, 0.3, 0.4, 0.5, 0.1, 0.1, 0.2],
+        }
+    )
     fig = trainability_figure(final, [0.5, 1.0, 0.9])
     assert [len(t.y) for t in fig.data] == [3, 2, 3]  # OMoE first (paper order); the diverged seed is not drawn
     assert [t.xaxis for t in fig.data] == ["x", "x", "x2"]
@@ -325,23 +423,36 @@ def test_trainability_figure_draws_every_seed():
 
 
 def test_label_correlation_figure_marks_the_studys_runs():
-    draws = pd.DataFrame({"p": [0.0, 0.5, 0.0, 0.5], "sine_terms": [0, 0, 10, 10], "draw": 0,
-                          "label_correlation": [0.0, 0.5, 0.0, 0.3]})
+    draws = pd.DataFrame(
+        {"p": [0.0, 0.5, 0.0, 0.5], "sine_terms": [0, 0, 10, 10], "draw": 0, "label_correlation": [0.0, 0.5, 0.0, 0.3]}
+    )
     fig = label_correlation_figure(draws, pd.DataFrame({"p": [0.5], "label_correlation": [0.31]}))
-    assert [t.name for t in fig.data] == ["label correlation = p", "linear tasks (m = 0)",
-                                          "with 10 sine terms (m = 10)", "this study's runs (mean over seeds)"]
+    assert [t.name for t in fig.data] == [
+        "label correlation = p",
+        "linear tasks (m = 0)",
+        "with 10 sine terms (m = 10)",
+        "this study's runs (mean over seeds)",
+    ]
 
 
 def test_best_lr_is_chosen_per_model_on_the_last_validation_point():
-    from mmoe_core.study import BEST_LR, at_best_lr, best_lrs
+    from mmoe_core.studies.study import BEST_LR, at_best_lr, best_lrs
 
     rows = []
     for lr, (mm, om) in {1e-3: (0.1, 0.5), 1e-2: (0.3, 0.2)}.items():
         for step, scale in ((0, 9.0), (10, 1.0)):  # step 0 would pick the other way round
             for r in range(3):
-                rows += [{"correlation": 0.5, "lr": lr, "model": "mmoe", "step": step, "replica": r,
-                          "loss": mm * (scale if lr == 1e-3 else 1.0)},
-                         {"correlation": 0.5, "lr": lr, "model": "omoe", "step": step, "replica": r, "loss": om}]
+                rows += [
+                    {
+                        "correlation": 0.5,
+                        "lr": lr,
+                        "model": "mmoe",
+                        "step": step,
+                        "replica": r,
+                        "loss": mm * (scale if lr == 1e-3 else 1.0),
+                    },
+                    {"correlation": 0.5, "lr": lr, "model": "omoe", "step": step, "replica": r, "loss": om},
+                ]
     per_seed = pd.DataFrame(rows)
     best = best_lrs(per_seed).set_index("model")["lr"]
     assert best.to_dict() == {"mmoe": 1e-3, "omoe": 1e-2}

@@ -11,11 +11,28 @@ import pandas as pd
 import pytest
 
 from mmoe_core.config import RunConfig
-from mmoe_core.jobs import run_state
 from mmoe_core.models.zoo import build_spec, matched_bottom_units
-from mmoe_core.views import (MAX_DRAWN_EXPERTS, config_summary, curve_frame, format_duration, gate_matrix,
-                             gate_specialisation, gated_models, metrics_csv, model_dot, n_tasks_of, point_count,
-                             progress_text, refresh_mode, results_table, runs_table, task_names, winner, winner_text)
+from mmoe_core.runtime.jobs import run_state
+from mmoe_core.views import (
+    MAX_DRAWN_EXPERTS,
+    config_summary,
+    curve_frame,
+    format_duration,
+    gate_matrix,
+    gate_specialisation,
+    gated_models,
+    metrics_csv,
+    model_dot,
+    n_tasks_of,
+    point_count,
+    progress_text,
+    refresh_mode,
+    results_table,
+    runs_table,
+    task_names,
+    winner,
+    winner_text,
+)
 
 
 def metric_rows(rows):
@@ -23,13 +40,16 @@ def metric_rows(rows):
 
 
 def test_curve_frame_means_over_finite_seeds_only():
-    m = metric_rows([
-        ("mmoe", 10, 0, 0, "val", "loss", 1.0), ("mmoe", 10, 1, 0, "val", "loss", 3.0),
-        ("mmoe", 10, 2, 0, "val", "loss", float("nan")),  # a diverged seed drops out
-        ("mmoe", 10, 0, 0, "val", "auc", 0.9),  # another metric: not a loss
-        ("omoe", 10, 0, 0, "train", "loss", 2.0),
-        ("omoe", 10, 0, 0, "test", "loss", 5.0),  # test split: not a curve
-    ])
+    m = metric_rows(
+        [
+            ("mmoe", 10, 0, 0, "val", "loss", 1.0),
+            ("mmoe", 10, 1, 0, "val", "loss", 3.0),
+            ("mmoe", 10, 2, 0, "val", "loss", float("nan")),  # a diverged seed drops out
+            ("mmoe", 10, 0, 0, "val", "auc", 0.9),  # another metric: not a loss
+            ("omoe", 10, 0, 0, "train", "loss", 2.0),
+            ("omoe", 10, 0, 0, "test", "loss", 5.0),  # test split: not a curve
+        ]
+    )
     c = curve_frame(m).set_index(["model", "split"])
     assert c.loc[("mmoe", "val"), "mean"] == pytest.approx(2.0)
     assert c.loc[("mmoe", "val"), "sd"] == pytest.approx(math.sqrt(2.0))  # sample sd of 1 and 3
@@ -53,9 +73,19 @@ def gate_rows(rows):
 
 
 def test_gate_matrix_takes_the_latest_snapshot_unless_asked():
-    g = gate_rows([("mmoe", 0, 0, 0, 0.5), ("mmoe", 0, 0, 1, 0.5), ("mmoe", 0, 1, 0, 0.5), ("mmoe", 0, 1, 1, 0.5),
-                   ("mmoe", 50, 0, 0, 0.9), ("mmoe", 50, 0, 1, 0.1), ("mmoe", 50, 1, 0, 0.2), ("mmoe", 50, 1, 1, 0.8),
-                   ("omoe", 50, 0, 0, 1.0)])
+    g = gate_rows(
+        [
+            ("mmoe", 0, 0, 0, 0.5),
+            ("mmoe", 0, 0, 1, 0.5),
+            ("mmoe", 0, 1, 0, 0.5),
+            ("mmoe", 0, 1, 1, 0.5),
+            ("mmoe", 50, 0, 0, 0.9),
+            ("mmoe", 50, 0, 1, 0.1),
+            ("mmoe", 50, 1, 0, 0.2),
+            ("mmoe", 50, 1, 1, 0.8),
+            ("omoe", 50, 0, 0, 1.0),
+        ]
+    )
     latest = gate_matrix(g, "mmoe")
     assert latest.to_numpy().tolist() == [[0.9, 0.1], [0.2, 0.8]]
     assert gate_matrix(g, "mmoe", step=0).to_numpy().tolist() == [[0.5, 0.5], [0.5, 0.5]]
@@ -73,15 +103,40 @@ def test_gate_specialisation_bounds():
 
 
 SUMMARY = {
-    "task_names": ["income", "married"], "task_kinds": ["binary", "binary"],
+    "task_names": ["income", "married"],
+    "task_kinds": ["binary", "binary"],
     "models": {
-        "shared_bottom": {"params": 100, "paper_params": 90, "status": "done", "message": "", "seconds": 1.5,
-                          "test_loss": [0.4, 0.6], "test_loss_mean": 0.5, "test_auc": [0.8, 0.7],
-                          "test_auc_mean": 0.75},
-        "omoe": {"params": 120, "paper_params": 90, "status": "diverged", "message": "loss became NaN",
-                 "seconds": 1.0, "test_loss": [None, None], "test_loss_mean": None},
-        "mmoe": {"params": 130, "paper_params": 90, "status": "done", "message": "", "seconds": 2.0,
-                 "test_loss": [0.3, 0.5], "test_loss_mean": 0.4, "test_auc": [0.85, 0.75], "test_auc_mean": 0.8},
+        "shared_bottom": {
+            "params": 100,
+            "paper_params": 90,
+            "status": "done",
+            "message": "",
+            "seconds": 1.5,
+            "test_loss": [0.4, 0.6],
+            "test_loss_mean": 0.5,
+            "test_auc": [0.8, 0.7],
+            "test_auc_mean": 0.75,
+        },
+        "omoe": {
+            "params": 120,
+            "paper_params": 90,
+            "status": "diverged",
+            "message": "loss became NaN",
+            "seconds": 1.0,
+            "test_loss": [None, None],
+            "test_loss_mean": None,
+        },
+        "mmoe": {
+            "params": 130,
+            "paper_params": 90,
+            "status": "done",
+            "message": "",
+            "seconds": 2.0,
+            "test_loss": [0.3, 0.5],
+            "test_loss_mean": 0.4,
+            "test_auc": [0.85, 0.75],
+            "test_auc_mean": 0.8,
+        },
     },
 }
 
@@ -107,12 +162,16 @@ def test_results_table_columns_values_and_star():
 
 
 def test_results_table_of_regression_tasks_has_no_auc_and_falls_back_to_the_models_table():
-    summary = {"models": {"mmoe": {"params": 1, "paper_params": 1, "status": "done", "test_loss": [0.1, 0.2],
-                                   "test_loss_mean": 0.15}}}
+    summary = {
+        "models": {
+            "mmoe": {"params": 1, "paper_params": 1, "status": "done", "test_loss": [0.1, 0.2], "test_loss_mean": 0.15}
+        }
+    }
     t = results_table(summary, ["Task 1", "Task 2"])
     assert not [c for c in t.columns if "AUC" in c]
-    models = pd.DataFrame([{"model": "omoe", "status": "failed", "message": "boom", "params": 5,
-                            "paper_params": 4, "seconds": None}])
+    models = pd.DataFrame(
+        [{"model": "omoe", "status": "failed", "message": "boom", "params": 5, "paper_params": 4, "seconds": None}]
+    )
     fallback = results_table(None, ["Task 1"], models)
     assert fallback.to_dict("records")[0]["Status"] == "failed: boom"
 
@@ -125,13 +184,32 @@ def test_task_names_fall_back_when_missing_or_mismatched():
 
 def test_runs_table_reads_each_stored_run():
     now = time.time()
-    runs = pd.DataFrame([
-        {"id": "aaaaaaaaaaaa", "kind": "train", "status": "done", "created": now, "label_correlation": 0.41,
-         "rows_per_s": 1234.0, "summary": json.dumps(SUMMARY), "config": RunConfig(correlation=0.9).to_json(),
-         "label": ""},
-        {"id": "bbbbbbbbbbbb", "kind": "train", "status": "running", "created": now - 60, "label_correlation": None,
-         "rows_per_s": None, "summary": None, "config": '{"not_a_field": 1}', "label": "sweep"},
-    ])
+    runs = pd.DataFrame(
+        [
+            {
+                "id": "aaaaaaaaaaaa",
+                "kind": "train",
+                "status": "done",
+                "created": now,
+                "label_correlation": 0.41,
+                "rows_per_s": 1234.0,
+                "summary": json.dumps(SUMMARY),
+                "config": RunConfig(correlation=0.9).to_json(),
+                "label": "",
+            },
+            {
+                "id": "bbbbbbbbbbbb",
+                "kind": "train",
+                "status": "running",
+                "created": now - 60,
+                "label_correlation": None,
+                "rows_per_s": None,
+                "summary": None,
+                "config": '{"not_a_field": 1}',
+                "label": "sweep",
+            },
+        ]
+    )
     t = runs_table(runs)
     assert t["Run"].tolist() == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
     first, second = t.to_dict("records")
@@ -146,8 +224,10 @@ def test_config_summary_names_data_models_and_seeds():
     assert s.startswith("census1 ·") and s.endswith(", 4 seeds") and "MMoE" in s
 
 
-@pytest.mark.parametrize("seconds, text", [(None, "–"), (0.4, "0 s"), (59, "59 s"), (61, "1 min 01 s"),
-                                           (3725, "1 h 02 min"), (float("nan"), "–")])
+@pytest.mark.parametrize(
+    "seconds, text",
+    [(None, "–"), (0.4, "0 s"), (59, "59 s"), (61, "1 min 01 s"), (3725, "1 h 02 min"), (float("nan"), "–")],
+)
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
 
@@ -155,8 +235,9 @@ def test_format_duration(seconds, text):
 def test_progress_text_for_each_state():
     queued = run_state({"status": "queued", "step": 0, "total_steps": 100}, queue_position=3)
     assert progress_text(queued) == "Waiting in the queue, position 3"
-    running = run_state({"status": "running", "step": 50, "total_steps": 100, "rows_per_s": 12_800.0,
-                         "started": time.time() - 10})
+    running = run_state(
+        {"status": "running", "step": 50, "total_steps": 100, "rows_per_s": 12_800.0, "started": time.time() - 10}
+    )
     text = progress_text(running)
     assert text.startswith("step 50 of 100 · 12,800 rows/s · ") and text.endswith(" s left")
     assert int(text.split("·")[-1].split()[0]) in (9, 10, 11)  # 10 s for 50 steps, 50 to go

@@ -2,7 +2,7 @@
 
     BROWSER_PATH=/usr/bin/chromium python docs/figures/make_figures.py --home DIR --study ID --prefix default
 
-Uses the same functions as the Experiments page (mmoe_core.study, mmoe_core.study_plots); plotly writes the
+Uses the same functions as the Experiments page (mmoe_core.studies.study, mmoe_core.studies.plots); plotly writes the
 PNGs through kaleido (`pip install kaleido`), which drives a headless Chrome/Chromium (BROWSER_PATH).
 """
 
@@ -17,24 +17,36 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from mmoe_core.claims import check_claims  # noqa: E402
 from mmoe_core.config import MODEL_KINDS  # noqa: E402
 from mmoe_core.runs import RunStore  # noqa: E402
-from mmoe_core.study import (curves, final_losses, gap_table,  # noqa: E402
-                             label_correlations, load_study, run_results, study_runs, summary_table)
-from mmoe_core.study_plots import curves_figure, label_correlation_figure, trainability_figure  # noqa: E402
+from mmoe_core.studies.claims import check_claims  # noqa: E402
+from mmoe_core.studies.plots import curves_figure, label_correlation_figure, trainability_figure  # noqa: E402
+from mmoe_core.studies.study import (  # noqa: E402
+    curves,
+    final_losses,
+    gap_table,
+    label_correlations,
+    load_study,
+    run_results,
+    study_runs,
+    summary_table,
+)
 
 WIDTH, HEIGHT = 1100, 420
 
 
 def markdown(df: pd.DataFrame) -> str:
     """A pipe table (pandas' to_markdown needs the optional `tabulate`)."""
+
     def cell(col: str, v: object) -> str:
         if isinstance(v, float):
             return f"{v:.4f}" if col in ("mean", "sd", "min", "max", "se") else f"{v:g}"
         return str(v)
+
     lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(c, v) for c, v in zip(df.columns, row)) + " |" for row in df.itertuples(index=False)]
+    lines += [
+        "| " + " | ".join(cell(c, v) for c, v in zip(df.columns, row)) + " |" for row in df.itertuples(index=False)
+    ]
     return "\n".join(lines)
 
 
@@ -56,16 +68,19 @@ def main() -> None:
     out = Path(args.out)
     opts = {"width": WIDTH, "height": HEIGHT, "scale": 1}
     white = {"template": "plotly_white"}  # the app draws on Streamlit's theme; a PNG needs its own
-    curves_figure(curves(per_seed[per_seed["lr"] == lr]), study.correlations,
-                  steps=study.base.steps).update_layout(white).write_image(
-        out / f"{args.prefix}_fig4_average.png", **opts)
+    curves_figure(curves(per_seed[per_seed["lr"] == lr]), study.correlations, steps=study.base.steps).update_layout(
+        white
+    ).write_image(out / f"{args.prefix}_fig4_average.png", **opts)
     trainability_figure(final[final["lr"] == lr], study.correlations, log_y=True).update_layout(white).write_image(
-        out / f"{args.prefix}_fig5_trainability.png", **opts)
+        out / f"{args.prefix}_fig5_trainability.png", **opts
+    )
     grid = sorted({round(0.1 * i, 1) for i in range(11)} | set(study.correlations))
     measured = runs[["correlation", "label_correlation"]].rename(columns={"correlation": "p"})
-    label_correlation_figure(label_correlations(study.base, grid, draws=min(study.base.seeds, 32)),
-                             measured).update_layout(white).write_image(out / f"{args.prefix}_fig2_label_correlation.png",
-                                                   width=800, height=HEIGHT, scale=1)
+    label_correlation_figure(
+        label_correlations(study.base, grid, draws=min(study.base.seeds, 32)), measured
+    ).update_layout(white).write_image(
+        out / f"{args.prefix}_fig2_label_correlation.png", width=800, height=HEIGHT, scale=1
+    )
 
     summary, gaps = summary_table(final), gap_table(final)
     s = summary.assign(model=summary["model"].map(MODEL_KINDS))

@@ -19,8 +19,14 @@ from .task_data import TaskData
 # of 1,024 rows at lr 3e-3 (2 epochs) take every model past the paper's Table 1 AUCs in about a minute of
 # 2-core CPU time (measurements: docs/census_results.md).
 CENSUS_DEFAULTS: dict[str, Any] = {
-    "models": ("single_task", "shared_bottom", "omoe", "mmoe"), "n_experts": 8, "expert_units": 16,
-    "tower_units": 8, "steps": 400, "batch_size": 1024, "lr": 3e-3, "log_every": 20,
+    "models": ("single_task", "shared_bottom", "omoe", "mmoe"),
+    "n_experts": 8,
+    "expert_units": 16,
+    "tower_units": 8,
+    "steps": 400,
+    "batch_size": 1024,
+    "lr": 3e-3,
+    "log_every": 20,
 }
 
 
@@ -49,21 +55,24 @@ def dataset_defaults(dataset: str, n_rows: int | None = None) -> dict[str, Any]:
 def load_data(config: RunConfig) -> TaskData:
     """The data a run trains on, reproducible from the config alone."""
     if config.dataset == "synthetic":
-        seeds = (
-            [config.data_seed + r for r in range(config.seeds)] if config.independent_data else config.data_seed
-        )
+        seeds = [config.data_seed + r for r in range(config.seeds)] if config.independent_data else config.data_seed
         return make_synthetic_tasks(
-            n_train=config.rows, n_val=config.eval_rows, n_test=config.eval_rows, n_features=config.input_dim,
-            correlation=config.correlation, scale=config.scale, n_sine=config.sine_terms,
-            noise_std=config.noise_std, n_tasks=config.n_tasks, random_state=seeds,
+            n_train=config.rows,
+            n_val=config.eval_rows,
+            n_test=config.eval_rows,
+            n_features=config.input_dim,
+            correlation=config.correlation,
+            scale=config.scale,
+            n_sine=config.sine_terms,
+            noise_std=config.noise_std,
+            n_tasks=config.n_tasks,
+            random_state=seeds,
         )
     if config.dataset in CENSUS_GROUPS:  # one fixed data set: every seed shares it (q = 1)
         return load_census(config.dataset, data_seed=config.data_seed)
     if is_table(config.dataset):
-        return load_csv(config.dataset, config.targets, config.features, config.task_kinds,
-                        data_seed=config.data_seed)
+        return load_csv(config.dataset, config.targets, config.features, config.task_kinds, data_seed=config.data_seed)
     raise ValueError(f"dataset={config.dataset!r} is unknown")
 
 
-__all__ = ["TaskData", "dataset_defaults", "is_table", "load_census", "load_csv", "load_data",
-           "make_synthetic_tasks"]
+__all__ = ["TaskData", "dataset_defaults", "is_table", "load_census", "load_csv", "load_data", "make_synthetic_tasks"]

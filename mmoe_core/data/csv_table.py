@@ -19,12 +19,14 @@ import csv
 import hashlib
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
+
+from .. import settings
 
 MIN_ROWS = 100  # fewer rows cannot fill train/validation/test splits with anything meaningful
 MAX_CATEGORIES = 64  # per text column; rarer values share one "infrequent" input (keeps IDs from exploding d)
@@ -33,15 +35,15 @@ _YES = {"1", "yes", "y", "true", "t", "positive", "pos"}
 
 
 def max_upload_bytes() -> int:
-    return int(float(os.environ.get("MMOE_MAX_UPLOAD_MB", 50)) * 1e6)
+    return int(settings.get("MMOE_MAX_UPLOAD_MB") * 1e6)
 
 
 def max_rows() -> int:
-    return int(float(os.environ.get("MMOE_MAX_ROWS", 500_000)))
+    return settings.get("MMOE_MAX_ROWS")
 
 
 def max_columns() -> int:
-    return int(float(os.environ.get("MMOE_MAX_COLUMNS", 200)))
+    return settings.get("MMOE_MAX_COLUMNS")
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -62,14 +64,15 @@ def read_csv_bytes(data: bytes, name: str = "the file") -> pd.DataFrame:
         )
     text = _decode(data)
     try:
-        df = pd.read_csv(io.StringIO(text), sep=_sniff_delimiter(text), skipinitialspace=True,
-                         low_memory=False)
+        df = pd.read_csv(io.StringIO(text), sep=_sniff_delimiter(text), skipinitialspace=True, low_memory=False)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{name} has no columns; upload a CSV with a header row") from None
     except (pd.errors.ParserError, UnicodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{name} is not a well-formed CSV ({first}); check that every row has the same "
-                         "number of comma-separated fields") from None
+        raise ValueError(
+            f"{name} is not a well-formed CSV ({first}); check that every row has the same "
+            "number of comma-separated fields"
+        ) from None
     check_table(df, name)
     return df
 
@@ -83,25 +86,34 @@ def read_csv_path(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"dataset={str(path)!r}: no such file; upload it again on the Data page or fix the path")
     size, limit = p.stat().st_size, max_upload_bytes()
     if size > limit:
-        raise ValueError(f"{p.name} is {size / 1e6:.1f} MB, over this server's limit of {limit / 1e6:g} MB "
-                         "(MMOE_MAX_UPLOAD_MB); use fewer rows or columns")
+        raise ValueError(
+            f"{p.name} is {size / 1e6:.1f} MB, over this server's limit of {limit / 1e6:g} MB "
+            "(MMOE_MAX_UPLOAD_MB); use fewer rows or columns"
+        )
     return read_csv_bytes(p.read_bytes(), p.name)
 
 
 def check_table(df: pd.DataFrame, name: str = "the table") -> None:
     """Shape limits shared by uploads and files on disk."""
     if df.shape[1] > max_columns():
-        raise ValueError(f"{name} has {df.shape[1]} columns, over this server's limit of {max_columns()} "
-                         "(MMOE_MAX_COLUMNS); keep only the columns you need")
+        raise ValueError(
+            f"{name} has {df.shape[1]} columns, over this server's limit of {max_columns()} "
+            "(MMOE_MAX_COLUMNS); keep only the columns you need"
+        )
     if df.shape[1] < 3:
-        raise ValueError(f"{name} has {df.shape[1]} column(s); a multi-task table needs at least two target "
-                         "columns and one input column (is it really comma-separated?)")
+        raise ValueError(
+            f"{name} has {df.shape[1]} column(s); a multi-task table needs at least two target "
+            "columns and one input column (is it really comma-separated?)"
+        )
     if len(df) > max_rows():
-        raise ValueError(f"{name} has {len(df):,} rows, over this server's limit of {max_rows():,} "
-                         "(MMOE_MAX_ROWS); upload a sample")
+        raise ValueError(
+            f"{name} has {len(df):,} rows, over this server's limit of {max_rows():,} (MMOE_MAX_ROWS); upload a sample"
+        )
     if len(df) < MIN_ROWS:
-        raise ValueError(f"{name} has {len(df)} data rows; at least {MIN_ROWS} are needed to split it into "
-                         "training, validation and test sets")
+        raise ValueError(
+            f"{name} has {len(df)} data rows; at least {MIN_ROWS} are needed to split it into "
+            "training, validation and test sets"
+        )
 
 
 def save_upload(data: bytes, home: str | Path) -> Path:
@@ -157,18 +169,23 @@ def target_problem(s: pd.Series, kind: str = "auto") -> str | None:
     if n == 0:
         return f"target {s.name!r} has no values (every row is missing); choose another column"
     if n == 1:
-        return (f"target {s.name!r} has one class only ({_plain(values.iloc[0])!r} in every row), so there is nothing "
-                "to learn; choose another column")
+        return (
+            f"target {s.name!r} has one class only ({_plain(values.iloc[0])!r} in every row), so there is nothing "
+            "to learn; choose another column"
+        )
     if kind == "regression" and not is_numeric(s):
-        return (f"target {s.name!r} is text; a regression target must be numeric — choose binary if it has "
-                "two values")
+        return f"target {s.name!r} is text; a regression target must be numeric — choose binary if it has two values"
     if kind == "binary" and n != 2:
-        return (f"target {s.name!r} has {n} distinct values; a binary target needs exactly two — "
-                "choose regression or another column")
+        return (
+            f"target {s.name!r} has {n} distinct values; a binary target needs exactly two — "
+            "choose regression or another column"
+        )
     if not is_numeric(s) and n > 2:
         shown = ", ".join(repr(_plain(v)) for v in values.unique()[:3])
-        return (f"target {s.name!r} is text with {n} distinct values ({shown}, ...); a target must be a number "
-                "(regression) or have exactly two values (binary)")
+        return (
+            f"target {s.name!r} is text with {n} distinct values ({shown}, ...); a target must be a number "
+            "(regression) or have exactly two values (binary)"
+        )
     return None
 
 
@@ -208,14 +225,16 @@ def column_summary(df: pd.DataFrame) -> pd.DataFrame:
     for name in df.columns:
         s = df[name]
         kind = detect_kind(s) if target_problem(s) is None else "no"
-        rows.append({
-            "column": name,
-            "type": "number" if is_numeric(s) else "text",
-            "distinct": int(s.nunique()),
-            "missing": int(s.isna().sum()),
-            "as target": kind,
-            "example": str(s.dropna().iloc[0]) if s.notna().any() else "",
-        })
+        rows.append(
+            {
+                "column": name,
+                "type": "number" if is_numeric(s) else "text",
+                "distinct": int(s.nunique()),
+                "missing": int(s.isna().sum()),
+                "as target": kind,
+                "example": str(s.dropna().iloc[0]) if s.notna().any() else "",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -262,11 +281,24 @@ def make_preprocessor(numeric: Sequence[str], vocabs: dict[str, list[str]]):
 
     parts = []
     if numeric:
-        parts.append(("num", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
-                                           StandardScaler(), FunctionTransformer(_float32)), list(numeric)))
+        parts.append(
+            (
+                "num",
+                make_pipeline(
+                    SimpleImputer(strategy="median", keep_empty_features=True),
+                    StandardScaler(),
+                    FunctionTransformer(_float32),
+                ),
+                list(numeric),
+            )
+        )
     if vocabs:
-        onehot = OneHotEncoder(categories=[np.arange(len(v)) for v in vocabs.values()], handle_unknown="ignore",
-                               sparse_output=False, dtype=np.float32)
+        onehot = OneHotEncoder(
+            categories=[np.arange(len(v)) for v in vocabs.values()],
+            handle_unknown="ignore",
+            sparse_output=False,
+            dtype=np.float32,
+        )
         parts.append(("cat", onehot, list(vocabs)))
     return ColumnTransformer(parts, sparse_threshold=0.0)
 
@@ -288,8 +320,13 @@ class PreparedTable:
     notes: list[str]
 
 
-def prepare_splits(frames: dict[str, pd.DataFrame], features: Sequence[str], targets: Sequence[str],
-                   kinds: Sequence[str], numeric: Sequence[str] | None = None) -> PreparedTable:
+def prepare_splits(
+    frames: dict[str, pd.DataFrame],
+    features: Sequence[str],
+    targets: Sequence[str],
+    kinds: Sequence[str],
+    numeric: Sequence[str] | None = None,
+) -> PreparedTable:
     """Encode targets, drop rows whose target is missing, fit the preprocessor on 'train', transform all.
 
     `numeric` names the columns to scale; None takes every numeric-typed input (a coded column such as an
@@ -320,25 +357,31 @@ def prepare_splits(frames: dict[str, pd.DataFrame], features: Sequence[str], tar
     if dropped:
         notes.append(f"{dropped} rows with a missing target were dropped")
     if len(ys["train"]) < MIN_ROWS * SPLIT[0]:
-        raise ValueError(f"only {len(ys['train'])} training rows have every target; at least "
-                         f"{int(MIN_ROWS * SPLIT[0])} are needed — fill the missing targets or choose others")
+        raise ValueError(
+            f"only {len(ys['train'])} training rows have every target; at least "
+            f"{int(MIN_ROWS * SPLIT[0])} are needed — fill the missing targets or choose others"
+        )
     missing = int(sum(frames[s][list(features)].isna().sum().sum() for s in frames))
     if missing:
-        notes.append(f"{missing} missing input values: numbers take the training median, text gets its own "
-                     "category")
+        notes.append(f"{missing} missing input values: numbers take the training median, text gets its own category")
     rows = {s: df.loc[keep[s]] for s, df in frames.items()}
     vocabs = {c: vocabulary(rows["train"][c]) for c in categorical}
     n_inputs = len(numeric) + sum(len(v) for v in vocabs.values())
     need = 4.0 * n_inputs * sum(len(df) for df in rows.values())  # float32 inputs held in memory
-    from ..config import MAX_DATA_BYTES
+    MAX_DATA_BYTES = settings.get("MMOE_MAX_DATA_BYTES")
 
     if need > MAX_DATA_BYTES:
-        raise ValueError(f"the inputs would take {_size(need)} ({n_inputs:,} after one-hot encoding), over "
-                         f"this server's limit of {_size(MAX_DATA_BYTES)} (MMOE_MAX_DATA_BYTES); leave out "
-                         "text columns with many values, or use fewer rows")
-    coded = {s: pd.DataFrame({**{c: df[c].to_numpy() for c in numeric},
-                              **{c: category_codes(df[c], vocabs[c]) for c in categorical}})
-             for s, df in rows.items()}
+        raise ValueError(
+            f"the inputs would take {_size(need)} ({n_inputs:,} after one-hot encoding), over "
+            f"this server's limit of {_size(MAX_DATA_BYTES)} (MMOE_MAX_DATA_BYTES); leave out "
+            "text columns with many values, or use fewer rows"
+        )
+    coded = {
+        s: pd.DataFrame(
+            {**{c: df[c].to_numpy() for c in numeric}, **{c: category_codes(df[c], vocabs[c]) for c in categorical}}
+        )
+        for s, df in rows.items()
+    }
     for df in coded.values():  # numbers stay numbers; NaN is imputed by the numeric pipeline
         df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce").replace([np.inf, -np.inf], np.nan)
     pre = make_preprocessor(numeric, vocabs)
@@ -372,19 +415,25 @@ def pearson_first_two(y: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- CSV -> TaskData
-def resolve_columns(df: pd.DataFrame, targets: Sequence[str], features: Sequence[str],
-                    task_kinds: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+def resolve_columns(
+    df: pd.DataFrame, targets: Sequence[str], features: Sequence[str], task_kinds: Sequence[str]
+) -> tuple[list[str], list[str], list[str]]:
     """Check the chosen columns against the table; returns (targets, features, kinds) with kinds resolved."""
     if len(targets) < 2:
-        raise ValueError(f"a CSV run needs two or more target columns (targets={','.join(targets)!r}); "
-                         "choose them on the Data page or pass --targets col_a,col_b")
+        raise ValueError(
+            f"a CSV run needs two or more target columns (targets={','.join(targets)!r}); "
+            "choose them on the Data page or pass --targets col_a,col_b"
+        )
     missing = [c for c in list(targets) + list(features) if c not in df.columns]
     if missing:
-        raise ValueError(f"column {missing[0]!r} is not in the table; its columns are "
-                         f"{', '.join(map(str, df.columns[:20]))}")
+        raise ValueError(
+            f"column {missing[0]!r} is not in the table; its columns are {', '.join(map(str, df.columns[:20]))}"
+        )
     if task_kinds and len(task_kinds) != len(targets):
-        raise ValueError(f"task_kinds has {len(task_kinds)} entries for {len(targets)} targets; give one per "
-                         "target (auto, regression or binary) or none")
+        raise ValueError(
+            f"task_kinds has {len(task_kinds)} entries for {len(targets)} targets; give one per "
+            "target (auto, regression or binary) or none"
+        )
     kinds = []
     for t, kind in zip(targets, list(task_kinds) or ["auto"] * len(targets)):
         problem = target_problem(df[t], kind)
@@ -416,26 +465,48 @@ class TableChoice:
 
     def source(self, path: str | Path, label: str, all_features: bool) -> dict:
         """RunConfig values for this choice (the Playground merges them into its config)."""
-        out = {"dataset": str(path), "targets": tuple(self.targets),
-               "features": () if all_features else tuple(self.features), "task_kinds": tuple(self.kinds),
-               "n_tasks": len(self.targets), "label": label}
+        out = {
+            "dataset": str(path),
+            "targets": tuple(self.targets),
+            "features": () if all_features else tuple(self.features),
+            "task_kinds": tuple(self.kinds),
+            "n_tasks": len(self.targets),
+            "label": label,
+        }
         if 2 <= self.n_inputs <= 2_000:  # RunConfig.input_dim's range; the loader reads d from the data anyway
             out["input_dim"] = self.n_inputs
         return out
 
 
-def check_choice(df: pd.DataFrame, targets: Sequence[str], features: Sequence[str] = (),
-                 task_kinds: Sequence[str] = (), data_seed: int = 0) -> TableChoice:
+def check_choice(
+    df: pd.DataFrame,
+    targets: Sequence[str],
+    features: Sequence[str] = (),
+    task_kinds: Sequence[str] = (),
+    data_seed: int = 0,
+) -> TableChoice:
     """Everything load_csv would check and compute, on a table already read (raises ValueError)."""
     targets, feats, kinds = resolve_columns(df, targets, features, task_kinds)
     frames = {s: df.iloc[i].reset_index(drop=True) for s, i in split_rows(len(df), data_seed).items()}
     table = prepare_splits(frames, feats, targets, kinds)
-    return TableChoice(targets, feats, kinds, len(table.feature_names), len(table.y["train"]),
-                       pearson_first_two(table.y["train"]), table.notes)
+    return TableChoice(
+        targets,
+        feats,
+        kinds,
+        len(table.feature_names),
+        len(table.y["train"]),
+        pearson_first_two(table.y["train"]),
+        table.notes,
+    )
 
 
-def load_csv(path: str | Path, targets: Sequence[str], features: Sequence[str] = (),
-             task_kinds: Sequence[str] = (), data_seed: int = 0):
+def load_csv(
+    path: str | Path,
+    targets: Sequence[str],
+    features: Sequence[str] = (),
+    task_kinds: Sequence[str] = (),
+    data_seed: int = 0,
+):
     """A CSV as TaskData: shuffled 80/10/10 split, preprocessed on the training rows."""
     import torch
 
@@ -449,16 +520,30 @@ def load_csv(path: str | Path, targets: Sequence[str], features: Sequence[str] =
     notes = table.notes + standardize_regression(table, kinds)
     t = {f"{v}_{s}": torch.from_numpy(getattr(table, v)[s]).unsqueeze(0) for v in ("x", "y") for s in idx}
     return TaskData(
-        **t, task_names=[str(c) for c in targets], task_kinds=kinds,
+        **t,
+        task_names=[str(c) for c in targets],
+        task_kinds=kinds,
         label_correlation=[pearson_first_two(table.y["train"])],
         feature_names=table.feature_names,
         description=f"{Path(path).name}: {len(df):,} rows, {len(feats)} input columns -> "
-                    f"{len(table.feature_names)} inputs; " + "; ".join(notes),
+        f"{len(table.feature_names)} inputs; " + "; ".join(notes),
     )
 
 
 __all__ = [
-    "MIN_ROWS", "TableChoice", "check_choice", "column_summary", "detect_kind",
-    "encode_target", "load_csv", "max_columns", "max_rows", "max_upload_bytes", "prepare_splits", "read_csv_bytes",
-    "read_csv_path", "save_upload", "target_problem",
+    "MIN_ROWS",
+    "TableChoice",
+    "check_choice",
+    "column_summary",
+    "detect_kind",
+    "encode_target",
+    "load_csv",
+    "max_columns",
+    "max_rows",
+    "max_upload_bytes",
+    "prepare_splits",
+    "read_csv_bytes",
+    "read_csv_path",
+    "save_upload",
+    "target_problem",
 ]

@@ -13,7 +13,7 @@ Noise: the paper writes ε ~ N(0, 0.01); we read 0.01 as the variance, so the de
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -39,22 +39,30 @@ def task_loadings(n_tasks: int, correlation: float) -> torch.Tensor:
     return torch.linalg.cholesky(gram)
 
 
-def _weights(g: torch.Generator, n_features: int, n_tasks: int, correlation: float, scale: float
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+def _weights(
+    g: torch.Generator, n_features: int, n_tasks: int, correlation: float, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Orthonormal basis U (d, k) and task weights W = c·U·Lᵀ (d, k), drawn first from the seed's generator."""
     basis, _ = torch.linalg.qr(torch.randn(n_features, n_tasks, generator=g, dtype=torch.float64))  # (d, k)
     return basis, scale * basis @ task_loadings(n_tasks, correlation).T  # column k is w_k
 
 
-def synthetic_weights(*, n_features: int = 100, n_tasks: int = 2, correlation: float = 0.5, scale: float = 1.0,
-                      random_state: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def synthetic_weights(
+    *, n_features: int = 100, n_tasks: int = 2, correlation: float = 0.5, scale: float = 1.0, random_state: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The (u, w) that make_synthetic_tasks uses for this seed, for inspection and tests."""
     return _weights(torch.Generator().manual_seed(int(random_state)), n_features, n_tasks, correlation, scale)
 
 
 def _draw(
-    n_rows: int, n_features: int, n_tasks: int, correlation: float, scale: float, n_sine: int,
-    noise_std: float, seed: int,
+    n_rows: int,
+    n_features: int,
+    n_tasks: int,
+    correlation: float,
+    scale: float,
+    n_sine: int,
+    noise_std: float,
+    seed: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One independent draw of weights, α/β, inputs and noise from its own seed; returns x (n, d), y (n, k)."""
     g = torch.Generator().manual_seed(int(seed))
@@ -119,9 +127,12 @@ def make_synthetic_tasks(
         x[i], y[i] = _draw(n_rows, n_features, n_tasks, correlation, scale, n_sine, noise_std, seed)
     cut = [n_train, n_train + n_val]
     return TaskData(
-        x_train=x[:, : cut[0]], y_train=y[:, : cut[0]],
-        x_val=x[:, cut[0] : cut[1]], y_val=y[:, cut[0] : cut[1]],
-        x_test=x[:, cut[1] :], y_test=y[:, cut[1] :],
+        x_train=x[:, : cut[0]],
+        y_train=y[:, : cut[0]],
+        x_val=x[:, cut[0] : cut[1]],
+        y_val=y[:, cut[0] : cut[1]],
+        x_test=x[:, cut[1] :],
+        y_test=y[:, cut[1] :],
         task_names=[f"task {k + 1}" for k in range(n_tasks)],
         task_kinds=["regression"] * n_tasks,
         label_correlation=[pearson(yq[:n_train, 0], yq[:n_train, 1]) for yq in y],

@@ -52,8 +52,13 @@ class TaskData:
     def n_train(self) -> int:
         return int(self.x_train.shape[1])
 
-    def to(self, device: torch.device | str) -> "TaskData":
+    def to(self, device: torch.device | str) -> TaskData:
         moved = {n: getattr(self, n).to(device) for n in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
-        return TaskData(**moved, task_names=self.task_names, task_kinds=self.task_kinds,
-                        label_correlation=self.label_correlation, feature_names=self.feature_names,
-                        description=self.description)
+        return TaskData(
+            **moved,
+            task_names=self.task_names,
+            task_kinds=self.task_kinds,
+            label_correlation=self.label_correlation,
+            feature_names=self.feature_names,
+            description=self.description,
+        )

@@ -89,8 +89,9 @@ def importance_loss(weights: torch.Tensor, mask: torch.Tensor | None = None) -> 
     return cv_squared(importance, mask).sum(dim=-1)
 
 
-def load_loss(clean: torch.Tensor, noisy: torch.Tensor, std: torch.Tensor, top_k: int,
-              mask: torch.Tensor | None = None) -> torch.Tensor:
+def load_loss(
+    clean: torch.Tensor, noisy: torch.Tensor, std: torch.Tensor, top_k: int, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Σ over gates of CV²(load), the smooth load estimator of Shazeer et al. 2017, App. A.
 
     P(x, e) = Φ((clean_e - kth_excluding(H, k, e)) / std_e): the chance that expert e stays in the top k
@@ -111,9 +112,14 @@ def load_loss(clean: torch.Tensor, noisy: torch.Tensor, std: torch.Tensor, top_k
     return cv_squared(load, mask).sum(dim=-1)
 
 
-def balance_loss(weights: torch.Tensor, clean: torch.Tensor | None = None, noisy: torch.Tensor | None = None,
-                 std: torch.Tensor | None = None, top_k: int = 0,
-                 mask: torch.Tensor | None = None) -> torch.Tensor:
+def balance_loss(
+    weights: torch.Tensor,
+    clean: torch.Tensor | None = None,
+    noisy: torch.Tensor | None = None,
+    std: torch.Tensor | None = None,
+    top_k: int = 0,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Importance CV², plus load CV² when the gate is noisy and sparse (the load is only smooth then)."""
     loss = importance_loss(weights, mask)
     allowed = weights.shape[-1] if mask is None else int(mask.sum(dim=-1).min())

@@ -61,15 +61,17 @@ def _uniform(generator: torch.Generator, shape: tuple[int, ...], fan_in: int) ->
 def stacked_towers(replicas: int, n_tasks: int, units: tuple[int, ...]) -> tuple[nn.ParameterList, nn.ParameterList]:
     """One tower per task, stacked on the task axis so that all towers run as one batched matmul per layer:
     weights (replicas, k, in, out) and biases (replicas, k, 1, out) for each step of `units`."""
-    w = nn.ParameterList(nn.Parameter(torch.empty(replicas, n_tasks, units[i], units[i + 1]))
-                         for i in range(len(units) - 1))
+    w = nn.ParameterList(
+        nn.Parameter(torch.empty(replicas, n_tasks, units[i], units[i + 1])) for i in range(len(units) - 1)
+    )
     b = nn.ParameterList(nn.Parameter(torch.empty(replicas, n_tasks, 1, units[i + 1])) for i in range(len(units) - 1))
     return w, b
 
 
 @torch.no_grad()
-def init_replicas(model: nn.Module, kind: str, seed: int, replicas: int,
-                  fan_in: Callable[[str, torch.Tensor], int]) -> None:
+def init_replicas(
+    model: nn.Module, kind: str, seed: int, replicas: int, fan_in: Callable[[str, torch.Tensor], int]
+) -> None:
     """Replica r is initialised from seed + r alone (nn.Linear's default draw), so it equals a single run with
     that seed; `kind` salts the seed so that two model kinds trained side by side do not start alike."""
     salt = zlib.crc32(kind.encode())
@@ -183,8 +185,9 @@ class MixtureModel(nn.Module):
             clean = logits.reshape(r, b, self.spec.n_gates, e)  # (r, b, g, e)
             noisy = self.noise_w is not None and self.training and torch.is_grad_enabled()
             noise = torch.bmm(x, self.noise_w).reshape(r, b, -1, e) if noisy else None
-            weights, h, std = gating.noisy_top_k(clean, noise, self.spec.top_k,
-                                                 generator=self._generator(x.device) if noisy else None)
+            weights, h, std = gating.noisy_top_k(
+                clean, noise, self.spec.top_k, generator=self._generator(x.device) if noisy else None
+            )
             aux = gating.balance_loss(weights, clean, h, std, self.spec.top_k) if self.balance else None
             gates = weights.expand(r, b, k, e)  # (r, b, k, e)
         elif logits is not None:

@@ -57,14 +57,37 @@ class PLESpec(MixtureSpec):
         return tuple(k if j < s else (j - s) // m for j in range(self.n_experts))
 
 
-def ple_spec(kind: str, *, input_dim: int, n_tasks: int, shared_experts: int, task_experts: int, levels: int,
-             expert_units: tuple[int, ...], tower_units: tuple[int, ...], top_k: int = 0,
-             gate_noise: bool = False) -> PLESpec:
+def ple_spec(
+    kind: str,
+    *,
+    input_dim: int,
+    n_tasks: int,
+    shared_experts: int,
+    task_experts: int,
+    levels: int,
+    expert_units: tuple[int, ...],
+    tower_units: tuple[int, ...],
+    top_k: int = 0,
+    gate_noise: bool = False,
+) -> PLESpec:
     if shared_experts + task_experts < 1:
         raise ValueError("shared_experts=0 and task_experts=0 leave CGC/PLE without experts; set one to 1 or more")
     e = shared_experts + n_tasks * task_experts
-    return PLESpec(kind, input_dim, n_tasks, e, expert_units, tower_units, n_tasks, None, top_k, gate_noise,
-                   shared_experts, task_experts, levels)
+    return PLESpec(
+        kind,
+        input_dim,
+        n_tasks,
+        e,
+        expert_units,
+        tower_units,
+        n_tasks,
+        None,
+        top_k,
+        gate_noise,
+        shared_experts,
+        task_experts,
+        levels,
+    )
 
 
 class _Level(nn.Module):
@@ -163,8 +186,9 @@ class PLEModel(nn.Module):
             f = level.experts(u)  # (r, b, e, h)
             clean = level.logits(u, level.gate_w)  # (r, b, g, e)
             noise = level.logits(u, level.noise_w) if noisy else None
-            weights, h, std = gating.noisy_top_k(clean, noise, spec.top_k, level.mask, self._generator(x.device)
-                                                 if noisy else None)  # (r, b, g, e)
+            weights, h, std = gating.noisy_top_k(
+                clean, noise, spec.top_k, level.mask, self._generator(x.device) if noisy else None
+            )  # (r, b, g, e)
             if self.balance:
                 aux = aux + gating.balance_loss(weights, clean, h, std, spec.top_k, level.mask)  # (r,)
             u = torch.matmul(weights, f)  # (r, b, g, h): the mixtures, streams of the next level

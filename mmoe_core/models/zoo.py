@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..config import MODEL_KINDS, RunConfig
 from .mixture import MixtureModel, MixtureSpec
@@ -13,58 +13,174 @@ def _layers(units: int, layers: int) -> tuple[int, ...]:
     return (units,) * layers
 
 
-def single_task(*, input_dim: int = 100, n_tasks: int = 2, bottom_units: int = 113, expert_layers: int = 1,
-                tower_units: int = 8, tower_layers: int = 1, **_: int) -> MixtureSpec:
+def single_task(
+    *,
+    input_dim: int = 100,
+    n_tasks: int = 2,
+    bottom_units: int = 113,
+    expert_layers: int = 1,
+    tower_units: int = 8,
+    tower_layers: int = 1,
+    **_: int,
+) -> MixtureSpec:
     """One bottom per task, each as wide as the Shared-Bottom: the no-sharing baseline."""
     route = tuple(tuple(1.0 if j == i else 0.0 for j in range(n_tasks)) for i in range(n_tasks))
-    return MixtureSpec("single_task", input_dim, n_tasks, n_tasks, _layers(bottom_units, expert_layers),
-                       _layers(tower_units, tower_layers), 0, route)
+    return MixtureSpec(
+        "single_task",
+        input_dim,
+        n_tasks,
+        n_tasks,
+        _layers(bottom_units, expert_layers),
+        _layers(tower_units, tower_layers),
+        0,
+        route,
+    )
 
 
-def shared_bottom(*, input_dim: int = 100, n_tasks: int = 2, bottom_units: int = 113, expert_layers: int = 1,
-                  tower_units: int = 8, tower_layers: int = 1, **_: int) -> MixtureSpec:
+def shared_bottom(
+    *,
+    input_dim: int = 100,
+    n_tasks: int = 2,
+    bottom_units: int = 113,
+    expert_layers: int = 1,
+    tower_units: int = 8,
+    tower_layers: int = 1,
+    **_: int,
+) -> MixtureSpec:
     """y_k = h_k(f(x)): one shared network, a tower per task."""
     route = tuple((1.0,) for _ in range(n_tasks))
-    return MixtureSpec("shared_bottom", input_dim, n_tasks, 1, _layers(bottom_units, expert_layers),
-                       _layers(tower_units, tower_layers), 0, route)
+    return MixtureSpec(
+        "shared_bottom",
+        input_dim,
+        n_tasks,
+        1,
+        _layers(bottom_units, expert_layers),
+        _layers(tower_units, tower_layers),
+        0,
+        route,
+    )
 
 
-def omoe(*, input_dim: int = 100, n_tasks: int = 2, n_experts: int = 8, expert_units: int = 16,
-         expert_layers: int = 1, tower_units: int = 8, tower_layers: int = 1, top_k: int = 0,
-         gate_noise: bool = False, **_: int) -> MixtureSpec:
+def omoe(
+    *,
+    input_dim: int = 100,
+    n_tasks: int = 2,
+    n_experts: int = 8,
+    expert_units: int = 16,
+    expert_layers: int = 1,
+    tower_units: int = 8,
+    tower_layers: int = 1,
+    top_k: int = 0,
+    gate_noise: bool = False,
+    **_: int,
+) -> MixtureSpec:
     """y_k = h_k(Σ_i g(x)_i f_i(x)): one gate shared by every task."""
-    return MixtureSpec("omoe", input_dim, n_tasks, n_experts, _layers(expert_units, expert_layers),
-                       _layers(tower_units, tower_layers), 1, top_k=top_k, gate_noise=gate_noise)
+    return MixtureSpec(
+        "omoe",
+        input_dim,
+        n_tasks,
+        n_experts,
+        _layers(expert_units, expert_layers),
+        _layers(tower_units, tower_layers),
+        1,
+        top_k=top_k,
+        gate_noise=gate_noise,
+    )
 
 
-def mmoe(*, input_dim: int = 100, n_tasks: int = 2, n_experts: int = 8, expert_units: int = 16,
-         expert_layers: int = 1, tower_units: int = 8, tower_layers: int = 1, top_k: int = 0,
-         gate_noise: bool = False, **_: int) -> MixtureSpec:
+def mmoe(
+    *,
+    input_dim: int = 100,
+    n_tasks: int = 2,
+    n_experts: int = 8,
+    expert_units: int = 16,
+    expert_layers: int = 1,
+    tower_units: int = 8,
+    tower_layers: int = 1,
+    top_k: int = 0,
+    gate_noise: bool = False,
+    **_: int,
+) -> MixtureSpec:
     """y_k = h_k(Σ_i g_k(x)_i f_i(x)): a gate per task."""
-    return MixtureSpec("mmoe", input_dim, n_tasks, n_experts, _layers(expert_units, expert_layers),
-                       _layers(tower_units, tower_layers), n_tasks, top_k=top_k, gate_noise=gate_noise)
+    return MixtureSpec(
+        "mmoe",
+        input_dim,
+        n_tasks,
+        n_experts,
+        _layers(expert_units, expert_layers),
+        _layers(tower_units, tower_layers),
+        n_tasks,
+        top_k=top_k,
+        gate_noise=gate_noise,
+    )
 
 
-def cgc(*, input_dim: int = 100, n_tasks: int = 2, shared_experts: int = 4, task_experts: int = 2,
-        expert_units: int = 16, expert_layers: int = 1, tower_units: int = 8, tower_layers: int = 1,
-        top_k: int = 0, gate_noise: bool = False, **_: int) -> PLESpec:
+def cgc(
+    *,
+    input_dim: int = 100,
+    n_tasks: int = 2,
+    shared_experts: int = 4,
+    task_experts: int = 2,
+    expert_units: int = 16,
+    expert_layers: int = 1,
+    tower_units: int = 8,
+    tower_layers: int = 1,
+    top_k: int = 0,
+    gate_noise: bool = False,
+    **_: int,
+) -> PLESpec:
     """Tang et al. 2020 §4.2: task k's gate over its own experts and the shared ones (4 + 2·2 = MMoE's 8)."""
-    return ple_spec("cgc", input_dim=input_dim, n_tasks=n_tasks, shared_experts=shared_experts,
-                    task_experts=task_experts, levels=1, expert_units=_layers(expert_units, expert_layers),
-                    tower_units=_layers(tower_units, tower_layers), top_k=top_k, gate_noise=gate_noise)
+    return ple_spec(
+        "cgc",
+        input_dim=input_dim,
+        n_tasks=n_tasks,
+        shared_experts=shared_experts,
+        task_experts=task_experts,
+        levels=1,
+        expert_units=_layers(expert_units, expert_layers),
+        tower_units=_layers(tower_units, tower_layers),
+        top_k=top_k,
+        gate_noise=gate_noise,
+    )
 
 
-def ple(*, input_dim: int = 100, n_tasks: int = 2, shared_experts: int = 4, task_experts: int = 2, levels: int = 2,
-        expert_units: int = 16, expert_layers: int = 1, tower_units: int = 8, tower_layers: int = 1,
-        top_k: int = 0, gate_noise: bool = False, **_: int) -> PLESpec:
+def ple(
+    *,
+    input_dim: int = 100,
+    n_tasks: int = 2,
+    shared_experts: int = 4,
+    task_experts: int = 2,
+    levels: int = 2,
+    expert_units: int = 16,
+    expert_layers: int = 1,
+    tower_units: int = 8,
+    tower_layers: int = 1,
+    top_k: int = 0,
+    gate_noise: bool = False,
+    **_: int,
+) -> PLESpec:
     """Tang et al. 2020 §4.3: CGC stacked in `levels`, a shared gate feeding each next level's shared experts."""
-    return ple_spec("ple", input_dim=input_dim, n_tasks=n_tasks, shared_experts=shared_experts,
-                    task_experts=task_experts, levels=levels, expert_units=_layers(expert_units, expert_layers),
-                    tower_units=_layers(tower_units, tower_layers), top_k=top_k, gate_noise=gate_noise)
+    return ple_spec(
+        "ple",
+        input_dim=input_dim,
+        n_tasks=n_tasks,
+        shared_experts=shared_experts,
+        task_experts=task_experts,
+        levels=levels,
+        expert_units=_layers(expert_units, expert_layers),
+        tower_units=_layers(tower_units, tower_layers),
+        top_k=top_k,
+        gate_noise=gate_noise,
+    )
 
 
 SPECS: dict[str, Callable[..., MixtureSpec]] = {
-    "single_task": single_task, "shared_bottom": shared_bottom, "omoe": omoe, "mmoe": mmoe, "cgc": cgc, "ple": ple,
+    "single_task": single_task,
+    "shared_bottom": shared_bottom,
+    "omoe": omoe,
+    "mmoe": mmoe,
+    "cgc": cgc,
+    "ple": ple,
 }
 assert set(SPECS) == set(MODEL_KINDS)
 
@@ -95,12 +211,21 @@ def matched_bottom_units(config: RunConfig) -> int:
 
 
 def _kwargs(config: RunConfig, **over: int) -> dict[str, int]:
-    kw = dict(input_dim=config.input_dim, n_tasks=config.n_tasks, n_experts=config.n_experts,
-              expert_units=config.expert_units, expert_layers=config.expert_layers,
-              tower_units=config.tower_units, tower_layers=config.tower_layers,
-              bottom_units=config.bottom_units, shared_experts=config.shared_experts,
-              task_experts=config.task_experts, levels=config.levels, top_k=config.top_k,
-              gate_noise=config.gate_noise)
+    kw = dict(
+        input_dim=config.input_dim,
+        n_tasks=config.n_tasks,
+        n_experts=config.n_experts,
+        expert_units=config.expert_units,
+        expert_layers=config.expert_layers,
+        tower_units=config.tower_units,
+        tower_layers=config.tower_layers,
+        bottom_units=config.bottom_units,
+        shared_experts=config.shared_experts,
+        task_experts=config.task_experts,
+        levels=config.levels,
+        top_k=config.top_k,
+        gate_noise=config.gate_noise,
+    )
     kw.update(over)
     return kw
 
@@ -114,8 +239,9 @@ def build_spec(kind: str, config: RunConfig, input_dim: int | None = None, n_tas
     return SPECS[kind](**_kwargs(cfg, bottom_units=bottom))
 
 
-def build_model(kind: str, config: RunConfig, replicas: int | None = None, input_dim: int | None = None,
-                n_tasks: int | None = None) -> MixtureModel:
+def build_model(
+    kind: str, config: RunConfig, replicas: int | None = None, input_dim: int | None = None, n_tasks: int | None = None
+) -> MixtureModel:
     spec = build_spec(kind, config, input_dim, n_tasks)
     cls = PLEModel if isinstance(spec, PLESpec) else MixtureModel
     model = cls(spec, replicas=replicas or config.seeds, seed=config.seed)

@@ -67,9 +67,11 @@ def _claim_gap(g: pd.DataFrame, ps: list[float]) -> ClaimCheck:
     if not (grows and near_zero):
         return ClaimCheck(claim, "does not hold", detail)
     # each step of the trend must exceed 2 standard errors of the difference (conservative: the runs share seeds)
-    sure = all((gap[hi] - gap[lo]) > 2 * math.hypot(se[lo], se[hi]) for lo, hi in pairs
-               if math.isfinite(se[lo]) and math.isfinite(se[hi])) and all(
-               math.isfinite(se[p]) for p in have)
+    sure = all(
+        (gap[hi] - gap[lo]) > 2 * math.hypot(se[lo], se[hi])
+        for lo, hi in pairs
+        if math.isfinite(se[lo]) and math.isfinite(se[hi])
+    ) and all(math.isfinite(se[p]) for p in have)
     return ClaimCheck(claim, "holds" if sure else "holds, within noise", detail)
 
 
@@ -82,8 +84,9 @@ def _claim_spread(s: pd.DataFrame, ps: list[float]) -> ClaimCheck:
     for p in checked:
         sd = {m: s.loc[(p, m), "sd"] for m in ("shared_bottom", "omoe", "mmoe")}
         verdicts.append("holds" if sd["shared_bottom"] > max(sd["omoe"], sd["mmoe"]) else "does not hold")
-        parts.append(f"p = {p:g}: sd Shared-Bottom {sd['shared_bottom']:.4f}, OMoE {sd['omoe']:.4f}, "
-                     f"MMoE {sd['mmoe']:.4f}")
+        parts.append(
+            f"p = {p:g}: sd Shared-Bottom {sd['shared_bottom']:.4f}, OMoE {sd['omoe']:.4f}, MMoE {sd['mmoe']:.4f}"
+        )
     return ClaimCheck(claim, _worst(verdicts), "; ".join(parts))
 
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from safetensors.torch import save_file
 
-from .data import load_data
-from .runs import RunStore
-from .training import LogRecord, Trainer, resolve_device, summarize
+from ..data import load_data
+from ..runs import RunStore
+from ..training import LogRecord, Trainer, resolve_device, summarize
 
 CANCEL_POLL_S = 0.2  # how often a running job looks for Stop (the issue asks for < 2 s end to end)
 PROGRESS_EVERY_S = 0.5  # how often the step counter is written for the progress bar
@@ -75,9 +75,14 @@ def execute_run(
                 store.update_run(run_id, step=step, rows_per_s=step * config.batch_size / (now - t_train))
 
         results = trainer.run(on_record=on_record, should_stop=should_stop, on_step=step_hook)
-        summary = {"label_correlation": label_corr, "device": _device_name(device),
-                   "seconds": round(time.time() - start, 3), "steps": trainer.step_count, **tasks,
-                   "models": summarize(results.values())}
+        summary = {
+            "label_correlation": label_corr,
+            "device": _device_name(device),
+            "seconds": round(time.time() - start, 3),
+            "steps": trainer.step_count,
+            **tasks,
+            "models": summarize(results.values()),
+        }
         _save_weights(store, run_id, trainer)
         cancelled = any(r.status == "cancelled" for r in results.values())
         store.update_run(run_id, summary=summary)

@@ -18,7 +18,7 @@ from typing import Any
 
 import ray
 
-from .config import RunConfig
+from ..config import RunConfig
 
 REMOTE_STOP_POLL_S = 0.5  # how often a remote task asks the stop board (one tiny actor call)
 MAX_RETRIES = 1  # a task lost with its worker or node is re-run once

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import MODEL_KINDS, RunConfig, server_limits_off
-from .runs import FINISHED, RunStore, check_run_id
+from ..config import MODEL_KINDS, RunConfig, server_limits_off
+from ..runs import FINISHED, RunStore, check_run_id
 
 LABEL_PREFIX = "study:"
 PAPER_LRS = (1e-4, 1e-3, 1e-2)  # the paper tunes Adam's learning rate over these
@@ -164,15 +164,19 @@ def list_studies(store: RunStore) -> pd.DataFrame:
     for label, group in runs.groupby("label", sort=False):
         configs = [json.loads(c) for c in group["config"]]
         statuses = group["status"].tolist()
-        rows.append({
-            "study_id": label[len(LABEL_PREFIX):], "created": group["created"].min(), "runs": len(group),
-            "seeds": configs[0]["seeds"], "steps": configs[0]["steps"],
-            "correlations": sorted({c["correlation"] for c in configs}),
-            "lrs": sorted({c["lr"] for c in configs}),
-            "status": _overall_status(statuses),
-        })
-    out = pd.DataFrame(rows, columns=["study_id", "created", "runs", "seeds", "steps", "correlations", "lrs",
-                                      "status"])
+        rows.append(
+            {
+                "study_id": label[len(LABEL_PREFIX) :],
+                "created": group["created"].min(),
+                "runs": len(group),
+                "seeds": configs[0]["seeds"],
+                "steps": configs[0]["steps"],
+                "correlations": sorted({c["correlation"] for c in configs}),
+                "lrs": sorted({c["lr"] for c in configs}),
+                "status": _overall_status(statuses),
+            }
+        )
+    out = pd.DataFrame(rows, columns=["study_id", "created", "runs", "seeds", "steps", "correlations", "lrs", "status"])
     return out.sort_values("created", ascending=False).reset_index(drop=True)
 
 
@@ -214,8 +218,10 @@ class StudyProgress:
 
     @property
     def label(self) -> str:
-        text = f"{self.status.capitalize()}: {self.runs_finished} of {self.runs} runs finished, step {self.step:,} of " \
-               f"{self.total_steps:,}"
+        text = (
+            f"{self.status.capitalize()}: {self.runs_finished} of {self.runs} runs finished, step {self.step:,} of "
+            f"{self.total_steps:,}"
+        )
         if self.eta_s is not None and not self.finished:
             text += f", about {_duration(self.eta_s)} left"
         return text
@@ -252,7 +258,7 @@ def run_results(store: RunStore, run: Mapping[str, Any]) -> tuple[pd.DataFrame, 
     m = store.metrics(run["id"])
     m = m[m["metric"] == "loss"]
     m = m.assign(value=m["value"].astype(float).fillna(np.inf))  # SQLite stores NaN as NULL: one bad task
-    val = m[m["split"] == "val"]                                   # must spoil its seed's mean, not vanish
+    val = m[m["split"] == "val"]  # must spoil its seed's mean, not vanish
     curve = val.groupby(["model", "step", "replica"], sort=False)["value"].mean().reset_index(name="loss")
     loss = curve["loss"].astype(float)
     curve["loss"] = loss.where(np.isfinite(loss))  # a diverged seed reads as missing, never as inf
@@ -263,13 +269,19 @@ def run_results(store: RunStore, run: Mapping[str, Any]) -> tuple[pd.DataFrame, 
     for (model, replica), g in m[m["split"] == "test"].groupby(["model", "replica"], sort=False):
         losses = g.sort_values("task")["value"].to_numpy(dtype=float)
         finite = bool(np.isfinite(losses).all())
-        rows.append({
-            "correlation": run["correlation"], "lr": run["lr"], "model": model, "replica": int(replica),
-            "seed": config["seed"] + int(replica),
-            "data_seed": config["data_seed"] + (int(replica) if config["independent_data"] else 0),
-            "test_loss": [float(v) if math.isfinite(v) else None for v in losses],
-            "test_loss_mean": float(losses.mean()) if finite else np.nan, "run_id": run["id"],
-        })
+        rows.append(
+            {
+                "correlation": run["correlation"],
+                "lr": run["lr"],
+                "model": model,
+                "replica": int(replica),
+                "seed": config["seed"] + int(replica),
+                "data_seed": config["data_seed"] + (int(replica) if config["independent_data"] else 0),
+                "test_loss": [float(v) if math.isfinite(v) else None for v in losses],
+                "test_loss_mean": float(losses.mean()) if finite else np.nan,
+                "run_id": run["id"],
+            }
+        )
     return curve, pd.DataFrame(rows, columns=FINAL_COLUMNS)
 
 
@@ -344,9 +356,17 @@ def gap_table(final: pd.DataFrame) -> pd.DataFrame:
                 continue
             d = (wide[a] - wide[b]).dropna()
             se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else np.nan
-            rows.append({"correlation": p, "lr": lr, "gap": f"{MODEL_KINDS[a]} − {MODEL_KINDS[b]}",
-                         "mean": float(d.mean()) if len(d) else np.nan, "se": se, "wins": int((d < 0).sum()),
-                         "pairs": len(d)})
+            rows.append(
+                {
+                    "correlation": p,
+                    "lr": lr,
+                    "gap": f"{MODEL_KINDS[a]} − {MODEL_KINDS[b]}",
+                    "mean": float(d.mean()) if len(d) else np.nan,
+                    "se": se,
+                    "wins": int((d < 0).sum()),
+                    "pairs": len(d),
+                }
+            )
     return pd.DataFrame(rows, columns=["correlation", "lr", "gap", "mean", "se", "wins", "pairs"])
 
 
@@ -355,15 +375,29 @@ def sweep_results(final: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for row in final.itertuples(index=False):
         mean = row.test_loss_mean
-        out.append({"correlation": row.correlation, "lr": row.lr, "model": row.model, "seed": row.seed,
-                    "data_seed": row.data_seed, "test_loss": row.test_loss,
-                    "test_loss_mean": None if not math.isfinite(mean) else mean, "run_id": row.run_id})
+        out.append(
+            {
+                "correlation": row.correlation,
+                "lr": row.lr,
+                "model": row.model,
+                "seed": row.seed,
+                "data_seed": row.data_seed,
+                "test_loss": row.test_loss,
+                "test_loss_mean": None if not math.isfinite(mean) else mean,
+                "run_id": row.run_id,
+            }
+        )
     return out
 
 
 # ---------------------------------------------------------------------------------------------- paper Fig. 2
-def label_correlations(base: RunConfig, correlations: Sequence[float], draws: int, rows: int = 2_000,
-                       sine_terms: Sequence[int] | None = None) -> pd.DataFrame:
+def label_correlations(
+    base: RunConfig,
+    correlations: Sequence[float],
+    draws: int,
+    rows: int = 2_000,
+    sine_terms: Sequence[int] | None = None,
+) -> pd.DataFrame:
     """Measured Pearson correlation of the two labels for each weight cosine p, over `draws` independent
     draws of u1, u2, α, β and inputs (paper Fig. 2). Data only, no training: a second or two.
 
@@ -371,7 +405,7 @@ def label_correlations(base: RunConfig, correlations: Sequence[float], draws: in
     """
     import torch
 
-    from .data import make_synthetic_tasks
+    from ..data import make_synthetic_tasks
 
     terms = sine_terms if sine_terms is not None else sorted({0, base.sine_terms})
     seeds = [base.data_seed + i for i in range(draws)]
@@ -381,11 +415,22 @@ def label_correlations(base: RunConfig, correlations: Sequence[float], draws: in
     try:
         for m in terms:
             for p in correlations:
-                data = make_synthetic_tasks(n_train=rows, n_val=1, n_test=1, n_features=base.input_dim,
-                                            correlation=p, scale=base.scale, n_sine=m, noise_std=base.noise_std,
-                                            n_tasks=2, random_state=seeds)
-                out += [{"p": p, "sine_terms": m, "draw": i, "label_correlation": c}
-                        for i, c in enumerate(data.label_correlation)]
+                data = make_synthetic_tasks(
+                    n_train=rows,
+                    n_val=1,
+                    n_test=1,
+                    n_features=base.input_dim,
+                    correlation=p,
+                    scale=base.scale,
+                    n_sine=m,
+                    noise_std=base.noise_std,
+                    n_tasks=2,
+                    random_state=seeds,
+                )
+                out += [
+                    {"p": p, "sine_terms": m, "draw": i, "label_correlation": c}
+                    for i, c in enumerate(data.label_correlation)
+                ]
     finally:
         torch.set_num_threads(threads)
     return pd.DataFrame(out)

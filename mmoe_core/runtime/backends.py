@@ -5,17 +5,18 @@ or `ray` (tasks on a Ray cluster that stream their records back into this machin
     MMOE_BACKEND=ray MMOE_RAY_ADDRESS=head:6379 streamlit run app.py
 
 Ray is an optional extra (`pip install -r requirements-ray.txt`): nothing here imports it, and the local
-path never needs it. `mmoe_core.ray_backend` (driver side) and `mmoe_core.ray_remote` (inside the task)
+path never needs it. `mmoe_core.runtime.ray_backend` (driver side) and `mmoe_core.runtime.ray_remote` (inside the task)
 hold everything that does (docs/SCALING.md explains the costs).
 """
 
 from __future__ import annotations
 
-import os
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from .config import RunConfig
-from .runs import RunStore
+from .. import settings
+from ..config import RunConfig
+from ..runs import RunStore
 
 if TYPE_CHECKING:
     from .ray_backend import RayLauncher
@@ -26,10 +27,12 @@ INSTALL_HINT = "install it with `pip install -r requirements-ray.txt` (ray==2.60
 
 def resolve_backend(name: str | None = None) -> str:
     """An explicit name wins, then $MMOE_BACKEND, then `local`; anything else is a clear error."""
-    chosen = (name or os.environ.get("MMOE_BACKEND") or "local").strip().lower()
+    chosen = (name or settings.get("MMOE_BACKEND") or "local").strip().lower()
     if chosen not in BACKENDS:
-        raise ValueError(f"backend={chosen!r} is unknown; choose one of {', '.join(BACKENDS)} "
-                         "(flag --backend or environment variable MMOE_BACKEND)")
+        raise ValueError(
+            f"backend={chosen!r} is unknown; choose one of {', '.join(BACKENDS)} "
+            "(flag --backend or environment variable MMOE_BACKEND)"
+        )
     if chosen == "ray":
         require_ray()
     return chosen
@@ -37,18 +40,19 @@ def resolve_backend(name: str | None = None) -> str:
 
 def ray_address(address: str | None = None) -> str | None:
     """--ray-address, else $MMOE_RAY_ADDRESS; None starts a Ray instance on this machine."""
-    return address or os.environ.get("MMOE_RAY_ADDRESS") or None
+    return address or settings.get("MMOE_RAY_ADDRESS") or None
 
 
 def require_ray() -> None:
     try:
         import ray  # noqa: F401
     except ImportError:
-        raise ValueError(f"the ray backend needs the optional package `ray`, which is not installed; "
-                         f"{INSTALL_HINT}") from None
+        raise ValueError(
+            f"the ray backend needs the optional package `ray`, which is not installed; {INSTALL_HINT}"
+        ) from None
 
 
-def launcher(store: RunStore, address: str | None = None) -> "RayLauncher":
+def launcher(store: RunStore, address: str | None = None) -> RayLauncher:
     """Connect to Ray (or start it) and return the driver-side launcher that the CLI and JobQueue share."""
     require_ray()
     from .ray_backend import RayLauncher
@@ -56,8 +60,13 @@ def launcher(store: RunStore, address: str | None = None) -> "RayLauncher":
     return RayLauncher(store, address=ray_address(address))
 
 
-def run_on_ray(store: RunStore, configs: list[RunConfig], label: str = "", address: str | None = None,
-               on_progress: Callable[[int, int], None] = lambda done, total: None) -> list[tuple[str, dict]]:
+def run_on_ray(
+    store: RunStore,
+    configs: list[RunConfig],
+    label: str = "",
+    address: str | None = None,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+) -> list[tuple[str, dict]]:
     """Train every config as one Ray task (all its seeds batched inside), all submitted at once; the cluster
     runs as many side by side as it has slots. Returns (run_id, summary) in config order; raises ValueError
     naming every run that failed, after the others have finished."""

@@ -1,4 +1,4 @@
-"""Figures of a study, as pure functions from DataFrames (mmoe_core.study) to plotly figures.
+"""Figures of a study, as pure functions from DataFrames (mmoe_core.studies.study) to plotly figures.
 
 The paper's three views of its synthetic experiments (Ma et al. 2018): label correlation against the weight
 cosine p (Fig. 2), mean loss over training with a ±1 sd band over seeds (Fig. 4), and the distribution of
@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from .config import MODEL_KINDS
-from .plots import _axis_name, _figure, _panels, _rgba, empty_figure, log_ticks, model_color, model_order
+from ..config import MODEL_KINDS
+from ..plots import _axis_name, _figure, _panels, _rgba, empty_figure, log_ticks, model_color, model_order
 
 HEIGHT = 400
 LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.1, "xanchor": "right", "x": 1}
@@ -39,12 +39,21 @@ def _not_yet(layout: dict, i: int) -> dict[str, Any]:
     """A note in the middle of panel i, whose run has no result yet (in paper coordinates: plotly leaves out
     the axes of a panel without traces)."""
     lo, hi = layout[f"xaxis{'' if i == 0 else i + 1}"]["domain"]
-    return {"text": "not finished yet", "showarrow": False, "x": (lo + hi) / 2, "y": 0.5, "xref": "paper",
-            "yref": "paper", "xanchor": "center", "font": {"color": "#888"}}
+    return {
+        "text": "not finished yet",
+        "showarrow": False,
+        "x": (lo + hi) / 2,
+        "y": 0.5,
+        "xref": "paper",
+        "yref": "paper",
+        "xanchor": "center",
+        "font": {"color": "#888"},
+    }
 
 
-def curves_figure(curves: pd.DataFrame, correlations: Sequence[float], log_y: bool = False,
-                  steps: int | None = None) -> go.Figure:
+def curves_figure(
+    curves: pd.DataFrame, correlations: Sequence[float], log_y: bool = False, steps: int | None = None
+) -> go.Figure:
     """Paper Fig. 4: mean held-out loss over training steps per model, one panel per correlation, with a
     band of ±1 sd over seeds. `curves` has correlation, model, step, mean, sd, n (one learning rate); `steps`
     fixes every panel's x axis to the whole run, so a run in progress shows how far it has come.
@@ -66,18 +75,43 @@ def curves_figure(curves: pd.DataFrame, correlations: Sequence[float], log_y: bo
             color, label = model_color(model), MODEL_KINDS.get(model, model)
             x, mean, sd = c["step"].tolist(), c["mean"].to_numpy(), c["sd"].fillna(0.0).to_numpy()
             band_hi, band_lo = (mean + sd).tolist(), [max(v, floor) for v in (mean - sd)]
-            traces.append({"type": "scatter", "x": x + x[::-1], "y": band_hi + band_lo[::-1], "fill": "toself",
-                           "fillcolor": _rgba(color, 0.15), "line": {"width": 0}, "hoverinfo": "skip",
-                           "showlegend": False, "legendgroup": model, "name": f"{label} ±1 sd", **_axes(i)})
-            traces.append({"type": "scatter", "mode": "lines", "x": x, "y": mean.tolist(), "name": label,
-                           "legendgroup": model, "showlegend": model not in shown,
-                           "line": {"color": color, "width": 2}, "customdata": c[["sd", "n"]].to_numpy().tolist(),
-                           "hovertemplate": f"{label}<br>step %{{x}}<br>mean %{{y:.4f}} ± %{{customdata[0]:.4f}}"
-                                            "<br>%{customdata[1]} seeds<extra></extra>", **_axes(i)})
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": x + x[::-1],
+                    "y": band_hi + band_lo[::-1],
+                    "fill": "toself",
+                    "fillcolor": _rgba(color, 0.15),
+                    "line": {"width": 0},
+                    "hoverinfo": "skip",
+                    "showlegend": False,
+                    "legendgroup": model,
+                    "name": f"{label} ±1 sd",
+                    **_axes(i),
+                }
+            )
+            traces.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "x": x,
+                    "y": mean.tolist(),
+                    "name": label,
+                    "legendgroup": model,
+                    "showlegend": model not in shown,
+                    "line": {"color": color, "width": 2},
+                    "customdata": c[["sd", "n"]].to_numpy().tolist(),
+                    "hovertemplate": f"{label}<br>step %{{x}}<br>mean %{{y:.4f}} ± %{{customdata[0]:.4f}}"
+                    "<br>%{customdata[1]} seeds<extra></extra>",
+                    **_axes(i),
+                }
+            )
             shown.add(model)
     if log_y:
-        y: dict[str, Any] = {"type": "log", "tickvals": log_ticks(floor or float(curves["mean"].min()),
-                                                                  float(upper.max()))}
+        y: dict[str, Any] = {
+            "type": "log",
+            "tickvals": log_ticks(floor or float(curves["mean"].min()), float(upper.max())),
+        }
         if floor > 0:
             y["range"] = [math.log10(floor), math.log10(float(upper.max())) + 0.05]
     else:
@@ -91,8 +125,9 @@ def curves_figure(curves: pd.DataFrame, correlations: Sequence[float], log_y: bo
     return _figure(traces, layout, HEIGHT)
 
 
-def trainability_figure(final: pd.DataFrame, correlations: Sequence[float], kind: str = "violin",
-                        log_y: bool = False) -> go.Figure:
+def trainability_figure(
+    final: pd.DataFrame, correlations: Sequence[float], kind: str = "violin", log_y: bool = False
+) -> go.Figure:
     """Paper Fig. 5: the distribution of final test loss over seeds, per model, one panel per correlation.
     `kind` is "violin" (box, mean line and every seed as a dot) or "histogram" (the paper's form)."""
     if kind not in ("violin", "histogram"):
@@ -113,13 +148,27 @@ def trainability_figure(final: pd.DataFrame, correlations: Sequence[float], kind
             color, label = model_color(model), MODEL_KINDS.get(model, model)
             common = {"name": label, "legendgroup": model, "showlegend": model not in shown, **_axes(i)}
             if kind == "violin":
-                traces.append({"type": "violin", "y": v, "x": [label] * len(v), "box": {"visible": True},
-                               "meanline": {"visible": True}, "points": "all", "pointpos": 0, "jitter": 0.3,
-                               "marker": {"size": 3, "opacity": 0.5, "color": color}, "line": {"color": color},
-                               "fillcolor": _rgba(color, 0.35), "spanmode": "hard", **common})
+                traces.append(
+                    {
+                        "type": "violin",
+                        "y": v,
+                        "x": [label] * len(v),
+                        "box": {"visible": True},
+                        "meanline": {"visible": True},
+                        "points": "all",
+                        "pointpos": 0,
+                        "jitter": 0.3,
+                        "marker": {"size": 3, "opacity": 0.5, "color": color},
+                        "line": {"color": color},
+                        "fillcolor": _rgba(color, 0.35),
+                        "spanmode": "hard",
+                        **common,
+                    }
+                )
             else:
-                traces.append({"type": "histogram", "x": v, "opacity": 0.55, "nbinsx": 30,
-                               "marker": {"color": color}, **common})
+                traces.append(
+                    {"type": "histogram", "x": v, "opacity": 0.55, "nbinsx": 30, "marker": {"color": color}, **common}
+                )
             shown.add(model)
     loss_axis: dict[str, Any] = {"type": "log" if log_y else "linear"}
     if log_y:
@@ -143,22 +192,47 @@ def label_correlation_figure(draws: pd.DataFrame, measured: pd.DataFrame | None 
     if draws.empty:
         return empty_figure("No data", HEIGHT)
     lo, hi = float(draws["p"].min()), float(draws["p"].max())
-    traces: list[dict] = [{"type": "scatter", "mode": "lines", "x": [lo, hi], "y": [lo, hi],
-                           "name": "label correlation = p", "line": {"color": "#999", "dash": "dot"}}]
+    traces: list[dict] = [
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "x": [lo, hi],
+            "y": [lo, hi],
+            "name": "label correlation = p",
+            "line": {"color": "#999", "dash": "dot"},
+        }
+    ]
     palette = ["#9467BD", "#E45756", "#17BECF", "#8C564B"]
     for i, (m, g) in enumerate(draws.groupby("sine_terms", sort=True)):
         s = g.groupby("p")["label_correlation"].agg(["mean", "std", "count"]).reset_index()
-        traces.append({
-            "type": "scatter", "mode": "lines+markers", "x": s["p"].tolist(), "y": s["mean"].tolist(),
-            "error_y": {"type": "data", "array": s["std"].fillna(0).tolist(), "visible": True},
-            "name": "linear tasks (m = 0)" if m == 0 else f"with {m} sine terms (m = {m})",
-            "line": {"color": palette[i % len(palette)]}, "customdata": s[["std", "count"]].to_numpy().tolist(),
-            "hovertemplate": "p = %{x:g}<br>label correlation %{y:.3f} ± %{customdata[0]:.3f}"
-                             "<br>%{customdata[1]} draws<extra></extra>"})
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "x": s["p"].tolist(),
+                "y": s["mean"].tolist(),
+                "error_y": {"type": "data", "array": s["std"].fillna(0).tolist(), "visible": True},
+                "name": "linear tasks (m = 0)" if m == 0 else f"with {m} sine terms (m = {m})",
+                "line": {"color": palette[i % len(palette)]},
+                "customdata": s[["std", "count"]].to_numpy().tolist(),
+                "hovertemplate": "p = %{x:g}<br>label correlation %{y:.3f} ± %{customdata[0]:.3f}"
+                "<br>%{customdata[1]} draws<extra></extra>",
+            }
+        )
     if measured is not None and not measured.empty:
-        traces.append({"type": "scatter", "mode": "markers", "x": measured["p"].tolist(),
-                       "y": measured["label_correlation"].tolist(), "name": "this study's runs (mean over seeds)",
-                       "marker": {"symbol": "x", "size": 11, "color": "#000"}})
-    layout = {"xaxis": {"title": {"text": "weight cosine p"}}, "margin": MARGIN,
-              "yaxis": {"title": {"text": "Pearson correlation of the labels"}}}
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "x": measured["p"].tolist(),
+                "y": measured["label_correlation"].tolist(),
+                "name": "this study's runs (mean over seeds)",
+                "marker": {"symbol": "x", "size": 11, "color": "#000"},
+            }
+        )
+    layout = {
+        "xaxis": {"title": {"text": "weight cosine p"}},
+        "margin": MARGIN,
+        "yaxis": {"title": {"text": "Pearson correlation of the labels"}},
+    }
     return _figure(traces, layout, HEIGHT)

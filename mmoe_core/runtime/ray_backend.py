@@ -1,6 +1,6 @@
 """The Ray backend: each stored run trains as one Ray task (all its seeds batched inside, as locally) and streams
 what it would have written to the RunStore back to the driver, which writes it. Imported only when the ray
-backend is chosen (`mmoe_core.backends`); everything that imports `ray` lives here and in `ray_remote.py`,
+backend is chosen (`mmoe_core.runtime.backends`); everything that imports `ray` lives here and in `ray_remote.py`,
 the code that runs inside the Ray task.
 
     driver (CLI or app server)                         Ray worker (any node; never opens the SQLite file)
@@ -20,19 +20,26 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import ray
 
-from .config import RunConfig
+from .. import settings
+from ..config import RunConfig
+from ..runs import FINISHED, RunStore
 from .ray_remote import TASK_NAME, StopBoard, mmoe_train_run
-from .runs import FINISHED, RunStore
 
 CANCEL_CHECK_S = 0.2  # how often the driver looks for Stop in the RunStore
 KILL_AFTER_S = 3.0  # after Stop, a task that has not sent its final state by then is cancelled by force
-LOST = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.LocalRayletDiedError,
-        ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError)  # what Ray retries, then reports
+LOST = (
+    ray.exceptions.WorkerCrashedError,
+    ray.exceptions.NodeDiedError,
+    ray.exceptions.LocalRayletDiedError,
+    ray.exceptions.ObjectLostError,
+    ray.exceptions.OutOfMemoryError,
+)  # what Ray retries, then reports
 
 
 # ---------------------------------------------------------------------------------------------- connecting
@@ -54,10 +61,12 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
             why = f"{type(cause).__name__}: {_first_line(cause)[:200]}"
             if "AuthToken" in str(cause) or isinstance(cause, ray.exceptions.AuthenticationError):
                 why = "the cluster uses token authentication; set RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN)"
-            raise ValueError(f"could not connect to the Ray cluster at {address!r} ({why}); check `ray status` on "
-                             "its head node, or give no address to start Ray on this machine") from None
+            raise ValueError(
+                f"could not connect to the Ray cluster at {address!r} ({why}); check `ray status` on "
+                "its head node, or give no address to start Ray on this machine"
+            ) from None
     else:
-        cpus = num_cpus or (int(os.environ["MMOE_RAY_CPUS"]) if os.environ.get("MMOE_RAY_CPUS") else None)
+        cpus = num_cpus or settings.get("MMOE_RAY_CPUS")
         ray.init(num_cpus=cpus, **common)
     return True
 
@@ -70,9 +79,11 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as exc:
-        raise ValueError(f"could not reach the Ray cluster at {address!r} ({exc.strerror or exc}); start it with "
-                         "`ray start --head --port PORT` or fix --ray-address / MMOE_RAY_ADDRESS, or give no "
-                         "address to start Ray on this machine") from None
+        raise ValueError(
+            f"could not reach the Ray cluster at {address!r} ({exc.strerror or exc}); start it with "
+            "`ray start --head --port PORT` or fix --ray-address / MMOE_RAY_ADDRESS, or give no "
+            "address to start Ray on this machine"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------- driver side
@@ -99,15 +110,17 @@ def apply_calls(store: RunStore, run_id: str, calls: list[tuple[str, tuple, dict
         elif name in ("set_model", "add_points", "finish_run"):
             getattr(store, name)(run_id, *args, **kwargs)
         else:
-            raise ValueError(f"a Ray task sent an unknown store call {name!r}; driver and workers must run the "
-                             "same mmoe_core version")
+            raise ValueError(
+                f"a Ray task sent an unknown store call {name!r}; driver and workers must run the "
+                "same mmoe_core version"
+            )
 
 
 class RayRun:
     """One run on Ray, shaped like the `subprocess.Popen` the JobQueue keeps for a local worker: `poll()`
     (here it also writes what has arrived), `kill()`, `terminate()`, `pid` (the Ray worker's, on its node)."""
 
-    def __init__(self, launcher: "RayLauncher", run_id: str, stream: Any):
+    def __init__(self, launcher: RayLauncher, run_id: str, stream: Any):
         self.run_id, self._launcher, self._stream = run_id, launcher, stream
         self.store = launcher.store
         self.remote_pid: int | None = None  # the Ray worker's pid (on its node), from the hello item
@@ -135,8 +148,11 @@ class RayRun:
 
     def terminate(self) -> None:
         """The server is going away: the task is cancelled and the run ends `interrupted`, as a local one does."""
-        self._end_by_force("interrupted", "the server stopped while this run was training; its recorded curves "
-                                          "are kept. Re-run it from the Runs page")
+        self._end_by_force(
+            "interrupted",
+            "the server stopped while this run was training; its recorded curves "
+            "are kept. Re-run it from the Runs page",
+        )
 
     # ---------------------------------------------------------------- internals
     def _drain(self, max_items: int = 64) -> None:
@@ -194,8 +210,10 @@ class RayRun:
         if cause is not None:
             message = f"the Ray task failed: {type(cause).__name__}: {_last_line(cause)}"
         elif isinstance(exc, LOST):
-            message = (f"the Ray task was lost, and again when retried: {type(exc).__name__}: "
-                       f"{_first_line(exc)}; recorded curves are kept")
+            message = (
+                f"the Ray task was lost, and again when retried: {type(exc).__name__}: "
+                f"{_first_line(exc)}; recorded curves are kept"
+            )
         else:  # e.g. RuntimeEnvSetupError: the cluster could not install mmoe_core's code for the task
             message = f"Ray could not run this task: {type(exc).__name__}: {_first_line(exc)}"
         self._finish("failed", message, code=1)
@@ -228,14 +246,15 @@ class RayLauncher:
     otherwise `MMOE_RAY_CPUS_PER_TASK` CPUs (default 1: one thread per task and one task per core trains as fast
     as fewer tasks with more threads on an idle machine, and keeps its pace on a busy one; docs/SCALING.md)."""
 
-    def __init__(self, store: RunStore, address: str | None = None, num_cpus: int | None = None,
-                 cpus_per_task: int | None = None):
+    def __init__(
+        self, store: RunStore, address: str | None = None, num_cpus: int | None = None, cpus_per_task: int | None = None
+    ):
         self.store = store
         self._owns_ray = connect(address, num_cpus)
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
         self.cpus = int(resources.get("CPU", 1))
-        self.cpus_per_task = max(1, cpus_per_task or int(os.environ.get("MMOE_RAY_CPUS_PER_TASK", "1")))
+        self.cpus_per_task = max(1, cpus_per_task or settings.get("MMOE_RAY_CPUS_PER_TASK"))
         self.board = StopBoard.remote()
 
     def task_options(self, device: str = "auto") -> dict[str, Any]:
@@ -248,8 +267,8 @@ class RayLauncher:
     def slots(self) -> int:
         """How many runs to keep on the cluster at once (the JobQueue keeps the rest queued, with positions):
         $MMOE_MAX_JOBS, else one per GPU, else one per `cpus_per_task` CPUs."""
-        if os.environ.get("MMOE_MAX_JOBS"):
-            return max(1, int(os.environ["MMOE_MAX_JOBS"]))
+        if settings.get("MMOE_MAX_JOBS"):
+            return max(1, settings.get("MMOE_MAX_JOBS"))
         return max(1, self.gpus if self.gpus else self.cpus // self.cpus_per_task)
 
     def start(self, run_id: str) -> RayRun:
@@ -263,9 +282,13 @@ class RayLauncher:
         stream = mmoe_train_run.options(name=TASK_NAME, **options).remote(run_id, row["config"], self.board, threads)
         return RayRun(self, run_id, stream)
 
-    def run_all(self, configs: list[RunConfig], label: str = "",
-                on_progress: Callable[[int, int], None] = lambda done, total: None,
-                on_start: Callable[[list[RayRun]], None] = lambda runs: None) -> list[tuple[str, dict]]:
+    def run_all(
+        self,
+        configs: list[RunConfig],
+        label: str = "",
+        on_progress: Callable[[int, int], None] = lambda done, total: None,
+        on_start: Callable[[list[RayRun]], None] = lambda runs: None,
+    ) -> list[tuple[str, dict]]:
         """Store and start every config at once; write their streams until all have ended. Ctrl-C stops them
         all (each keeps its points). Raises ValueError naming each failed run."""
         ids = [self.store.create_run(c, label=label, status="running") for c in configs]

@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .. import settings
+from ..config import RunConfig
+from ..runs import FINISHED, RunStore
 from .backends import launcher, resolve_backend
-from .config import RunConfig
-from .runs import FINISHED, RunStore
 
-DEFAULT_MAX_QUEUED = int(os.environ.get("MMOE_MAX_QUEUED", 20))
 RESPAWN_DELAY_S = 3.0  # the next warm worker's torch import waits until a started job has drawn its first point
 STOP_GRACE_S = 1.5  # after Stop, a worker that has not ended by then is killed
 
@@ -74,22 +74,30 @@ def run_state(row: dict[str, Any] | None, queue_position: int | None = None) -> 
 
 
 def _default_max_concurrent() -> int:
-    if "MMOE_MAX_JOBS" in os.environ:
-        return max(1, int(os.environ["MMOE_MAX_JOBS"]))
+    if settings.get("MMOE_MAX_JOBS"):
+        return max(1, settings.get("MMOE_MAX_JOBS"))
     return 1  # a CPU server trains fastest one job at a time; raise it with MMOE_MAX_JOBS for GPUs
 
 
 class JobQueue:
-    def __init__(self, store: RunStore, max_concurrent: int | None = None, max_queued: int = DEFAULT_MAX_QUEUED,
-                 warm: bool = True, poll_s: float = 0.05, threads: int | None = None, backend: str | None = None,
-                 ray_address: str | None = None):
+    def __init__(
+        self,
+        store: RunStore,
+        max_concurrent: int | None = None,
+        max_queued: int | None = None,
+        warm: bool = True,
+        poll_s: float = 0.05,
+        threads: int | None = None,
+        backend: str | None = None,
+        ray_address: str | None = None,
+    ):
         self.store = store
         self.backend = resolve_backend(backend)  # "local" unless the argument or $MMOE_BACKEND says "ray"
         self._ray = launcher(store, ray_address) if self.backend == "ray" else None  # runs become Ray tasks
         warm = warm and self._ray is None  # Ray keeps its own workers; no local process waits
         self.threads = threads  # torch threads per worker; None: the CPUs shared among max_concurrent jobs
         self.max_concurrent = max_concurrent or (self._ray.slots() if self._ray else _default_max_concurrent())
-        self.max_queued = max_queued
+        self.max_queued = settings.get("MMOE_MAX_QUEUED") if max_queued is None else max_queued
         self.warm = warm
         self.poll_s = poll_s
         self._lock = threading.Lock()
@@ -129,8 +137,9 @@ class JobQueue:
         for run_id in self.store.queued():
             row = self.store.run(run_id)
             if row and row.get("owner") == owner:
-                dropped += self.store.finish_run(run_id, "cancelled", error="its browser session ended",
-                                                 only_if=("queued",))
+                dropped += self.store.finish_run(
+                    run_id, "cancelled", error="its browser session ended", only_if=("queued",)
+                )
         return dropped
 
     def state(self, run_id: str) -> RunState:
@@ -172,9 +181,14 @@ class JobQueue:
         for row in self.store.with_status("running", "queued"):
             if row["status"] == "running" and row["pid"] and _alive(row["pid"]):
                 continue  # a CLI run or another server's worker is still at it
-            message = ("the server stopped while this run was training; its recorded curves are kept. "
-                       "Re-run it from the Runs page") if row["status"] == "running" else (
-                       "the server restarted before this run started; re-run it from the Runs page")
+            message = (
+                (
+                    "the server stopped while this run was training; its recorded curves are kept. "
+                    "Re-run it from the Runs page"
+                )
+                if row["status"] == "running"
+                else ("the server restarted before this run started; re-run it from the Runs page")
+            )
             n += self.store.finish_run(row["id"], "interrupted", error=message, only_if=(row["status"],))
         return n
 
@@ -185,7 +199,15 @@ class JobQueue:
     def _spawn(self) -> subprocess.Popen:
         """A fresh interpreter (like multiprocessing's spawn, without re-importing the server's __main__)."""
         threads = self.threads or max(1, (os.cpu_count() or 1) // self.max_concurrent)
-        cmd = [sys.executable, "-m", "mmoe_core.worker", "--home", str(self.store.home), "--threads", str(threads)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "mmoe_core.runtime.worker",
+            "--home",
+            str(self.store.home),
+            "--threads",
+            str(threads),
+        ]
         return subprocess.Popen(cmd, stdin=subprocess.PIPE, text=True, cwd=_package_root())
 
     def _loop(self) -> None:
@@ -222,8 +244,9 @@ class JobQueue:
             try:
                 self._active[run_id] = self._ray.start(run_id)
             except Exception as exc:  # noqa: BLE001 - e.g. the cluster went away: say so on the run
-                self.store.finish_run(run_id, "failed", error=f"could not start on Ray: {type(exc).__name__}: {exc}",
-                                      only_if=("running",))
+                self.store.finish_run(
+                    run_id, "failed", error=f"could not start on Ray: {type(exc).__name__}: {exc}", only_if=("running",)
+                )
             return True
         proc = self._idle if self._idle and self._idle.poll() is None else self._spawn()
         self._idle = None
@@ -245,14 +268,15 @@ class JobQueue:
             del self._active[run_id]
             killed_for_stop = self._kill_at.pop(run_id, None) is not None
             if killed_for_stop:
-                self.store.finish_run(run_id, "cancelled", error="stopped by the user",
-                                      only_if=("running", "queued"))
+                self.store.finish_run(run_id, "cancelled", error="stopped by the user", only_if=("running", "queued"))
             else:
                 how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
                 self.store.finish_run(
-                    run_id, "failed", only_if=("running", "queued"),
+                    run_id,
+                    "failed",
+                    only_if=("running", "queued"),
                     error=f"the worker process ended unexpectedly ({how}); recorded curves are kept. "
-                          "If it ran out of memory, lower rows, seeds or batch size",
+                    "If it ran out of memory, lower rows, seeds or batch size",
                 )
 
     def _enforce_stops(self) -> None:
@@ -265,7 +289,7 @@ class JobQueue:
 
 
 def _package_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _alive(pid: int) -> bool:

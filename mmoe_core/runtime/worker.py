@@ -1,4 +1,4 @@
-"""A warm worker process: `python -m mmoe_core.worker --home DIR --threads N`.
+"""A warm worker process: `python -m mmoe_core.runtime.worker --home DIR --threads N`.
 
 It imports torch first, then waits on stdin for one run id, trains that run and exits, so the first point
 appears about a second after Start and the job's memory returns to the system when it ends. If the server
@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 
+from .. import settings
 from .openmp import choose_wait_policy
 
 
@@ -24,8 +25,8 @@ def main() -> int:
     _lower_priority()
     import torch
 
+    from ..runs import RunStore, check_run_id
     from .execute import execute_run
-    from .runs import RunStore, check_run_id
 
     torch.set_num_threads(max(1, args.threads))
     torch.zeros(1) @ torch.zeros(1)  # touch the kernels once while idle
@@ -42,7 +43,7 @@ def _lower_priority() -> None:
     """Training is a batch job; serving a page is interactive. With 8 runs queued on 2 cores, a ninth page
     loaded in ~4 s beside a worker at the server's priority (bench/load_test.py)."""
     try:
-        os.nice(max(0, int(os.environ.get("MMOE_WORKER_NICE", "10"))))
+        os.nice(max(0, settings.get("MMOE_WORKER_NICE")))
     except (OSError, ValueError, AttributeError):  # not permitted / not a number / not on this OS: train anyway
         pass
 
@@ -50,8 +51,8 @@ def _lower_priority() -> None:
 def _warm_up(torch) -> None:
     """One tiny training step while idle: Adam's first construction imports torch._dynamo (seconds), and the
     first forward/backward loads kernels, so the first point appears about a second after Start."""
-    from .config import RunConfig
-    from .models import build_model
+    from ..config import RunConfig
+    from ..models import build_model
 
     model = build_model("mmoe", RunConfig(), replicas=1, input_dim=4, n_tasks=2)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)

@@ -1,0 +1,266 @@
+"""One run drawn from the store: status, live curves, gate heatmaps, results and downloads. Figures are cached
+by what they depend on, so a live view that asks every second stays cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from mmoe_core.config import RunConfig
+from mmoe_core.plots import gate_evolution, gate_heatmap, loss_curves
+from mmoe_core.runtime.jobs import RunState, run_state
+from mmoe_core.views import (
+    curve_frame,
+    gate_matrix,
+    gate_specialisation,
+    gated_models,
+    metrics_csv,
+    model_label,
+    n_tasks_of,
+    point_count,
+    progress_text,
+    results_table,
+    task_names,
+    winner_text,
+)
+
+from .server import get_store
+
+REFRESH_S = 1.0  # how often a live view re-reads the run store
+SECONDARY_S = 3.0  # how often, while a run is live, its gate and diagnostics charts are redrawn
+_FIGURE_CACHE: OrderedDict[tuple, Any] = OrderedDict()
+_FIGURE_LOCK = threading.Lock()
+
+
+def secondary_version(run_id: str, state: RunState, *final: Any) -> tuple:
+    """Cache key of the charts beside the loss curves (gates, diagnostics) while a run is live: it changes
+    every SECONDARY_S seconds, not with every point. Redrawing five Plotly charts every second kept a browser
+    core 95% busy (60% at one redraw per 3 s); the loss curves still move every second. Once the run has ended
+    the key is `final` (what the figures depend on), so the last state is always drawn."""
+    if state.finished:
+        return (run_id, "final", *final)
+    return (run_id, "live", int(time.monotonic() // SECONDARY_S))
+
+
+def cached_figure(key: tuple, build: Callable[[], Any]) -> Any:
+    """Reuse a figure while its data has not changed: a live view asks every second, points come every few
+    seconds. `key` must name everything the figure depends on (run id, row counts, options)."""
+    with _FIGURE_LOCK:
+        if key in _FIGURE_CACHE:
+            _FIGURE_CACHE.move_to_end(key)
+            return _FIGURE_CACHE[key]
+    fig = build()
+    with _FIGURE_LOCK:
+        _FIGURE_CACHE[key] = fig
+        while len(_FIGURE_CACHE) > 64:
+            _FIGURE_CACHE.popitem(last=False)
+    return fig
+
+
+def load_run(run_id: str) -> tuple[dict | None, RunState]:
+    store = get_store()
+    row = store.run(run_id)
+    pos = store.queue_position(run_id) if row and row["status"] == "queued" else None
+    return row, run_state(row, pos)
+
+
+def show_status(row: dict | None, state: RunState) -> None:
+    """Progress while queued or running; one clear line once it has ended."""
+    if row is None:
+        st.warning("This run no longer exists (it was deleted). Press Start for a new one.")
+        return
+    if not state.finished:
+        st.progress(state.fraction, text=progress_text(state))
+        return
+    summary = row.get("summary") or {}
+    took = f" in {summary['seconds']:.1f} s" if summary.get("seconds") else ""
+    if state.status == "done":
+        st.success(f"Finished {state.total_steps:,} steps{took} on {row.get('device') or 'the server'}.")
+    elif state.status == "cancelled":
+        st.info(f"Stopped at step {state.step:,} of {state.total_steps:,}. The curves so far are kept.")
+    elif state.status == "failed":
+        st.error(f"The run failed: {(state.error or 'unknown error').splitlines()[0]}")
+    else:
+        st.warning(state.error or f"This run ended as {state.status}.")
+
+
+def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | None = None) -> int:
+    """Everything the store knows about one run, as figures. Safe to call every second. Returns how many
+    points have been recorded."""
+    store = get_store()
+    if row is None or state is None:
+        row, state = load_run(run_id)
+    if row is None:
+        return 0
+    config = RunConfig.from_json(row["config"])
+    metrics, gates, models = store.metrics(run_id), store.gates(run_id), store.models(run_id)
+    names = task_names(row, n_tasks_of(metrics, config))
+
+    c1, c2, c3, c4 = st.columns(4)
+    if config.dataset == "synthetic":
+        c1.metric("Task correlation p (set)", f"{config.correlation:g}")
+        corr_help = "Pearson correlation of the two tasks' training labels. The sine terms make it lower than p."
+    else:
+        c1.metric("Data", os.path.basename(config.dataset))
+        corr_help = "Pearson correlation of the first two tasks' training labels."
+    corr = row.get("label_correlation")
+    c2.metric("Label correlation (measured)", "…" if corr is None else f"{corr:.3f}", help=corr_help)
+    c3.metric("Recorded points", f"{point_count(metrics)}")
+    c4.metric("Rows / s", "…" if not row.get("rows_per_s") else f"{row['rows_per_s']:,.0f}")
+
+    labels = {
+        m.model: f"{model_label(m.model)} · {int(m.params):,} params"
+        for m in models.itertuples()
+        if m.params is not None
+    }
+    left, right = st.columns([1, 3], vertical_alignment="center")
+    metric = "loss"
+    if (metrics["metric"] == "auc").any():  # binary tasks: AUC curves too
+        metric = (
+            right.segmented_control(
+                "Curves",
+                ["loss", "auc"],
+                default="loss",
+                key=f"{key}_metric",
+                format_func={"loss": "Loss", "auc": "Validation AUC"}.get,
+                label_visibility="collapsed",
+            )
+            or "loss"
+        )
+    log_y = left.toggle(
+        "Log scale", value=True, key=f"{key}_log", help="Loss curves on a log axis", disabled=metric != "loss"
+    )
+    version = (run_id, len(metrics), len(gates), tuple(names))  # the store only appends while a run lives
+    slow = secondary_version(run_id, state, len(gates), tuple(names))
+    log_y = log_y and metric == "loss"
+    fig = cached_figure(
+        version + ("loss", metric, log_y, tuple(sorted(labels.items()))),
+        lambda: loss_curves(curve_frame(metrics, metric=metric), names, log_y=log_y, labels=labels, metric=metric),
+    )
+    st.plotly_chart(fig, key=f"{key}_loss", config={"displaylogo": False})
+    if metric == "auc":
+        st.caption("Validation AUC of each binary task: higher is better.")
+    elif config.seeds > 1:
+        st.caption(
+            f"Lines: mean over {config.seeds} seeds; bands: ±1 standard deviation. "
+            "Dashed: training loss, solid: validation loss."
+        )
+    else:
+        st.caption("Dashed: training loss (mean since the previous point), solid: validation loss.")
+
+    gated = gated_models(gates)
+    if gated:
+        st.markdown("**Gate weights** · mean over a fixed validation batch, seed 1. Each row sums to 1.")
+        cols = st.columns(len(gated))
+        for col, model in zip(cols, gated):
+            col.plotly_chart(
+                cached_figure(slow + ("gates", model), lambda m=model: _heatmap(gates, m, names)),
+                key=f"{key}_gate_{model}",
+                config={"displaylogo": False},
+            )
+        if "mmoe" in gated:
+            fig = cached_figure(
+                slow + ("evolution",),
+                lambda: gate_evolution(gates[gates["model"] == "mmoe"], names, title="MMoE gate weights over training"),
+            )
+            st.plotly_chart(fig, key=f"{key}_evolution", config={"displaylogo": False})
+        st.caption(
+            "Task difference: how differently the tasks use the experts (0 = the same mix, "
+            "1 = disjoint experts). OMoE's single gate is shared, so its difference is 0 by design."
+        )
+
+    if state.finished and row.get("summary"):
+        st.markdown("**Results on the test set**")
+        text = winner_text(row["summary"])
+        if text:
+            st.markdown(f":material/emoji_events: **{text}**")
+        table = results_table(row["summary"], names, models)
+        st.dataframe(table, hide_index=True, key=f"{key}_results", column_config=_result_columns(table))
+    elif state.finished:
+        table = results_table(None, names, models)
+        if len(table):
+            st.dataframe(table, hide_index=True, key=f"{key}_results")
+    downloads(run_id, row, metrics, names, key)
+    return point_count(metrics)
+
+
+def _heatmap(gates: pd.DataFrame, model: str, names: list[str]) -> Any:
+    matrix = gate_matrix(gates, model)
+    spec = gate_specialisation(matrix)
+    title = model_label(model) + (f" · task difference {spec:.2f}" if spec is not None else "")
+    return gate_heatmap(matrix, names, title=title)
+
+
+def _result_columns(table: pd.DataFrame) -> dict:
+    cfg: dict = {}
+    for col in table.columns:
+        if "loss" in col or "AUC" in col:
+            cfg[col] = st.column_config.NumberColumn(col, format="%.4f")
+        elif col in ("Parameters", "Paper count"):
+            cfg[col] = st.column_config.NumberColumn(
+                col,
+                format="localized",
+                help="Paper count: expert and tower weights only, as in the paper's §5.1 (no biases or gates)"
+                if col == "Paper count"
+                else "Every trainable weight, per seed",
+            )
+        elif col == "Seconds":
+            cfg[col] = st.column_config.NumberColumn(col, format="%.1f", help="Training time of this model")
+    return cfg
+
+
+def _metrics_csv(run_id: str, names: list[str]) -> bytes:
+    return metrics_csv(get_store().metrics(run_id), names)
+
+
+def _weights(run_id: str) -> bytes:
+    return get_store().weights_path(run_id).read_bytes()
+
+
+def downloads(run_id: str, row: dict, metrics: pd.DataFrame, names: list[str], key: str) -> None:
+    """Files are made when clicked (deferred data): a live view redraws every second and must stay cheap."""
+    c1, c2, c3 = st.columns(3)
+    c1.download_button(
+        "Metrics (CSV)",
+        functools.partial(_metrics_csv, run_id, list(names)),
+        file_name=f"mmoe_{run_id}_metrics.csv",
+        mime="text/csv",
+        key=f"{key}_dl_csv",
+        on_click="ignore",
+        disabled=not len(metrics),
+        width="stretch",
+        help="Every recorded point: model, step, seed, task, split, metric, value",
+    )
+    config_json = json.dumps(json.loads(row["config"]), indent=2)
+    c2.download_button(
+        "Configuration (JSON)",
+        config_json,
+        file_name=f"mmoe_{run_id}_config.json",
+        mime="application/json",
+        key=f"{key}_dl_json",
+        on_click="ignore",
+        width="stretch",
+        help="Every setting of this run; load it with RunConfig.from_json to train it again",
+    )
+    ready = get_store().weights_path(run_id).exists()
+    c3.download_button(
+        "Weights (safetensors)",
+        functools.partial(_weights, run_id),
+        file_name=f"mmoe_{run_id}.safetensors",
+        mime="application/octet-stream",
+        key=f"{key}_dl_weights",
+        on_click="ignore",
+        disabled=not ready,
+        width="stretch",
+        help="Every model's weights with a leading seed axis" if ready else "Saved when the run ends",
+    )
