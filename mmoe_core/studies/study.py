@@ -99,7 +99,10 @@ class Study:
     def configs(self) -> list[RunConfig]:
         """One run per (rows, correlation, lr), correlation-major within a size so each panel fills in turn."""
         return [
-            self.base.with_(rows=n, correlation=p, lr=lr) for n in self.sizes for p in self.correlations for lr in self.lrs
+            self.base.with_(rows=n, correlation=p, lr=lr)
+            for n in self.sizes
+            for p in self.correlations
+            for lr in self.lrs
         ]
 
     def with_(self, **changes: Any) -> Study:
@@ -130,7 +133,9 @@ with server_limits_off():  # templates: a server's tighter MMOE_MAX_WORK applies
         "paper": Study(base=_study_base(seeds=200)),
         # issue 16: the paper's protocol (rate grid, each model's best on validation) on seeds never used while
         # building, and the regime map (when does MMoE help?) over p x training rows
-        "protocol": Study(lrs=PAPER_LRS, base=_study_base(seeds=200, seed=7_100_000, data_seed=7_100_000, log_every=100)),
+        "protocol": Study(
+            lrs=PAPER_LRS, base=_study_base(seeds=200, seed=7_100_000, data_seed=7_100_000, log_every=100)
+        ),
         "regime": Study(
             correlations=REGIME_CORRELATIONS,
             row_sizes=REGIME_ROWS,
@@ -300,6 +305,7 @@ FINAL_COLUMNS = [
     "val_loss_mean",
     "status",
     "run_id",
+    "rows",
 ]
 
 
@@ -349,6 +355,7 @@ def run_results(store: RunStore, run: Mapping[str, Any]) -> tuple[pd.DataFrame, 
                     "val_loss_mean": float(val_loss) if val_loss is not None and math.isfinite(val_loss) else np.nan,
                     "status": status,
                     "run_id": run["id"],
+                    "rows": int(config["rows"]),
                 }
             )
     return curve, pd.DataFrame(rows, columns=FINAL_COLUMNS)
