@@ -40,6 +40,7 @@ from mmoe_core.studies.study import (
     submit_study,
     summary_table,
 )
+from ui.regime_view import regime_view
 from ui.server import ensure_app_frame, get_queue, get_store, session_owner
 
 REFRESH_S = 2.0  # a study's figures aggregate many seeds: redraw every 2 s, not every second
@@ -47,6 +48,7 @@ KEEP = "session"  # widget values survive a visit to another page
 P = "exp_"  # widget key prefix: the Playground uses the bare RunConfig field names for its own controls
 CORRELATION_OPTIONS = [-1.0, -0.5, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0]
 LR_OPTIONS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+ROW_OPTIONS = [2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
 BASE_KEYS = (
     "seeds",
     "steps",
@@ -75,6 +77,7 @@ def preset_values(study: Study) -> dict[str, Any]:
             P + "lrs": list(study.lrs),
             P + "models": list(study.base.models),
             P + "fixed_data": not study.base.independent_data,
+            P + "row_sizes": list(study.row_sizes),
         }
     )
     return values
@@ -99,7 +102,12 @@ def build_study() -> tuple[Study | None, str | None]:
             models=tuple(ss[P + "models"]),
             independent_data=not ss[P + "fixed_data"],
         )
-        study = Study(correlations=tuple(sorted(ss[P + "correlations"])), lrs=tuple(sorted(ss[P + "lrs"])), base=base)
+        study = Study(
+            correlations=tuple(sorted(ss[P + "correlations"])),
+            lrs=tuple(sorted(ss[P + "lrs"])),
+            base=base,
+            row_sizes=tuple(sorted(ss.get(P + "row_sizes") or ())),
+        )
     except (TypeError, ValueError) as exc:
         return None, f"{exc}."
     return study, None
@@ -189,6 +197,15 @@ def controls() -> None:
         persist_state=KEEP,
         help="Trained side by side on the same mini-batches of the same data.",
     )
+    sb.multiselect(
+        "Training sizes (a regime map)",
+        ROW_OPTIONS,
+        key=P + "row_sizes",
+        format_func=lambda n: f"{n:,} rows",
+        persist_state=KEEP,
+        help="Empty: one size, *Training rows* below. Several: one run per size × correlation × learning rate, "
+        "and the page draws the regime map (when does MMoE help?).",
+    )
     a, b = sb.columns(2)
     _num("Seeds per run", "seeds", 1, a)
     _num("Steps", "steps", 100, b)
@@ -268,7 +285,9 @@ def study_view(study_id: str) -> None:
     progress = study_progress(runs, time.time())
     base = study.base
     st.caption(
-        f"Study `{study_id}` · {_n(len(study.correlations), 'correlation')} × "
+        f"Study `{study_id}` · "
+        + (f"{_n(len(study.sizes), 'training size')} × " if len(study.sizes) > 1 else "")
+        + f"{_n(len(study.correlations), 'correlation')} × "
         f"{_n(len(study.lrs), 'learning rate')} = {_n(len(runs), 'run')}, each training {', '.join(MODEL_KINDS[m] for m in base.models)} "
         f"× {base.seeds} seeds at once · {base.steps:,} steps of {base.batch_size} rows · "
         + ("each seed its own data draw" if base.independent_data else "one data draw for all seeds")
@@ -297,6 +316,12 @@ def study_view(study_id: str) -> None:
     per_seed_df = pd.concat(per_seed, ignore_index=True)
     finals = [f for f in finals if not f.empty]
     final = pd.concat(finals, ignore_index=True) if finals else pd.DataFrame(columns=FINAL_COLUMNS)
+    if len(study.sizes) > 1:  # a regime map: the paper's figures would mix training sizes
+        regime_view(final, study.lrs[0])
+        if st.session_state.get("_exp_live") and progress.finished:
+            st.session_state["_exp_live"] = False
+            st.rerun()
+        return
     lr, judged = choose_lr(study, per_seed_df, final)
     summary, gaps = summary_table(judged), gap_table(judged)
     shown_curves, shown_final = per_seed_df, final

@@ -283,7 +283,8 @@ def regime_heatmap(table: pd.DataFrame, height: int = 360) -> go.Figure:
                 "hovertemplate": "%{customdata}<extra></extra>",
                 "zmin": 0.0,
                 "zmax": 1.0,
-                "colorscale": "RdBu",
+                "colorscale": [[0.0, "#d6604d"], [0.5, "#f7f7f7"], [1.0, "#4393c3"]],  # red lost, blue won
+                "textfont": {"color": "#222"},
                 "showscale": i == len(others) - 1,
                 "colorbar": {"title": {"text": "MMoE won"}, "tickformat": ".0%"},
                 **_axes(i),
