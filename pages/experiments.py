@@ -46,7 +46,7 @@ from ui.server import ensure_app_frame, get_queue, get_store, session_owner
 REFRESH_S = 2.0  # a study's figures aggregate many seeds: redraw every 2 s, not every second
 KEEP = "session"  # widget values survive a visit to another page
 P = "exp_"  # widget key prefix: the Playground uses the bare RunConfig field names for its own controls
-CORRELATION_OPTIONS = [-1.0, -0.5, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0]
+CORRELATION_OPTIONS = [-1.0, -0.5, 0.0, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95, 1.0]
 LR_OPTIONS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 ROW_OPTIONS = [2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
 BASE_KEYS = (

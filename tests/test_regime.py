@@ -141,8 +141,8 @@ def test_sweep_runs_a_regime_map_in_one_command(tmp_path, capsys):
     assert "regime map" in printed and "MMoE vs shared_bottom" in printed
     store = RunStore(tmp_path / "home")
     assert load_study(store, data["study_id"]).row_sizes == (200, 400)
-    with pytest.raises(SystemExit):
-        cli_main(["sweep", "--row-sizes", "a,b"])
+    assert cli_main(["sweep", "--row-sizes", "a,b", "--no-store"]) == 2
+    assert "--row-sizes 'a,b' must be comma-separated numbers" in capsys.readouterr().err
 
 
 @pytest.mark.timeout(300)
