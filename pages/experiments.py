@@ -40,6 +40,7 @@ from mmoe_core.studies.study import (
     submit_study,
     summary_table,
 )
+from mmoe_core.studies.teaching import quick_note
 from ui.regime_view import regime_view
 from ui.server import ensure_app_frame, get_queue, get_store, session_owner
 
@@ -512,6 +513,8 @@ elif study is not None:
         f"{study.base.seeds} seeds at once for {study.base.steps:,} steps. The default study takes a few "
         "minutes on an idle 2-core CPU, the paper-scale one about half an hour; a busy server takes longer."
     )
+    if st.session_state.get(P + "preset") == "quick":
+        st.caption(quick_note(study.base.seeds))
 b1, b2 = st.columns([1, 4], vertical_alignment="center")
 b1.button(
     "Start study",

@@ -13,6 +13,7 @@ import streamlit as st
 from mmoe_core.config import DEVICES, MODEL_KINDS, RunConfig, field_help, field_names
 from mmoe_core.runs import RUN_ID
 from mmoe_core.runtime.jobs import QueueFull, RunState
+from mmoe_core.studies.teaching import teaching_evidence
 from mmoe_core.views import config_summary, refresh_mode
 from ui.controls import (
     CONTROL_KEYS,
@@ -268,6 +269,9 @@ def preview(config: RunConfig | None) -> None:
     from mmoe_core.models.zoo import build_spec, paper_count
 
     st.markdown("**Ready to train**: " + config_summary(config))
+    evidence = teaching_evidence(config)  # measured on held-out seeds, shown only at the measured settings
+    if evidence:
+        st.caption(evidence)
     cols = st.columns(len(config.models))
     for col, model in zip(cols, config.models):
         count = paper_count(build_spec(model, config))

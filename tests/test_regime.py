@@ -163,3 +163,15 @@ def test_the_page_draws_a_stored_regime_map(mmoe_home):
     at.selectbox(key="exp_preset").set_value("regime").run()
     assert at.multiselect(key="exp_row_sizes").value == [2_000, 5_000, 20_000, 100_000]
     assert np.isclose(at.multiselect(key="exp_correlations").value, [-0.5, 0.0, 0.25, 0.5, 0.75, 0.9, 1.0]).all()
+
+
+def test_the_playground_quotes_the_held_out_win_rate_only_at_the_measured_settings():
+    from mmoe_core.studies.teaching import TEACHING_EVIDENCE, at_defaults, teaching_evidence
+
+    plain = RunConfig()
+    assert at_defaults(plain.with_(seed=12, data_seed=3, seeds=4, log_every=10))  # seeds and recording: same setting
+    text = teaching_evidence(plain)
+    assert text is not None and f"{TEACHING_EVIDENCE.wins} of {TEACHING_EVIDENCE.seeds} fresh seeds" in text
+    assert 0 < TEACHING_EVIDENCE.wins <= TEACHING_EVIDENCE.seeds
+    for changed in (plain.with_(correlation=0.9), plain.with_(rows=plain.rows + 1), plain.with_(models=("mmoe",))):
+        assert teaching_evidence(changed) is None  # another setting: the measured rate says nothing about it

@@ -50,7 +50,7 @@ def _study_base(**over: Any) -> RunConfig:
     32 seeds, each with its own data draw, 1,500 Adam steps (lr 1e-3) of 256 rows. At 2,000 steps the default
     study took 346 CPU-seconds single-threaded (docs/REPRODUCTION.md); 1,500 keeps it under 5 minutes on a
     2-core CPU even with one thread, and MMoE's lead is already there (it shows from about 1,000 steps)."""
-    return RunConfig(**{"seeds": 32, "independent_data": True, "steps": 1_500, **over})
+    return RunConfig(**{"seeds": 32, "independent_data": True, "steps": 1_500, "rows": 20_000, **over})
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,8 @@ class Study:
 
 with server_limits_off():  # templates: a server's tighter MMOE_MAX_WORK applies when a study is submitted
     PRESETS: dict[str, Study] = {
-        "quick": Study(base=_study_base(seeds=8, rows=10_000)),
+        # the teaching default's training size (issue 16: the regime map's pre-registered rule, docs/REPRODUCTION.md)
+        "quick": Study(base=_study_base(seeds=8, rows=100_000)),
         "default": Study(),
         "paper": Study(base=_study_base(seeds=200)),
         # issue 16: the paper's protocol (rate grid, each model's best on validation) on seeds never used while
