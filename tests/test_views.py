@@ -219,7 +219,7 @@ def test_runs_table_reads_each_stored_run():
 
 
 def test_config_summary_names_data_models_and_seeds():
-    assert config_summary(RunConfig()) == "p = 0.5 · 20,000 rows · Shared-Bottom, OMoE, MMoE · 2,000 steps"
+    assert config_summary(RunConfig()) == "p = 0.5 · 100,000 rows · Shared-Bottom, OMoE, MMoE · 1,500 steps"
     s = config_summary(RunConfig(dataset="census1", seeds=4, models=("mmoe",)))
     assert s.startswith("census1 ·") and s.endswith(", 4 seeds") and "MMoE" in s
 
