@@ -214,7 +214,7 @@ def test_runs_table_reads_each_stored_run():
     assert t["Run"].tolist() == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
     first, second = t.to_dict("records")
     assert first["Best model"] == "MMoE" and first["Best test loss"] == 0.4
-    assert first["Configuration"].startswith("p = 0.9 · 20,000 rows")
+    assert first["Configuration"].startswith("p = 0.9 · 100,000 rows")
     assert second["Configuration"] == "(config from another version)" and second["Source"] == "sweep"
 
 
