@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+from . import compare
 from .config import RunConfig, field_help
 from .runs import RunStore
 from .runtime.backends import resolve_backend, run_on_ray
@@ -206,6 +207,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
             out["models"],
             f"{data}, label correlation {out['label_correlation']:.3f}, "
             f"{out['rows_per_s']:,.0f} rows/s, {seconds:.1f} s, run {run_id}",
+            summary.get("task_kinds") or (),
         )
     )
     return out
@@ -264,7 +266,7 @@ def _float_list(raw: str, flag: str, example: str) -> list[float]:
     return values
 
 
-def _table(models: dict, title: str) -> str:
+def _table(models: dict, title: str, task_kinds: Sequence[str] = ()) -> str:
     lines = [title, f"{'model':<14} {'status':<9} {'params':>7} {'test loss per task':<24} {'mean':>9} {'seconds':>8}"]
     for name, m in models.items():
         per_task = ", ".join("nan" if v is None else f"{v:.4f}" for v in m.get("test_loss", []))
@@ -278,6 +280,9 @@ def _table(models: dict, title: str) -> str:
             lines.append(f"  test AUC per task: {auc} (mean of binary tasks {m['test_auc_mean']:.4f})")
         if m.get("message"):
             lines.append(f"  {m['message']}")
+    verdict = compare.verdict_text({"models": models, "task_kinds": task_kinds})
+    if verdict:
+        lines.append(verdict)
     return "\n".join(lines)
 
 

@@ -30,7 +30,13 @@ MODEL_KINDS: dict[str, str] = {
 }
 PLE_KINDS = ("cgc", "ple")  # models built from shared_experts / task_experts (and levels for PLE)
 DEVICES = ("auto", "cpu", "cuda")
-DATASETS = ("synthetic", "census1", "census2")  # or a path ending in .csv (mmoe_core.data.csv_table)
+DATASETS = (
+    "synthetic",
+    "census1",
+    "census2",
+    "census1_strict",
+    "census2_strict",
+)  # or a path ending in .csv (mmoe_core.data.csv_table)
 TABLE_TASK_KINDS = ("auto", "regression", "binary")  # per CSV target; auto = two values -> binary
 
 # Guard rails for a shared server (overridable through the environment, issue 7).
@@ -58,7 +64,8 @@ class RunConfig:
     dataset: str = _f(
         "synthetic",
         help="data source: synthetic, census1, census2 (UCI Census-Income task groups "
-        "of the paper's §6.3) or the path of a .csv file",
+        "of the paper's §6.3; census1_strict, census2_strict also drop the inputs that state marital status) "
+        "or the path of a .csv file",
     )
     correlation: float = _f(0.5, -1.0, 1.0, "task correlation p: cosine of the two tasks' weight vectors")
     rows: int = _f(20_000, 100, 2_000_000, "training rows")

@@ -1,5 +1,6 @@
 """Data sources; each returns a TaskData. `load_data(config)` picks one by the config's dataset name:
-"synthetic" (the paper's §3.2 generator), "census1"/"census2" (UCI Census-Income task groups, §6.3) or the
+"synthetic" (the paper's §3.2 generator), "census1"/"census2" (UCI Census-Income task groups, §6.3; with
+"_strict" also without the inputs that state marital status) or the
 path of a .csv file with `targets` (and optionally `features`, `task_kinds`) naming its columns.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import RunConfig
-from .census import GROUPS as CENSUS_GROUPS
+from .census import DATASETS as CENSUS_GROUPS
 from .census import load_census
 from .csv_table import load_csv
 from .synthetic import make_synthetic_tasks
