@@ -18,7 +18,7 @@ from .task_data import TaskData
 # Training settings the Data page recommends with each source; it sets them on the Playground's controls.
 # Census: all four of the paper's models at its §5.1 sizes (8 experts of 16 units, towers of 8); 400 Adam steps
 # of 1,024 rows at lr 3e-3 (2 epochs) take every model past the paper's Table 1 AUCs in about a minute of
-# 2-core CPU time (measurements: docs/census_results.md).
+# 2-core CPU time (to measure: `OMP_NUM_THREADS=1 python bench/census_tables.py --seeds 10`).
 CENSUS_DEFAULTS: dict[str, Any] = {
     "models": ("single_task", "shared_bottom", "omoe", "mmoe"),
     "n_experts": 8,
