@@ -352,6 +352,9 @@ def test_sweep_cli_runs_a_study_the_page_can_open(tmp_path, capsys):
         for r in data["results"]
     )
     assert data["results"][0]["data_seed"] != data["results"][1]["data_seed"]  # independent data by default
+    # a script picks the rate on validation data: every row has its lr, val loss and status beside the test loss
+    assert all(r["status"] in ("done", "diverged") and "val_loss_mean" in r for r in data["results"])
+    assert all(r["val_loss_mean"] > 0 for r in data["results"] if r["status"] == "done")
     store = RunStore(tmp_path)
     assert list_studies(store)["study_id"].tolist() == [data["study_id"]]
     assert len(sweep_results(final_losses(store, study_runs(store, data["study_id"])))) == 16
