@@ -24,6 +24,7 @@ from .config import RunConfig, field_help
 from .runs import RunStore
 from .runtime.backends import resolve_backend, run_on_ray
 from .runtime.execute import execute_run
+from .studies.claims import check_claims
 from .studies.study import (
     PRESETS,
     Study,
@@ -290,9 +291,13 @@ def _sweep_table(final, seconds: float, study_id: str) -> str:
     stats = summary_table(final).set_index(["correlation", "lr", "model"])
     gaps = gap_table(final).set_index(["correlation", "lr", "gap"])
     fmt = lambda v: f"{v:.4f}"  # noqa: E731
+    claims = [f"lr {lr:g}: {c.claim}: {c.verdict}" for lr in sorted(set(final["lr"])) for c in check_claims(final, lr)]
     return (
-        f"{stats.to_string(float_format=fmt)}\n\npaired gaps (negative: the first model is better)\n"
-        f"{gaps.to_string(float_format=fmt)}\n{seconds:.1f} s, study {study_id}"
+        f"{stats.to_string(float_format=fmt)}\n\npaired gaps (negative: the first model is better; lo-hi: 95% "
+        "sign-test interval of the median gap; verdict on 'the first model is better'; a failed seed is a loss for "
+        f"its model)\n{gaps.to_string(float_format=fmt)}\n\nthe paper's claims (mmoe_core/studies/claims.py)\n"
+        + "\n".join(claims)
+        + f"\n{seconds:.1f} s, study {study_id}"
     )
 
 
