@@ -236,3 +236,18 @@ def test_gather_reads_the_same_rows_as_fancy_indexing():
         assert torch.equal(trainer._gather(x, idx), x[trainer._replica_idx, idx])
     shared = trainer.data.x_train[:1]
     assert torch.equal(trainer._gather(shared, idx), shared[0][idx])
+
+
+def test_every_kind_has_one_constructor_and_a_constructor_needs_a_registry_entry():
+    from mmoe_core.model_kinds import KINDS, family_fields, kinds_using
+    from mmoe_core.models.zoo import SPECS, kind_spec
+
+    assert list(SPECS) == list(KINDS)  # one constructor per registry entry, in the registry's order
+    assert kinds_using("levels") == ("ple",) and kinds_using("shared_experts") == ("cgc", "ple")
+    assert family_fields() == ("shared_experts", "task_experts", "levels")
+
+    def hydra(**_: int) -> None:
+        return None
+
+    with pytest.raises(ValueError, match=r"'hydra' has no entry in mmoe_core/model_kinds.py KINDS; add one"):
+        kind_spec(hydra)
