@@ -21,7 +21,13 @@ from . import settings
 from .model_kinds import MODEL_KINDS, kinds_using
 
 DEVICES = ("auto", "cpu", "cuda")
-DATASETS = ("synthetic", "census1", "census2")  # or a path ending in .csv (mmoe_core.data.csv_table)
+DATASETS = (
+    "synthetic",
+    "census1",
+    "census2",
+    "census1_strict",
+    "census2_strict",
+)  # or a path ending in .csv (mmoe_core.data.csv_table)
 TABLE_TASK_KINDS = ("auto", "regression", "binary")  # per CSV target; auto = two values -> binary
 
 # Guard rails for a shared server (overridable through the environment, issue 7).
@@ -49,7 +55,8 @@ class RunConfig:
     dataset: str = _f(
         "synthetic",
         help="data source: synthetic, census1, census2 (UCI Census-Income task groups "
-        "of the paper's §6.3) or the path of a .csv file",
+        "of the paper's §6.3; census1_strict, census2_strict also drop the inputs that state marital status) "
+        "or the path of a .csv file",
     )
     correlation: float = _f(0.5, -1.0, 1.0, "task correlation p: cosine of the two tasks' weight vectors")
     rows: int = _f(20_000, 100, 2_000_000, "training rows")
@@ -107,6 +114,12 @@ class RunConfig:
                 f"dataset={self.dataset!r} is unknown; choose one of {', '.join(DATASETS)} or the path of a .csv file"
             )
         _check_columns(self.targets, self.features, self.task_kinds)
+        if self.dataset == "synthetic" and self.n_tasks > 2 and self.correlation < -1.0 / (self.n_tasks - 1) - 1e-12:
+            raise ValueError(
+                f"correlation={self.correlation:g} is impossible for n_tasks={self.n_tasks}: every pair of tasks can "
+                f"share a cosine no lower than -1/(n_tasks-1) = {-1.0 / (self.n_tasks - 1):.3f}; raise the "
+                "correlation or use 2 tasks"
+            )
         if self.device not in DEVICES:
             raise ValueError(f"device={self.device!r} is unknown; choose one of {', '.join(DEVICES)}")
         if not self.models:

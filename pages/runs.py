@@ -40,7 +40,9 @@ event = st.dataframe(
         "Run": st.column_config.TextColumn("Run", width="small"),
         "Created": st.column_config.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm"),
         "Configuration": st.column_config.TextColumn("Configuration", width="large"),
-        "Best test loss": st.column_config.NumberColumn("Best test loss", format="%.4f"),
+        "Winner": st.column_config.TextColumn(
+            "Winner", help="Named only when it beat every other model on every task over enough seeds (6 or more)"
+        ),
         "Label corr.": st.column_config.NumberColumn(
             "Label corr.", format="%.3f", help="Measured correlation of the tasks' labels"
         ),
