@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import settings
+from .source_names import BUILTIN, browser_refusal, dataset_kind
 
 MODEL_KINDS: dict[str, str] = {
     # name -> label shown in the UI; constructors live in mmoe_core.models.zoo
@@ -30,7 +31,7 @@ MODEL_KINDS: dict[str, str] = {
 }
 PLE_KINDS = ("cgc", "ple")  # models built from shared_experts / task_experts (and levels for PLE)
 DEVICES = ("auto", "cpu", "cuda")
-DATASETS = ("synthetic", "census1", "census2")  # or a path ending in .csv (mmoe_core.data.csv_table)
+DATASETS = BUILTIN  # or sample:<file>.csv, upload:<id>, or (CLI only) a .csv path: mmoe_core.source_names
 TABLE_TASK_KINDS = ("auto", "regression", "binary")  # per CSV target; auto = two values -> binary
 
 # Guard rails for a shared server (overridable through the environment, issue 7).
@@ -57,8 +58,8 @@ class RunConfig:
     # --- data (paper §3.2) ---
     dataset: str = _f(
         "synthetic",
-        help="data source: synthetic, census1, census2 (UCI Census-Income task groups "
-        "of the paper's §6.3) or the path of a .csv file",
+        help="data source: synthetic, census1, census2 (UCI Census-Income task groups of the paper's §6.3), "
+        "sample:<file>.csv, upload:<id> from the Data page, or (command line only) the path of a .csv file",
     )
     correlation: float = _f(0.5, -1.0, 1.0, "task correlation p: cosine of the two tasks' weight vectors")
     rows: int = _f(20_000, 100, 2_000_000, "training rows")
@@ -111,10 +112,7 @@ class RunConfig:
             lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
             if f.type in ("int", "float"):
                 _check_number(f.name, value, f.type, lo, hi)
-        if self.dataset not in DATASETS and not self.dataset.lower().endswith(".csv"):
-            raise ValueError(
-                f"dataset={self.dataset!r} is unknown; choose one of {', '.join(DATASETS)} or the path of a .csv file"
-            )
+        dataset_kind(self.dataset)  # raises with the allowed forms
         _check_columns(self.targets, self.features, self.task_kinds)
         if self.device not in DEVICES:
             raise ValueError(f"device={self.device!r} is unknown; choose one of {', '.join(DEVICES)}")
@@ -191,7 +189,8 @@ class RunConfig:
 
     @classmethod
     def from_query(cls, query: Mapping[str, Any]) -> tuple[RunConfig, list[str]]:
-        """Parse what it can; a bad value falls back to its default with a warning, never an exception."""
+        """Parse what it can; a bad value falls back to its default with a warning, never an exception.
+        A link is browser input: it may name a data source, never a server path."""
         warnings: list[str] = []
         values: dict[str, Any] = {}
         types = {f.name: f.type for f in fields(cls)}
@@ -200,6 +199,8 @@ class RunConfig:
                 continue  # other pages' parameters share the URL
             try:
                 values[key] = _decode(str(raw), types[key])
+                if key == "dataset" and (refusal := browser_refusal(values[key])):
+                    raise ValueError(refusal)
                 cls(**{key: values[key]})  # validate this field alone against the defaults
             except (ValueError, TypeError) as exc:
                 values.pop(key, None)
