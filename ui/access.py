@@ -162,38 +162,43 @@ def locked() -> bool:
     return app_password() is not None and not st.session_state.get(keys.AUTHED)
 
 
+def _try_password() -> None:
+    ok, message = access.check_guess(st.session_state.get("app_password"), app_password())
+    st.session_state[keys.AUTHED] = ok
+    st.session_state["_password_message"] = message
+    st.session_state.pop("app_password", None)
+
+
 def password_gate() -> None:
     """Before any page: when a password is set, a session that has not typed it sees only the password box."""
-    expected = app_password()
-    if expected is None or st.session_state.get(keys.AUTHED):
+    if not locked():
         return
     st.title("MMoE Playground")
     with st.form("password_form"):
-        given = st.text_input("Password", type="password", key="app_password")
-        submitted = st.form_submit_button("Open", type="primary")
-    if submitted:
-        ok, message = access.check_guess(given, expected)
-        if ok:
-            st.session_state[keys.AUTHED] = True
-            st.session_state.pop("app_password", None)
-            st.rerun()
-        st.error(message)
+        st.text_input("Password", type="password", key="app_password")
+        st.form_submit_button("Open", type="primary", on_click=_try_password)
+    if st.session_state.get("_password_message"):
+        st.error(st.session_state.pop("_password_message"))
     st.caption("This server asks for a password (MMOE_PASSWORD). Ask whoever runs it.")
     st.stop()
+
+
+def _unlock_admin() -> None:
+    ok, message = access.check_guess(st.session_state.get("admin_token"), access.admin_token())
+    st.session_state[keys.ADMIN] = ok
+    st.session_state["_admin_message"] = message
+    st.session_state.pop("admin_token", None)
 
 
 def admin_box() -> None:
     """Sidebar: a place for the admin token, only when the server has one."""
     if access.admin_token() is None:
         return
-    with st.sidebar.expander("Server admin"):
+    with st.sidebar.expander("Server admin", expanded=bool(st.session_state.get("_admin_message"))):
         if is_admin():
             st.caption("Admin: you may stop and delete any run.")
             return
-        given = st.text_input("Admin token", type="password", key="admin_token")
-        if st.button("Unlock", key="admin_unlock") and given:
-            ok, message = access.check_guess(given, access.admin_token())
-            if ok:
-                st.session_state[keys.ADMIN] = True
-                st.rerun()
-            st.error(message)
+        st.text_input("Admin token", type="password", key="admin_token")
+        st.button("Unlock", key="admin_unlock", on_click=_unlock_admin)
+        if st.session_state.get("_admin_message"):
+            st.error(st.session_state.pop("_admin_message"))
