@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS runs (
     summary TEXT, cancel_requested INTEGER DEFAULT 0, pid INTEGER, owner TEXT, label TEXT, key_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status, created);
 CREATE TABLE IF NOT EXISTS models (
     run_id TEXT NOT NULL, model TEXT NOT NULL, status TEXT NOT NULL, message TEXT, params INTEGER,
     paper_params INTEGER, seconds REAL, PRIMARY KEY (run_id, model)
