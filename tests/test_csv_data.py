@@ -4,8 +4,8 @@ config, load_data and the CLI accept a CSV data set."""
 
 from __future__ import annotations
 
-import json
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
