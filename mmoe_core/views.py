@@ -16,6 +16,7 @@ import pandas as pd
 
 from . import compare
 from .config import MODEL_KINDS, RunConfig
+from .source_names import display_name
 
 CURVE_COLUMNS = ["model", "task", "split", "step", "mean", "sd", "n"]
 
@@ -160,7 +161,7 @@ def winner_text(summary: Mapping[str, Any] | None, names: Sequence[str] | None =
 def config_summary(config: RunConfig) -> str:
     """A short line that tells runs apart in a list."""
     models = ", ".join(model_label(m) for m in config.models)
-    data = f"p = {config.correlation:g}" if config.dataset == "synthetic" else config.dataset
+    data = f"p = {config.correlation:g}" if config.dataset == "synthetic" else display_name(config.dataset)
     seeds = f", {config.seeds} seeds" if config.seeds > 1 else ""
     return f"{data} · {config.rows:,} rows · {models} · {config.steps:,} steps{seeds}"
 

@@ -41,6 +41,7 @@ from mmoe_core.studies.study import (
     summary_table,
 )
 from ui import keys
+from ui.access import READ_ONLY, adopt_key, held_key, may_change_study, new_owner_key, remember, study_target
 from ui.controls import KEEP, number_field
 from ui.server import ensure_app_frame, get_queue, get_store, session_owner
 
@@ -111,13 +112,17 @@ def open_from_url() -> None:
     if st.session_state.get(keys.EXP_URL_DONE):
         return
     st.session_state[keys.EXP_URL_DONE] = True
-    sid = st.query_params.get("study", "")
+    sid, key = st.query_params.get("study", ""), st.query_params.get("key", "")
     if sid:
         try:
             check_run_id(sid)
             if study_runs(get_store(), sid).empty:
                 raise ValueError("there is no such study on this server")
             st.session_state[keys.EXP_OPEN] = sid
+            if key and not adopt_key(sid, key, study=True):
+                st.session_state[keys.EXP_WARNING] = (
+                    "URL parameter key ignored: it is not this study's owner key, so the study opens read-only"
+                )
         except ValueError as exc:
             st.session_state[keys.EXP_WARNING] = f"URL parameter study={sid!r} ignored: {exc}"
 
@@ -128,13 +133,19 @@ def start() -> None:
     if error:
         st.session_state[keys.EXP_ERROR] = error
         return
+    secret, key_hash = new_owner_key()
     try:
-        st.session_state[keys.EXP_OPEN] = submit_study(get_queue(), study, owner=session_owner())
+        study_id = submit_study(get_queue(), study, owner=session_owner(), key_hash=key_hash)
     except ValueError as exc:
         st.session_state[keys.EXP_ERROR] = f"{exc}."
+        return
+    remember(study_target(study_id), secret)
+    st.session_state[keys.EXP_OPEN] = study_id
 
 
 def stop(study_id: str) -> None:
+    if not may_change_study(study_id, study_runs(get_store(), study_id)):  # the button is disabled otherwise
+        return
     n = stop_study(get_queue(), get_store(), study_id)
     st.toast(f"Stopping {n} run{'s' * (n != 1)} of this study; finished results are kept.")
 
@@ -266,7 +277,19 @@ def study_view(study_id: str) -> None:
         a.warning(f"{progress.label}. Results of the runs that finished or were stopped are shown.")
     else:
         a.progress(progress.fraction, text=progress.label)
-        b.button("Stop study", on_click=stop, args=(study_id,), icon=":material/stop:", key=P + "stop", width="stretch")
+        owned = may_change_study(study_id, runs)
+        b.button(
+            "Stop study",
+            on_click=stop,
+            args=(study_id,),
+            icon=":material/stop:",
+            key=P + "stop",
+            width="stretch",
+            disabled=not owned,
+            help=None if owned else READ_ONLY.format(what="study"),
+        )
+        if not owned:
+            st.caption(READ_ONLY.format(what="study"))
     for run in runs[runs["status"].isin(["failed", "interrupted"])].itertuples():
         st.error(
             f"Run `{run.id}` (p = {run.correlation:g}, lr = {run.lr:g}) {run.status}: "
@@ -493,8 +516,13 @@ if study_id is None:
         "from a terminal: `python -m mmoe_core sweep --seeds 32 --json study.json`."
     )
 else:
-    if st.query_params.get("study") != study_id:
-        st.query_params["study"] = study_id
+    secret = held_key(study_target(study_id))
+    if st.query_params.get("study") != study_id or st.query_params.get("key") != secret:
+        st.query_params["study"] = study_id  # the owner's address keeps its key; a viewer's has none
+        if secret:
+            st.query_params["key"] = secret
+        else:
+            st.query_params.pop("key", None)
     live = not study_progress(study_runs(get_store(), study_id), time.time()).finished
     st.session_state[keys.EXP_LIVE] = live
     st.fragment(run_every=REFRESH_S if live else None)(study_view)(study_id)

@@ -14,6 +14,7 @@ from mmoe_core.runs import RUN_ID
 from mmoe_core.runtime.jobs import QueueFull, RunState
 from mmoe_core.views import config_summary, refresh_mode
 from ui import keys
+from ui.access import READ_ONLY, adopt_key, may_change, new_owner_key, owner_query, remember, source_refusal
 from ui.controls import (
     KEEP,
     build_config,
@@ -40,12 +41,18 @@ def restore_from_url() -> None:
     st.session_state[keys.URL_LOADED] = True
     query = st.query_params.to_dict()
     config, warnings = RunConfig.from_query(query)
+    run_id, key = query.get("run", ""), query.get("key", "")
+    if key and not adopt_key(run_id, key):  # before the data check: an owner link also grants the run's upload
+        warnings.append("URL parameter key ignored: it is not this run's owner key, so the run opens read-only")
+    refusal = source_refusal(config.dataset)
+    if refusal:
+        warnings.append(f"URL parameter dataset ignored: {refusal}")
+        config = config.with_(dataset="synthetic")
     if set(query) & set(field_names()):  # a shared link: it describes the whole config (defaults left out)
         chosen = st.session_state.get(keys.DATA_SOURCE)  # the Data page may have been visited first
         load_into_controls(config)
         if config.dataset == "synthetic" and chosen is not None:
             st.session_state[keys.DATA_SOURCE] = chosen
-    run_id = query.get("run", "")
     if run_id and keys.RUN_ID not in st.session_state:
         if RUN_ID.match(run_id) and load_run(run_id)[0] is not None:
             st.session_state[keys.RUN_ID] = run_id
@@ -60,7 +67,7 @@ def sync_url(config: RunConfig | None) -> None:
         return
     desired = config.to_query()
     if st.session_state.get(keys.RUN_ID):
-        desired["run"] = st.session_state[keys.RUN_ID]
+        desired.update(owner_query(st.session_state[keys.RUN_ID]))  # the owner's address keeps its key
     if st.query_params.to_dict() != desired:
         st.query_params.from_dict(desired)
 
@@ -72,15 +79,24 @@ def start() -> None:
     if error:
         st.session_state[keys.START_ERROR] = error
         return
+    refusal = source_refusal(config.dataset)
+    if refusal:
+        st.session_state[keys.START_ERROR] = f"{refusal}."
+        return
+    secret, key_hash = new_owner_key()
     try:
-        st.session_state[keys.RUN_ID] = get_queue().submit(config, owner=session_owner())
+        run_id = get_queue().submit(config, owner=session_owner(), key_hash=key_hash)
     except QueueFull as exc:
         st.session_state[keys.START_ERROR] = f"{exc}."
+        return
+    remember(run_id, secret)
+    st.session_state[keys.RUN_ID] = run_id
 
 
 def stop() -> None:
-    if st.session_state.get(keys.RUN_ID):
-        get_queue().cancel(st.session_state[keys.RUN_ID])
+    run_id = st.session_state.get(keys.RUN_ID)
+    if run_id and may_change(load_run(run_id)[0]):  # the button is disabled otherwise; checked again here
+        get_queue().cancel(run_id)
 
 
 def use_synthetic() -> None:
@@ -312,6 +328,7 @@ if page_path("data"):
 run_id = st.session_state.get(keys.RUN_ID)
 row, state = load_run(run_id) if run_id else (None, None)
 active = state is not None and not state.finished
+owned = may_change(row)
 st.session_state[keys.LIVE] = active
 
 b1, b2, b3 = st.columns([1, 1, 4], vertical_alignment="center")
@@ -324,11 +341,16 @@ b1.button(
     icon=":material/play_arrow:",
     key="start",
 )
-b2.button("Stop", on_click=stop, disabled=not active, width="stretch", icon=":material/stop:", key="stop")
+b2.button("Stop", on_click=stop, disabled=not (active and owned), width="stretch", icon=":material/stop:", key="stop")
 if st.session_state.get(keys.START_ERROR):
     b3.error(st.session_state.pop(keys.START_ERROR))
+elif active and not owned:
+    b3.caption(READ_ONLY.format(what="run"))
 elif active:
-    b3.caption("Training in a background worker; you can switch pages and come back.")
+    b3.caption(
+        "Training in a background worker; you can switch pages and come back. This address is your owner "
+        "link: keep it to stop the run later; share the link without `key=` to let others watch."
+    )
 
 sync_url(config)
 if run_id:

@@ -176,12 +176,16 @@ def test_a_tiny_run_from_the_page_ends_with_its_results(mmoe_home):
     assert RunConfig.from_json(row["config"]) == RunConfig(**TINY)
 
 
+OWNER_KEY = "owner-secret-of-the-test-run"
+
+
 def stored_run(home: Path) -> str:
-    """A finished tiny run written straight to the store (in-process, no worker)."""
+    """A finished tiny run written straight to the store (in-process, no worker), owned by OWNER_KEY."""
+    from mmoe_core.access import hash_secret
     from mmoe_core.runtime.execute import execute_run
 
     store = RunStore(home)
-    run_id = store.create_run(RunConfig(**TINY, models=("mmoe",)), status="running")
+    run_id = store.create_run(RunConfig(**TINY, models=("mmoe",)), status="running", key_hash=hash_secret(OWNER_KEY))
     execute_run(store, run_id)
     return run_id
 
@@ -194,7 +198,10 @@ def test_runs_page_opens_reruns_and_deletes(mmoe_home):
     at.selectbox(key="runs_open").set_value(run_id).run()
     assert not at.exception
     assert at.subheader[0].value == f"Run {run_id}"
-    assert at.dataframe[-1].value["Model"].tolist() == ["MMoE"]  # one model, one seed: nothing to crown
+    assert at.button(key="runs_delete").disabled  # a browser that did not start it: read-only
+    at.query_params["key"] = OWNER_KEY  # its owner link
+    at.run()
+    assert at.dataframe[-1].value["Model"].tolist() == ["MMoE ★"]
     at.button(key="runs_delete").click().run()
     at.button(key="runs_confirm_delete").click().run()
     assert RunStore(mmoe_home).run(run_id) is None

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -19,6 +18,7 @@ import streamlit as st
 from mmoe_core.config import RunConfig
 from mmoe_core.plots import gate_evolution, gate_heatmap, loss_curves
 from mmoe_core.runtime.jobs import RunState, run_state
+from mmoe_core.source_names import display_name
 from mmoe_core.views import (
     curve_frame,
     gate_matrix,
@@ -35,6 +35,7 @@ from mmoe_core.views import (
     winner_text,
 )
 
+from .access import may_read_error
 from .server import get_store
 
 REFRESH_S = 1.0  # how often a live view re-reads the run store
@@ -89,6 +90,8 @@ def show_status(row: dict | None, state: RunState) -> None:
         st.success(f"Finished {state.total_steps:,} steps{took} on {row.get('device') or 'the server'}.")
     elif state.status == "cancelled":
         st.info(f"Stopped at step {state.step:,} of {state.total_steps:,}. The curves so far are kept.")
+    elif state.status == "failed" and not may_read_error(row):  # the message may quote a private table
+        st.error("The run failed. It trained on private data, so only its owner sees the message.")
     elif state.status == "failed":
         st.error(f"The run failed: {(state.error or 'unknown error').splitlines()[0]}")
     else:
@@ -112,7 +115,7 @@ def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | N
         c1.metric("Task correlation p (set)", f"{config.correlation:g}")
         corr_help = "Pearson correlation of the two tasks' training labels. The sine terms make it lower than p."
     else:
-        c1.metric("Data", os.path.basename(config.dataset))
+        c1.metric("Data", display_name(config.dataset))
         corr_help = "Pearson correlation of the first two tasks' training labels."
     corr = row.get("label_correlation")
     c2.metric("Label correlation (measured)", "…" if corr is None else f"{corr:.3f}", help=corr_help)
