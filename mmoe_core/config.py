@@ -30,6 +30,7 @@ MODEL_KINDS: dict[str, str] = {
 }
 PLE_KINDS = ("cgc", "ple")  # models built from shared_experts / task_experts (and levels for PLE)
 DEVICES = ("auto", "cpu", "cuda")
+WEIGHTINGS = ("equal", "uncertainty", "gradnorm", "pcgrad")  # mmoe_core.weighting implements each
 DATASETS = ("synthetic", "census1", "census2")  # or a path ending in .csv (mmoe_core.data.csv_table)
 TABLE_TASK_KINDS = ("auto", "regression", "binary")  # per CSV target; auto = two values -> binary
 
@@ -88,6 +89,7 @@ class RunConfig:
     top_k: int = _f(0, 0, 256, "experts each gate keeps per row (noisy top-k, Shazeer et al. 2017); 0 = dense softmax")
     gate_noise: bool = _f(False, help="add trainable Gaussian noise to the gate logits while training")
     balance_weight: float = _f(0.0, 0.0, 100.0, "weight of the importance + load CV² balancing loss; 0 = off")
+    weighting: str = _f("equal", help="how task losses are combined: equal, uncertainty, gradnorm or pcgrad")
     # --- training ---
     steps: int = _f(2_000, 1, 1_000_000, "optimizer steps")
     batch_size: int = _f(256, 1, 65_536, "mini-batch rows")
@@ -116,6 +118,8 @@ class RunConfig:
                 f"dataset={self.dataset!r} is unknown; choose one of {', '.join(DATASETS)} or the path of a .csv file"
             )
         _check_columns(self.targets, self.features, self.task_kinds)
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting={self.weighting!r} is unknown; choose one of {', '.join(WEIGHTINGS)}")
         if self.device not in DEVICES:
             raise ValueError(f"device={self.device!r} is unknown; choose one of {', '.join(DEVICES)}")
         if not self.models:

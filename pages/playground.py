@@ -10,10 +10,11 @@ from typing import Any
 
 import streamlit as st
 
-from mmoe_core.config import DEVICES, MODEL_KINDS, RunConfig, field_help, field_names
+from mmoe_core.config import DEVICES, MODEL_KINDS, WEIGHTINGS, RunConfig, field_help, field_names
 from mmoe_core.runs import RUN_ID
 from mmoe_core.runtime.jobs import QueueFull, RunState
 from mmoe_core.views import config_summary, refresh_mode
+from mmoe_core.weighting import WEIGHTING_LABELS
 from ui.controls import (
     CONTROL_KEYS,
     build_config,
@@ -213,6 +214,15 @@ def controls() -> None:
         c, d = st.columns(2)
         _num("Seed", "seed", 0, 2**31 - 1, 1, c)
         _num("Log every", "log_every", 1, 100_000, 10, d)
+        st.selectbox(
+            "Loss weighting",
+            WEIGHTINGS,
+            key="weighting",
+            format_func=WEIGHTING_LABELS.get,
+            persist_state=KEEP,
+            help="How the task losses become one update. Equal is the paper's setting; the others balance the "
+            "tasks (formulas on the Learn page).",
+        )
 
 
 # ---------------------------------------------------------------------------------------------- live view

@@ -35,7 +35,7 @@ ARCH_KEYS += tuple(
     for k in ("shared_experts", "task_experts", "levels", "top_k", "gate_noise", "balance_weight")
     if k in field_names()
 )
-TRAIN_KEYS = ("steps", "batch_size", "lr", "seeds", "device", "seed", "log_every")
+TRAIN_KEYS = ("steps", "batch_size", "lr", "seeds", "device", "seed", "log_every", "weighting")
 CONTROL_KEYS = DATA_KEYS + ("models",) + ARCH_KEYS + TRAIN_KEYS
 
 
