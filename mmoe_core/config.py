@@ -120,6 +120,12 @@ class RunConfig:
         _check_columns(self.targets, self.features, self.task_kinds)
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting={self.weighting!r} is unknown; choose one of {', '.join(WEIGHTINGS)}")
+        if self.dataset == "synthetic" and self.n_tasks > 2 and self.correlation < -1.0 / (self.n_tasks - 1) - 1e-12:
+            raise ValueError(
+                f"correlation={self.correlation:g} is impossible for n_tasks={self.n_tasks}: every pair of tasks can "
+                f"share a cosine no lower than -1/(n_tasks-1) = {-1.0 / (self.n_tasks - 1):.3f}; raise the "
+                "correlation or use 2 tasks"
+            )
         if self.device not in DEVICES:
             raise ValueError(f"device={self.device!r} is unknown; choose one of {', '.join(DEVICES)}")
         if not self.models:

@@ -19,6 +19,7 @@ from mmoe_core.config import MODEL_KINDS, RunConfig, field_help, field_range
 from mmoe_core.runs import RunStore, check_run_id
 from mmoe_core.studies.claims import check_claims
 from mmoe_core.studies.plots import curves_figure, label_correlation_figure, trainability_figure
+from mmoe_core.studies.stats import fmt as fmt_signed
 from mmoe_core.studies.study import (
     BEST_LR,
     FINAL_COLUMNS,
@@ -61,7 +62,7 @@ BASE_KEYS = (
     "data_seed",
     "log_every",
 )
-VERDICT_COLOR = {"holds": "green", "holds, within noise": "orange", "does not hold": "red", "not enough data": "gray"}
+VERDICT_COLOR = {"holds": "green", "too close to call": "orange", "contradicted": "red", "not enough data": "gray"}
 
 
 # ---------------------------------------------------------------------------------------------- state
@@ -288,7 +289,7 @@ def study_view(study_id: str) -> None:
 
     per_seed, finals = [], []
     for run in runs.to_dict("records"):
-        row = {k: run[k] for k in ("id", "config", "correlation", "lr")}
+        row = {k: run[k] for k in ("id", "config", "correlation", "lr", "status")}
         curve, final = _run_frames(str(store.home), row, run["status"], int(run["step"] or 0))
         per_seed.append(curve)
         if run["status"] in ("done", "cancelled"):
@@ -296,13 +297,14 @@ def study_view(study_id: str) -> None:
     per_seed_df = pd.concat(per_seed, ignore_index=True)
     finals = [f for f in finals if not f.empty]
     final = pd.concat(finals, ignore_index=True) if finals else pd.DataFrame(columns=FINAL_COLUMNS)
-    lr, summary, gaps = choose_lr(study, per_seed_df, final)
+    lr, judged = choose_lr(study, per_seed_df, final)
+    summary, gaps = summary_table(judged), gap_table(judged)
     shown_curves, shown_final = per_seed_df, final
     if lr == BEST_LR:
         best = best_lrs(per_seed_df)
         shown_curves, shown_final = at_best_lr(per_seed_df, best), at_best_lr(final, best)
 
-    claims_view(summary, gaps, lr)
+    claims_view(judged, lr)
     tab4, tab5, tab_table, tab2 = st.tabs(
         ["Average performance (Fig. 4)", "Trainability (Fig. 5)", "Summary table", "Label correlation (Fig. 2)"]
     )
@@ -357,11 +359,11 @@ def study_view(study_id: str) -> None:
         st.rerun()
 
 
-def choose_lr(study: Study, per_seed: pd.DataFrame, final: pd.DataFrame) -> tuple[float, pd.DataFrame, pd.DataFrame]:
-    """The learning rate the figures show (or BEST_LR), and the summary and gap tables including it."""
-    summary, gaps = summary_table(final), gap_table(final)
+def choose_lr(study: Study, per_seed: pd.DataFrame, final: pd.DataFrame) -> tuple[float, pd.DataFrame]:
+    """The learning rate the figures show (or BEST_LR), and the per-seed final losses of every rate plus each
+    model's best (relabelled lr = BEST_LR) that the tables and claims read."""
     if len(study.lrs) == 1:
-        return study.lrs[0], summary, gaps
+        return study.lrs[0], final
     options = [*study.lrs, BEST_LR]
     lr = st.radio(
         "Learning rate shown",
@@ -371,33 +373,38 @@ def choose_lr(study: Study, per_seed: pd.DataFrame, final: pd.DataFrame) -> tupl
         key=P + "lr_shown",
         format_func=lambda v: "each model's best" if v == BEST_LR else f"{v:g}",
         help="The paper tuned Adam's learning rate per model. *Each model's best* picks, per model and "
-        "correlation, the rate with the lowest mean validation loss; the test numbers then report it.",
+        "correlation, the rate with the lowest median validation loss over seeds, a diverged seed counting as "
+        "the worst; the test numbers then report it.",
     )
     best = best_lrs(per_seed)
     if lr == BEST_LR and len(best):
         st.caption(
             "Chosen on validation: "
             + "; ".join(
-                f"p = {p:g}: " + ", ".join(f"{MODEL_KINDS[m]} {v:g}" for m, v in zip(g["model"], g["lr"]))
+                f"p = {p:g}: "
+                + ", ".join(
+                    f"{MODEL_KINDS[m]} {v:g}" + (f" ({f} of {n} seeds diverged)" if f else "")
+                    for m, v, f, n in zip(g["model"], g["lr"], g["failed"], g["seeds"])
+                )
                 for p, g in best.groupby("correlation")
             )
         )
-    best_final = at_best_lr(final, best)
-    return lr, pd.concat([summary, summary_table(best_final)]), pd.concat([gaps, gap_table(best_final)])
+    return lr, pd.concat([final, at_best_lr(final, best)], ignore_index=True)
 
 
-def claims_view(summary: pd.DataFrame, gaps: pd.DataFrame, lr: float) -> None:
+def claims_view(final: pd.DataFrame, lr: float) -> None:
     st.markdown("**The paper's claims, checked on this study**")
-    claims = check_claims(summary, gaps, lr)
+    claims = check_claims(final, lr)
     lines = [
         f"- :{VERDICT_COLOR[c.verdict]}-badge[{c.verdict}] {c.claim}  \n  <small>{c.detail}</small>" for c in claims
     ]
     st.markdown("\n".join(lines), unsafe_allow_html=True)
-    if any(c.verdict == "holds, within noise" for c in claims):
-        st.caption(
-            "*Within noise*: the means are in the claimed order but a paired gap between two models (or "
-            "between two correlations) is under 2 standard errors; more seeds would settle it."
-        )
+    st.caption(
+        "Judged on paired per-seed gaps: the median gap and its 95% interval (sign test; a bootstrap for the "
+        "trend and the spread). *Holds*: the interval excludes zero in the claimed direction; *contradicted*: it "
+        "excludes zero the other way; *too close to call*: zero is inside, so more seeds would be needed. A "
+        "diverged seed counts as a loss for its model."
+    )
 
 
 def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
@@ -409,7 +416,7 @@ def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
         return "each model's best" if v == BEST_LR else f"{v:g}"
 
     s = summary.assign(model=summary["model"].map(MODEL_KINDS), lr=summary["lr"].map(lr_text))
-    gaps = gaps.assign(lr=gaps["lr"].map(lr_text))
+    gaps = gaps.assign(lr=gaps["lr"].map(lr_text), lo=gaps["lo"].map(fmt_signed), hi=gaps["hi"].map(fmt_signed))
     fmt = st.column_config.NumberColumn(format="%.4f")
     st.dataframe(
         s,
@@ -417,17 +424,20 @@ def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
         key=P + "summary",
         column_config={
             "correlation": st.column_config.NumberColumn("p", format="%g"),
+            "median": st.column_config.NumberColumn("median", format="%.4f", help="Median over seeds that trained"),
             "mean": fmt,
             "sd": fmt,
             "min": fmt,
             "max": fmt,
             "seeds": st.column_config.NumberColumn("seeds", help="Seeds with a finite final loss"),
-            "diverged": st.column_config.NumberColumn("diverged", help="Seeds whose loss became NaN/inf: not averaged"),
+            "diverged": st.column_config.NumberColumn(
+                "diverged", help="Seeds whose loss became NaN/inf: counted here, never averaged in"
+            ),
         },
     )
     st.markdown(
         "**Gaps between models** (paired by seed: both models saw the same data and batches; "
-        "negative = the first model has the lower loss)"
+        "negative = the first model has the lower loss; a diverged seed is a loss for its model)"
     )
     st.dataframe(
         gaps,
@@ -435,11 +445,17 @@ def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
         key=P + "gaps",
         column_config={
             "correlation": st.column_config.NumberColumn("p", format="%g"),
-            "mean": fmt,
-            "se": st.column_config.NumberColumn("± se", format="%.4f", help="Standard error of the paired mean gap"),
+            "median": st.column_config.NumberColumn("median gap", format="%.4f"),
+            "lo": st.column_config.TextColumn("95% from", help="Sign-test interval of the median gap"),
+            "hi": st.column_config.TextColumn("to"),
             "wins": st.column_config.NumberColumn(
                 "first wins", help="Seeds on which the first model had the lower loss"
             ),
+            "win_rate": st.column_config.NumberColumn("win rate", format="%.2f", help="A tie counts half"),
+            "failed_a": st.column_config.NumberColumn("first failed", help="Seeds the first model diverged on"),
+            "failed_b": st.column_config.NumberColumn("second failed", help="Seeds the second model diverged on"),
+            "p_value": st.column_config.NumberColumn("sign test p", format="%.3g"),
+            "verdict": st.column_config.TextColumn("first is better?"),
         },
     )
 

@@ -145,7 +145,7 @@ class MixtureModel(nn.Module):
         noisy = spec.gated and spec.gate_noise
         self.noise_w = nn.Parameter(torch.empty(replicas, d, spec.n_gates * e)) if noisy else None
         self.balance = False  # set by zoo.build_model when balance_weight > 0: forward then returns `aux`
-        self._noise_gen: dict[torch.device, torch.Generator] = {}
+        self._noise_gen: dict[torch.device, list[torch.Generator]] = {}
         route = torch.tensor(spec.route, dtype=torch.float32) if spec.route is not None else torch.ones(k, e) / e
         self.register_buffer("route", route)  # (k, e)
         self._route_plan = _route_plan(spec.route, k)  # per task: the one expert it reads, or a row key
@@ -201,10 +201,11 @@ class MixtureModel(nn.Module):
             z = self._tower_layer(torch.relu(z), i)  # (r, b, k, t')
         return MixtureOutput(preds=z.squeeze(-1), gates=gates, aux=aux)  # (r, b, k)
 
-    def _generator(self, device: torch.device) -> torch.Generator:
-        """The gate noise's own generator per device, seeded from the run's seed (never the global RNG)."""
+    def _generator(self, device: torch.device) -> list[torch.Generator]:
+        """The gate noise's generators on `device`, one per replica (seed + r), so that replica r equals a single
+        run with seed + r even with noisy gates."""
         if device not in self._noise_gen:
-            self._noise_gen[device] = torch.Generator(device=device).manual_seed(self.seed * 7_919 + 3)
+            self._noise_gen[device] = gating.replica_generators(self.seed, self.replicas, device)
         return self._noise_gen[device]
 
     def _mix_into_towers(self, f: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:

@@ -156,7 +156,7 @@ class PLEModel(nn.Module):
             for j in range(spec.levels)
         )
         self.tower_w, self.tower_b = stacked_towers(replicas, spec.n_tasks, (h[-1], *spec.tower_units, 1))
-        self._noise_gen: dict[torch.device, torch.Generator] = {}
+        self._noise_gen: dict[torch.device, list[torch.Generator]] = {}
         init_replicas(self, spec.kind, seed, replicas, self._fan_in)
 
     def _fan_in(self, name: str, p: torch.Tensor) -> int:
@@ -168,10 +168,11 @@ class PLEModel(nn.Module):
         i = int(name.split(".")[1])
         return self.tower_w[i].shape[-2]
 
-    def _generator(self, device: torch.device) -> torch.Generator:
-        """The gate noise's own generator per device, seeded from the run's seed (never the global RNG)."""
+    def _generator(self, device: torch.device) -> list[torch.Generator]:
+        """The gate noise's generators on `device`, one per replica (seed + r), so that replica r equals a single
+        run with seed + r even with noisy gates."""
         if device not in self._noise_gen:
-            self._noise_gen[device] = torch.Generator(device=device).manual_seed(self.seed * 7_919 + 3)
+            self._noise_gen[device] = gating.replica_generators(self.seed, self.replicas, device)
         return self._noise_gen[device]
 
     def forward(self, x: torch.Tensor) -> MixtureOutput:
