@@ -392,12 +392,34 @@ def agreement_curves(curves: pd.DataFrame, pair_names: Sequence[str], height: in
             steps, mean, sd = c["step"].tolist(), c["mean"].to_numpy(), c["sd"].to_numpy()
             if (c["n"] > 1).any():
                 band = (mean + sd).tolist() + (mean - sd).tolist()[::-1]
-                traces.append({"type": "scatter", "x": steps + steps[::-1], "y": band, "fill": "toself",
-                               "fillcolor": _rgba(color, 0.15), "line": {"width": 0}, "hoverinfo": "skip",
-                               "showlegend": False, "legendgroup": model, **axes})
-            traces.append({"type": "scatter", "x": steps, "y": mean.tolist(), "name": name, "legendgroup": model,
-                           "showlegend": pair == 0, "mode": "lines" if len(steps) > 2 else "lines+markers",
-                           "line": {"color": color, "width": 2}, "marker": {"size": 4, "color": color},
-                           "hovertemplate": f"{name}<br>cosine %{{y:.3f}}<br>step %{{x}}<extra></extra>", **axes})
+                traces.append(
+                    {
+                        "type": "scatter",
+                        "x": steps + steps[::-1],
+                        "y": band,
+                        "fill": "toself",
+                        "fillcolor": _rgba(color, 0.15),
+                        "line": {"width": 0},
+                        "hoverinfo": "skip",
+                        "showlegend": False,
+                        "legendgroup": model,
+                        **axes,
+                    }
+                )
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": steps,
+                    "y": mean.tolist(),
+                    "name": name,
+                    "legendgroup": model,
+                    "showlegend": pair == 0,
+                    "mode": "lines" if len(steps) > 2 else "lines+markers",
+                    "line": {"color": color, "width": 2},
+                    "marker": {"size": 4, "color": color},
+                    "hovertemplate": f"{name}<br>cosine %{{y:.3f}}<br>step %{{x}}<extra></extra>",
+                    **axes,
+                }
+            )
     layout = _panels(pair_names, "step", "gradient cosine", {"range": [-1.05, 1.05], "zeroline": True})
     return _figure(traces, layout, height)

@@ -22,9 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .gradients import shared_parameters, task_gradients
-
 from .config import WEIGHTINGS
+from .gradients import shared_parameters, task_gradients
 
 __all__ = ["WEIGHTINGS", "WEIGHTING_LABELS", "make_weighting"]
 WEIGHTING_LABELS = {
@@ -66,7 +65,10 @@ class LossWeighting:
 class Uncertainty(LossWeighting):
     def __init__(self, models: dict[str, nn.Module], n_tasks: int, seed: int):
         super().__init__(models, n_tasks, seed)
-        self.log_var = {n: nn.Parameter(torch.full((m.replicas, n_tasks), UNCERTAINTY_INIT, device=self.device)) for n, m in models.items()}
+        self.log_var = {
+            n: nn.Parameter(torch.full((m.replicas, n_tasks), UNCERTAINTY_INIT, device=self.device))
+            for n, m in models.items()
+        }
 
     def parameters(self) -> list[nn.Parameter]:
         return list(self.log_var.values())
@@ -117,7 +119,9 @@ class GradNorm(LossWeighting):
         if hasattr(model, "levels"):
             lv = model.levels[-1]
             return [lv.w[-1], lv.b[-1]] if len(lv.w) else [lv.in_w, lv.in_b]
-        return [model.expert_w[-1], model.expert_b[-1]] if len(model.expert_w) else [model.expert_in_w, model.expert_in_b]
+        return (
+            [model.expert_w[-1], model.expert_b[-1]] if len(model.expert_w) else [model.expert_in_w, model.expert_in_b]
+        )
 
     def after_step(self) -> None:
         with torch.no_grad():
@@ -139,8 +143,11 @@ class PCGrad(LossWeighting):
             return torch.tensor([[1], [0]]).expand(replicas, 2, 1)
         rows = []
         for gen in self._gens[:replicas]:
-            rows.append(torch.stack([torch.tensor([j for j in torch.randperm(k, generator=gen).tolist() if j != i])
-                                     for i in range(k)]))
+            rows.append(
+                torch.stack(
+                    [torch.tensor([j for j in torch.randperm(k, generator=gen).tolist() if j != i]) for i in range(k)]
+                )
+            )
         return torch.stack(rows)
 
     def backward(self, losses: dict[str, torch.Tensor], extra: torch.Tensor | None) -> None:

@@ -125,12 +125,16 @@ w1, w2 = st.columns(2)
 with w1.container(border=True):
     st.subheader("Uncertainty weighting")
     st.latex(r"L = \sum_k \frac{L_k}{2\,e^{s_k}} + \frac{s_k}{2}")
-    st.markdown("Kendall et al. (2018): a learned log-variance $s_k$ per task (start −0.5) scales its loss; "
-                "a noisy task learns a large $s_k$ and counts less. Setting **Loss weighting**.")
+    st.markdown(
+        "Kendall et al. (2018): a learned log-variance $s_k$ per task (start −0.5) scales its loss; "
+        "a noisy task learns a large $s_k$ and counts less. Setting **Loss weighting**."
+    )
     st.subheader("PCGrad")
     st.latex(r"g_i \leftarrow g_i - \frac{\min(g_i \cdot g_j,\, 0)}{\lVert g_j \rVert^2}\, g_j")
-    st.markdown("Yu et al. (2020): on the shared weights, where two task gradients conflict, each loses its "
-                "component along the other before they are summed; other weights get the plain sum.")
+    st.markdown(
+        "Yu et al. (2020): on the shared weights, where two task gradients conflict, each loses its "
+        "component along the other before they are summed; other weights get the plain sum."
+    )
 with w2.container(border=True):
     st.subheader("GradNorm")
     st.latex(
@@ -138,8 +142,10 @@ with w2.container(border=True):
         r"L_{grad} = \sum_k \big| G_k - \overline{G}\, r_k^{\alpha} \big|,\quad "
         r"r_k = \frac{L_k / L_k(0)}{\operatorname{mean}_j L_j / L_j(0)}"
     )
-    st.markdown("Chen et al. (2018): learned task weights $w_k$ (kept summing to the number of tasks) move so "
-                "that tasks that lag behind get larger gradients on the last shared layer $W$; $\\alpha = 1.5$.")
+    st.markdown(
+        "Chen et al. (2018): learned task weights $w_k$ (kept summing to the number of tasks) move so "
+        "that tasks that lag behind get larger gradients on the last shared layer $W$; $\\alpha = 1.5$."
+    )
 
 st.header("Your model, as configured")
 config, error = build_config()

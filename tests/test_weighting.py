@@ -139,7 +139,9 @@ def test_gradnorm_weight_gradient_follows_the_paper():
     method, got = _one_step_grads("gradnorm", model, x, y)
     params, losses, (g1, g2) = _plain_task_grads(model, x, y)
     last = {id(p) for p in method._last_layer("m")}
-    norms = torch.stack([torch.cat([g.flatten() for g, p in zip(gk, params) if id(p) in last]).norm() for gk in (g1, g2)])
+    norms = torch.stack(
+        [torch.cat([g.flatten() for g, p in zip(gk, params) if id(p) in last]).norm() for gk in (g1, g2)]
+    )
     # first step: every loss ratio is 1, so each target is the mean of G = w * norm with w = 1
     target = norms.mean() * torch.ones(2) ** GRADNORM_ALPHA
     torch.testing.assert_close(method.w["m"].grad[0], torch.sign(norms - target) * norms, rtol=1e-5, atol=1e-7)

@@ -37,8 +37,17 @@ MASTER_SEED = 9_100_000  # fresh: never used while building (previous studies us
 def run_cell(p: float, weighting: str, seeds: int, steps: int, rows: int) -> dict:
     """One batched run: Shared-Bottom and MMoE at correlation p with this weighting; per-seed scores."""
     config = RunConfig(
-        correlation=p, weighting=weighting, models=MODELS[weighting == "equal"], seeds=seeds, steps=steps, rows=rows,
-        seed=MASTER_SEED, data_seed=MASTER_SEED, independent_data=True, log_every=steps, device="cpu",
+        correlation=p,
+        weighting=weighting,
+        models=MODELS[weighting == "equal"],
+        seeds=seeds,
+        steps=steps,
+        rows=rows,
+        seed=MASTER_SEED,
+        data_seed=MASTER_SEED,
+        independent_data=True,
+        log_every=steps,
+        device="cpu",
     )
     t0 = time.perf_counter()
     results = Trainer(config, load_data(config)).run()
@@ -64,14 +73,20 @@ def judge(cells: list[dict]) -> list[dict]:
         left = paired_gap(c["shared_bottom"]["test_loss"], equal["mmoe"]["test_loss"])
         before = paired_gap(equal["shared_bottom"]["test_loss"], equal["mmoe"]["test_loss"])
         closes = helps.verdict == "holds" and left.verdict != "contradicted"
-        rows.append({
-            "p": p, "weighting": w,
-            "helps": helps.verdict, "helps_text": helps.text(),
-            "gap_before": before.verdict, "gap_before_text": before.text(),
-            "gap_left": left.verdict, "gap_left_text": left.text(),
-            "closes_gap": closes,
-            "sb_agreement_median": float(np.nanmedian(c["shared_bottom"]["grad_agreement"])),
-        })
+        rows.append(
+            {
+                "p": p,
+                "weighting": w,
+                "helps": helps.verdict,
+                "helps_text": helps.text(),
+                "gap_before": before.verdict,
+                "gap_before_text": before.text(),
+                "gap_left": left.verdict,
+                "gap_left_text": left.text(),
+                "closes_gap": closes,
+                "sb_agreement_median": float(np.nanmedian(c["shared_bottom"]["grad_agreement"])),
+            }
+        )
     return rows
 
 
@@ -87,17 +102,33 @@ def main(argv: list[str] | None = None) -> int:
         for w in WEIGHTINGS:
             cells.append(run_cell(p, w, args.seeds, args.steps, args.rows))
             sb, mm = cells[-1]["shared_bottom"], cells[-1]["mmoe"]
-            print(f"p={p:g} {w:12s} SB {np.nanmedian(sb['test_loss']):.4f} MMoE {np.nanmedian(mm['test_loss']):.4f} "
-                  f"agree SB {np.nanmedian(sb['grad_agreement']):.2f} MMoE {np.nanmedian(mm['grad_agreement']):.2f} "
-                  f"({cells[-1]['seconds']} s)", flush=True)
+            print(
+                f"p={p:g} {w:12s} SB {np.nanmedian(sb['test_loss']):.4f} MMoE {np.nanmedian(mm['test_loss']):.4f} "
+                f"agree SB {np.nanmedian(sb['grad_agreement']):.2f} MMoE {np.nanmedian(mm['grad_agreement']):.2f} "
+                f"({cells[-1]['seconds']} s)",
+                flush=True,
+            )
     verdicts = judge(cells)
     for v in verdicts:
-        print(f"p={v['p']:g} {v['weighting']:12s} helps SB: {v['helps']} ({v['helps_text']}); "
-              f"gap to MMoE before: {v['gap_before']}, after: {v['gap_left']} ({v['gap_left_text']})"
-              f"{' -> closes the gap' if v['closes_gap'] else ''}")
+        print(
+            f"p={v['p']:g} {v['weighting']:12s} helps SB: {v['helps']} ({v['helps_text']}); "
+            f"gap to MMoE before: {v['gap_before']}, after: {v['gap_left']} ({v['gap_left_text']})"
+            f"{' -> closes the gap' if v['closes_gap'] else ''}"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"seeds": args.seeds, "steps": args.steps, "rows": args.rows,
-                                         "master_seed": MASTER_SEED, "cells": cells, "verdicts": verdicts}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "seeds": args.seeds,
+                    "steps": args.steps,
+                    "rows": args.rows,
+                    "master_seed": MASTER_SEED,
+                    "cells": cells,
+                    "verdicts": verdicts,
+                },
+                indent=1,
+            )
+        )
     return 0
 
 
