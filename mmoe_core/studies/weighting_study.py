@@ -27,7 +27,7 @@ from ..training import Trainer
 from ..weighting import WEIGHTINGS
 from .stats import paired_gap
 
-CORRELATIONS = (0.0, 0.5, 0.9, 1.0)
+CORRELATIONS = (0.0, 1.0, 0.5, 0.9)  # the ends first: a study cut short still answers the question
 # OMoE joins the equal-weight runs only: its gradient agreement completes the table of #19 (lock-step models
 # are independent, so adding it changes nothing else).
 MODELS = {False: ("shared_bottom", "mmoe"), True: ("shared_bottom", "omoe", "mmoe")}
@@ -95,11 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=32)
     parser.add_argument("--steps", type=int, default=2_000)
     parser.add_argument("--rows", type=int, default=RunConfig().rows)
-    parser.add_argument("--json", type=Path, help="write cells and verdicts here")
+    parser.add_argument("--methods", default="equal,uncertainty,pcgrad,gradnorm", help="weightings, equal first")
+    parser.add_argument("--json", type=Path, help="write cells and verdicts here (rewritten after every cell)")
     args = parser.parse_args(argv)
-    cells = []
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in WEIGHTINGS]
+    if bad or not methods or methods[0] != "equal":
+        parser.error(f"--methods must start with equal and name only {', '.join(WEIGHTINGS)}")
+    cells: list[dict] = []
     for p in CORRELATIONS:
-        for w in WEIGHTINGS:
+        for w in methods:
             cells.append(run_cell(p, w, args.seeds, args.steps, args.rows))
             sb, mm = cells[-1]["shared_bottom"], cells[-1]["mmoe"]
             print(
