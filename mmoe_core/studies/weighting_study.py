@@ -113,28 +113,23 @@ def main(argv: list[str] | None = None) -> int:
                 f"({cells[-1]['seconds']} s)",
                 flush=True,
             )
-    verdicts = judge(cells)
+            _write(args, cells)
+    verdicts = _write(args, cells)
     for v in verdicts:
         print(
             f"p={v['p']:g} {v['weighting']:12s} helps SB: {v['helps']} ({v['helps_text']}); "
             f"gap to MMoE before: {v['gap_before']}, after: {v['gap_left']} ({v['gap_left_text']})"
             f"{' -> closes the gap' if v['closes_gap'] else ''}"
         )
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "seeds": args.seeds,
-                    "steps": args.steps,
-                    "rows": args.rows,
-                    "master_seed": MASTER_SEED,
-                    "cells": cells,
-                    "verdicts": verdicts,
-                },
-                indent=1,
-            )
-        )
     return 0
+
+
+def _write(args: argparse.Namespace, cells: list[dict]) -> list[dict]:
+    verdicts = judge(cells)
+    if args.json:
+        meta = {"seeds": args.seeds, "steps": args.steps, "rows": args.rows, "master_seed": MASTER_SEED}
+        args.json.write_text(json.dumps({**meta, "cells": cells, "verdicts": verdicts}, indent=1))
+    return verdicts
 
 
 if __name__ == "__main__":
