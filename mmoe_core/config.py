@@ -23,6 +23,7 @@ from .source_names import BUILTIN, browser_refusal, dataset_kind
 
 DEVICES = ("auto", "cpu", "cuda")
 DATASETS = BUILTIN  # or sample:<file>.csv, upload:<id>, or (CLI only) a .csv path: mmoe_core.source_names
+WEIGHTINGS = ("equal", "uncertainty", "gradnorm", "pcgrad")  # mmoe_core.weighting implements each
 TABLE_TASK_KINDS = ("auto", "regression", "binary")  # per CSV target; auto = two values -> binary
 
 # Guard rails for a shared server (overridable through the environment, issue 7).
@@ -81,6 +82,7 @@ class RunConfig:
     top_k: int = _f(0, 0, 256, "experts each gate keeps per row (noisy top-k, Shazeer et al. 2017); 0 = dense softmax")
     gate_noise: bool = _f(False, help="add trainable Gaussian noise to the gate logits while training")
     balance_weight: float = _f(0.0, 0.0, 100.0, "weight of the importance + load CV² balancing loss; 0 = off")
+    weighting: str = _f("equal", help="how task losses are combined: equal, uncertainty, gradnorm or pcgrad")
     # --- training ---
     steps: int = _f(2_000, 1, 1_000_000, "optimizer steps")
     batch_size: int = _f(256, 1, 65_536, "mini-batch rows")
@@ -106,6 +108,8 @@ class RunConfig:
                 _check_number(f.name, value, f.type, lo, hi)
         dataset_kind(self.dataset)  # raises with the allowed forms
         _check_columns(self.targets, self.features, self.task_kinds)
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting={self.weighting!r} is unknown; choose one of {', '.join(WEIGHTINGS)}")
         if self.dataset == "synthetic" and self.n_tasks > 2 and self.correlation < -1.0 / (self.n_tasks - 1) - 1e-12:
             raise ValueError(
                 f"correlation={self.correlation:g} is impossible for n_tasks={self.n_tasks}: every pair of tasks can "

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mmoe_core.config import DEVICES, RunConfig, field_help, field_names
+from mmoe_core.config import DEVICES, WEIGHTINGS, RunConfig, field_help, field_names
 from mmoe_core.model_kinds import KINDS, MODEL_KINDS, family_fields, kinds_using
 from mmoe_core.runs import RUN_ID
 from mmoe_core.runtime.jobs import QueueFull, RunState
 from mmoe_core.views import config_summary, refresh_mode
+from mmoe_core.weighting import WEIGHTING_LABELS
 from ui import keys
 from ui.access import READ_ONLY, adopt_key, may_change, new_owner_key, owner_query, remember, source_refusal
 from ui.controls import (
@@ -205,6 +206,15 @@ def controls() -> None:
         c, d = st.columns(2)
         number_field("seed", c)
         number_field("log_every", d)
+        st.selectbox(
+            "Loss weighting",
+            WEIGHTINGS,
+            key="weighting",
+            format_func=WEIGHTING_LABELS.get,
+            persist_state=KEEP,
+            help="How the task losses become one update. Equal is the paper's setting; the others balance the "
+            "tasks (formulas on the Learn page).",
+        )
 
 
 # ---------------------------------------------------------------------------------------------- live view

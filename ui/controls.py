@@ -33,7 +33,7 @@ DATA_KEYS = (
 ARCH_KEYS = ("n_experts", "expert_units", "expert_layers", "tower_units", "tower_layers", "bottom_units")
 ARCH_KEYS += family_fields()  # fields some model kinds read on their own (CGC/PLE experts, levels: model_kinds.py)
 ARCH_KEYS += ("top_k", "gate_noise", "balance_weight")  # gate options (Shazeer et al. 2017)
-TRAIN_KEYS = ("steps", "batch_size", "lr", "seeds", "device", "seed", "log_every")
+TRAIN_KEYS = ("steps", "batch_size", "lr", "seeds", "device", "seed", "log_every", "weighting")
 CONTROL_KEYS = DATA_KEYS + ("models",) + ARCH_KEYS + TRAIN_KEYS
 KEEP = "session"  # widget values survive a visit to another page
 

@@ -16,7 +16,8 @@ import pandas as pd
 import streamlit as st
 
 from mmoe_core.config import RunConfig
-from mmoe_core.plots import gate_evolution, gate_heatmap, loss_curves
+from mmoe_core.gradients import task_pairs
+from mmoe_core.plots import agreement_curves, gate_evolution, gate_heatmap, loss_curves
 from mmoe_core.runtime.jobs import RunState, run_state
 from mmoe_core.source_names import display_name
 from mmoe_core.views import (
@@ -162,6 +163,7 @@ def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | N
     else:
         st.caption("Dashed: training loss (mean since the previous point), solid: validation loss.")
 
+    show_agreement(metrics, names, version, key)
     gated = gated_models(gates)
     if gated:
         st.markdown("**Gate weights** · mean over a fixed validation batch, seed 1. Each row sums to 1.")
@@ -206,6 +208,23 @@ def markdown_literal(text: str) -> str:
 
 
 _PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def show_agreement(metrics: pd.DataFrame, names: list[str], version: tuple, key: str) -> None:
+    """How much the tasks' gradients on the shared weights agree, per model, over training (#19)."""
+    if not (metrics["metric"] == "grad_agreement").any():
+        return
+    pairs = [f"{names[i]} · {names[j]}" for i, j in task_pairs(len(names))]
+    fig = cached_figure(
+        version + ("agreement",),
+        lambda: agreement_curves(curve_frame(metrics, "grad_agreement", ("probe",)), pairs),
+    )
+    st.markdown("**Gradient agreement** · cosine between the tasks' gradients on the shared weights")
+    st.plotly_chart(fig, key=f"{key}_agreement", config={"displaylogo": False})
+    st.caption(
+        "1: the tasks pull the shared weights the same way; 0: unrelated pulls; below 0: they conflict. "
+        "Measured on each seed's first 512 validation rows, on the expert bank (Shared-Bottom: its bottom)."
+    )
 
 
 def _heatmap(gates: pd.DataFrame, model: str, names: list[str]) -> Any:

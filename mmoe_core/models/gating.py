@@ -48,9 +48,9 @@ def softmax(logits: torch.Tensor) -> torch.Tensor:
 def noise_generator(
     cache: dict[torch.device, list[torch.Generator]], device: torch.device, seed: int, replicas: int
 ) -> list[torch.Generator]:
-    """The gate noise's own generators per device (kept in `cache`), one per replica seeded from seed + r: never
-    the global RNG, so noisy gates do not shift the data or initialisation draws, and replica r draws exactly
-    what a single run with seed + r draws."""
+    """The gate noise's own generators on `device` (kept in `cache`), one per replica seeded from seed + r alone:
+    never the global RNG, so noisy gates do not shift the data or initialisation draws, and replica r of a
+    batched run draws exactly what a single run with seed + r draws."""
     if device not in cache:
         cache[device] = replica_generators(seed, replicas, device)
     return cache[device]
