@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mmoe_core.config import MODEL_KINDS, RunConfig
+from mmoe_core.config import RunConfig
+from mmoe_core.model_kinds import KINDS, MODEL_KINDS
 from mmoe_core.models.zoo import build_spec, paper_count
 from mmoe_core.views import config_summary, model_dot
+from ui import keys
 from ui.controls import build_config
 from ui.server import ensure_app_frame, page_path
 
@@ -18,47 +20,12 @@ st.markdown(
     "and who decides what they share, is what separates the models in this app."
 )
 
-ARCHITECTURES = {
-    "single_task": (
-        r"\hat y_k = h^k\!\left(f^k(x)\right)",
-        "No sharing: each task has its own bottom network and tower. The baseline that multi-task learning must beat.",
-    ),
-    "shared_bottom": (
-        r"\hat y_k = h^k\!\left(f(x)\right)",
-        "One bottom network $f$ shared by every task, then a tower $h^k$ per task (Caruana, 1997). Cheap and "
-        "strong when tasks agree; when they conflict, the shared bottom has to compromise.",
-    ),
-    "omoe": (
-        r"\begin{gathered}\hat y_k = h^k\!\Big(\sum_{i=1}^{n} g(x)_i\, f_i(x)\Big) \\ "
-        r"g(x) = \operatorname{softmax}(W_g\, x)\end{gathered}",
-        "A mixture of $n$ experts $f_i$ with **one** gate $g$ shared by all tasks (One-gate MoE). The mix "
-        "depends on the input, but every task receives the same mix.",
-    ),
-    "mmoe": (
-        r"\begin{gathered}\hat y_k = h^k\!\Big(\sum_{i=1}^{n} g^k(x)_i\, f_i(x)\Big) \\ "
-        r"g^k(x) = \operatorname{softmax}(W_{g^k}\, x)\end{gathered}",
-        "Multi-gate MoE (Ma et al., 2018): the same experts, but **each task has its own gate**, so tasks can "
-        "share experts where they agree and use different ones where they do not. A gate adds only $n \\times d$ "
-        "weights per task.",
-    ),
-    "cgc": (
-        r"\hat y_k = h^k\!\Big(\sum_{i \in S \,\cup\, E_k} g^k(x)_i\, f_i(x)\Big)",
-        "Customized Gate Control (Tang et al., 2020): shared experts $S$ plus experts $E_k$ of each task; task "
-        "$k$'s gate mixes only the shared ones and its own, so tasks cannot crowd out each other's experts.",
-    ),
-    "ple": (
-        r"\text{CGC} \to \text{CGC} \to \cdots \to h^k",
-        "Progressive Layered Extraction (Tang et al., 2020): CGC stacked in levels. Between levels a shared "
-        "gate mixes every expert into the next level's shared input, separating shared and task-specific "
-        "knowledge step by step.",
-    ),
-}
-SHOWN = [m for m in ARCHITECTURES if m in MODEL_KINDS]  # the models this library can train
+SHOWN = list(KINDS)  # every model this library can train (mmoe_core/model_kinds.py)
 
 st.header("The architectures" if len(SHOWN) > 4 else "The four architectures")
 cols = st.columns(2)
 for i, model in enumerate(SHOWN):
-    formula, text = ARCHITECTURES[model]
+    formula, text = KINDS[model].formula, KINDS[model].about
     col = cols[i % 2]
     with col.container(border=True):
         st.subheader(MODEL_KINDS[model])
@@ -110,6 +77,43 @@ with st.container(border=True):
         "nothing."
     )
 
+st.header("Task relationships through gradients")
+with st.container(border=True):
+    st.subheader("Gradient agreement")
+    st.latex(r"\operatorname{agree}_{ij} = \cos\big(\nabla_{\theta_s} L_i,\ \nabla_{\theta_s} L_j\big)")
+    st.markdown(
+        "The cosine between two tasks' loss gradients on the weights they share, $\\theta_s$: the first layer "
+        "of the expert bank (Shared-Bottom: of its bottom; PLE: of each level). Near 1 the tasks want the same "
+        "change, near 0 unrelated ones, below 0 they conflict. The Playground measures it on each seed's first "
+        "512 validation rows at every recorded point; it rises with the task correlation $p$, and MMoE's gates "
+        "keep it lowest because they send each task's gradient to different experts."
+    )
+w1, w2 = st.columns(2)
+with w1.container(border=True):
+    st.subheader("Uncertainty weighting")
+    st.latex(r"L = \sum_k \frac{L_k}{2\,e^{s_k}} + \frac{s_k}{2}")
+    st.markdown(
+        "Kendall et al. (2018): a learned log-variance $s_k$ per task (start −0.5) scales its loss; "
+        "a noisy task learns a large $s_k$ and counts less. Setting **Loss weighting**."
+    )
+    st.subheader("PCGrad")
+    st.latex(r"g_i \leftarrow g_i - \frac{\min(g_i \cdot g_j,\, 0)}{\lVert g_j \rVert^2}\, g_j")
+    st.markdown(
+        "Yu et al. (2020): on the shared weights, where two task gradients conflict, each loses its "
+        "component along the other before they are summed; other weights get the plain sum."
+    )
+with w2.container(border=True):
+    st.subheader("GradNorm")
+    st.latex(
+        r"G_k = w_k \lVert \nabla_W L_k \rVert,\quad "
+        r"L_{grad} = \sum_k \big| G_k - \overline{G}\, r_k^{\alpha} \big|,\quad "
+        r"r_k = \frac{L_k / L_k(0)}{\operatorname{mean}_j L_j / L_j(0)}"
+    )
+    st.markdown(
+        "Chen et al. (2018): learned task weights $w_k$ (kept summing to the number of tasks) move so "
+        "that tasks that lag behind get larger gradients on the last shared layer $W$; $\\alpha = 1.5$."
+    )
+
 st.header("Your model, as configured")
 config, error = build_config()
 if config is None:
@@ -122,15 +126,15 @@ if config.dataset != "synthetic":
         "the chosen targets; the diagram uses the Playground's d until a run has loaded the data."
     )
 models = list(config.models)
-if st.session_state.get("learn_model") not in models:
-    st.session_state.pop("learn_model", None)  # the model shown before is no longer chosen
+if st.session_state.get(keys.LEARN_MODEL) not in models:
+    st.session_state.pop(keys.LEARN_MODEL, None)  # the model shown before is no longer chosen
 choice = (
     st.segmented_control(
         "Model",
         models,
         default="mmoe" if "mmoe" in models else models[0],
         format_func=MODEL_KINDS.get,
-        key="learn_model",
+        key=keys.LEARN_MODEL,
     )
     or models[0]
 )

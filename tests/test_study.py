@@ -215,8 +215,8 @@ class FakeQueue:
     def __init__(self, store: RunStore, max_queued: int):
         self.store, self.max_queued, self.cancelled = store, max_queued, []
 
-    def submit(self, config, owner="", label=""):
-        return self.store.create_run(config, owner=owner, label=label)
+    def submit(self, config, owner="", label="", key_hash=""):
+        return self.store.create_run(config, owner=owner, label=label, key_hash=key_hash)
 
     def cancel(self, run_id):
         self.cancelled.append(run_id)
@@ -357,6 +357,9 @@ def test_sweep_cli_runs_a_study_the_page_can_open(tmp_path, capsys):
         for r in data["results"]
     )
     assert data["results"][0]["data_seed"] != data["results"][1]["data_seed"]  # independent data by default
+    # a script picks the rate on validation data: every row has its lr, val loss and status beside the test loss
+    assert all(r["status"] in ("done", "diverged") and "val_loss_mean" in r for r in data["results"])
+    assert all(r["val_loss_mean"] > 0 for r in data["results"] if r["status"] == "done")
     store = RunStore(tmp_path)
     assert list_studies(store)["study_id"].tolist() == [data["study_id"]]
     assert len(sweep_results(final_losses(store, study_runs(store, data["study_id"])))) == 16

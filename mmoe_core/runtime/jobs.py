@@ -113,13 +113,13 @@ class JobQueue:
         self._thread.start()
 
     # ------------------------------------------------------------------ public
-    def submit(self, config: RunConfig, owner: str = "", label: str = "") -> str:
+    def submit(self, config: RunConfig, owner: str = "", label: str = "", key_hash: str = "") -> str:
+        """Queue a run; `key_hash` is the hash of its owner secret (mmoe_core.access) when a browser starts it."""
         if len(self.store.queued()) >= self.max_queued:
             raise QueueFull(
                 f"the queue is full ({self.max_queued} runs waiting); wait for a run to finish or stop one of yours"
             )
-        run_id = self.store.create_run(config, owner=owner, label=label)
-        self._wake()
+        run_id = self.store.create_run(config, owner=owner, label=label, key_hash=key_hash)  # the dispatcher polls
         return run_id
 
     def cancel(self, run_id: str) -> None:
@@ -193,9 +193,6 @@ class JobQueue:
         return n
 
     # ------------------------------------------------------------------ dispatcher
-    def _wake(self) -> None:
-        pass  # the loop polls every poll_s; kept as the one place to add an event if polling ever costs
-
     def _spawn(self) -> subprocess.Popen:
         """A fresh interpreter (like multiprocessing's spawn, without re-importing the server's __main__)."""
         threads = self.threads or max(1, (os.cpu_count() or 1) // self.max_concurrent)

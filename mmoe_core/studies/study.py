@@ -161,8 +161,9 @@ def new_study_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def submit_study(queue: Any, study: Study, owner: str = "") -> str:
-    """Queue every run of the study on a JobQueue; all or nothing when the queue has too little room."""
+def submit_study(queue: Any, study: Study, owner: str = "", key_hash: str = "") -> str:
+    """Queue every run of the study on a JobQueue; all or nothing when the queue has too little room. Every
+    run carries the study's one owner-secret hash (`key_hash`), so one owner link stops them all."""
     configs = study.configs()
     room = queue.max_queued - len(queue.store.queued())
     if len(configs) > room:
@@ -175,7 +176,7 @@ def submit_study(queue: Any, study: Study, owner: str = "") -> str:
     submitted: list[str] = []
     try:
         for config in configs:
-            submitted.append(queue.submit(config, owner=owner, label=study_label(study_id)))
+            submitted.append(queue.submit(config, owner=owner, label=study_label(study_id), key_hash=key_hash))
     except ValueError:  # another session filled the queue meanwhile: take back what we queued
         for run_id in submitted:
             queue.cancel(run_id)
@@ -195,9 +196,8 @@ def stop_study(queue: Any, store: RunStore, study_id: str) -> int:
 # ---------------------------------------------------------------------------------------------- reading
 def study_runs(store: RunStore, study_id: str) -> pd.DataFrame:
     """The study's runs, oldest first, with correlation and lr parsed from each stored config."""
-    label = study_label(study_id)
-    runs = store.runs(limit=100_000)
-    runs = runs[runs["label"] == label].sort_values("created", kind="stable").reset_index(drop=True)
+    runs = store.runs(limit=100_000, label=study_label(study_id))
+    runs = runs.sort_values("created", kind="stable").reset_index(drop=True)
     configs = [json.loads(c) for c in runs["config"]]
     runs["correlation"] = [c["correlation"] for c in configs]
     runs["lr"] = [c["lr"] for c in configs]
@@ -207,8 +207,7 @@ def study_runs(store: RunStore, study_id: str) -> pd.DataFrame:
 
 def list_studies(store: RunStore) -> pd.DataFrame:
     """One row per study, newest first: id, created, runs, seeds, steps, correlations, lrs, status."""
-    runs = store.runs(limit=100_000)
-    runs = runs[runs["label"].fillna("").str.startswith(LABEL_PREFIX)]
+    runs = store.runs(limit=100_000, label_prefix=LABEL_PREFIX)
     rows = []
     for label, group in runs.groupby("label", sort=False):
         configs = [json.loads(c) for c in group["config"]]
