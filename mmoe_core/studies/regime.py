@@ -72,12 +72,16 @@ def regime_table(final: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------------- reading
 REGIONS = (  # (name, rows test, p test): the map read in six blocks
-    ("little data (≤ 5,000 rows), unrelated or opposed tasks (p ≤ 0.25)", lambda n: n <= 5_000, lambda p: p <= 0.25),
-    ("little data (≤ 5,000 rows), related tasks (0.5 ≤ p ≤ 0.9)", lambda n: n <= 5_000, lambda p: 0.5 <= p < 1),
-    ("little data (≤ 5,000 rows), identical tasks (p = 1)", lambda n: n <= 5_000, lambda p: p >= 1),
-    ("more data (≥ 20,000 rows), unrelated or opposed tasks (p ≤ 0.25)", lambda n: n > 5_000, lambda p: p <= 0.25),
-    ("more data (≥ 20,000 rows), related tasks (0.5 ≤ p ≤ 0.9)", lambda n: n > 5_000, lambda p: 0.5 <= p < 1),
-    ("more data (≥ 20,000 rows), identical tasks (p = 1)", lambda n: n > 5_000, lambda p: p >= 1),
+    (
+        "little data (up to 5,000 rows), unrelated or opposed tasks (p ≤ 0.25)",
+        lambda n: n <= 5_000,
+        lambda p: p <= 0.25,
+    ),
+    ("little data (up to 5,000 rows), related tasks (0.5 ≤ p ≤ 0.9)", lambda n: n <= 5_000, lambda p: 0.5 <= p < 1),
+    ("little data (up to 5,000 rows), identical tasks (p = 1)", lambda n: n <= 5_000, lambda p: p >= 1),
+    ("more data (over 5,000 rows), unrelated or opposed tasks (p ≤ 0.25)", lambda n: n > 5_000, lambda p: p <= 0.25),
+    ("more data (over 5,000 rows), related tasks (0.5 ≤ p ≤ 0.9)", lambda n: n > 5_000, lambda p: 0.5 <= p < 1),
+    ("more data (over 5,000 rows), identical tasks (p = 1)", lambda n: n > 5_000, lambda p: p >= 1),
 )
 
 
