@@ -295,6 +295,15 @@ class RunStore:
             rows = db.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY created, rowid").fetchall()
         return [r[0] for r in rows]
 
+    def active_of_owner(self, owner: str) -> list[tuple[str, str]]:
+        """(run id, label) of the owner's queued and running runs: what its per-session quota counts."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id, COALESCE(label, '') FROM runs WHERE owner = ? AND status IN ('queued', 'running')",
+                (owner,),
+            ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
     def queue_position(self, run_id: str) -> int | None:
         """1 for the next to start; None when the run is not waiting."""
         ids = self.queued()

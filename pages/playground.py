@@ -11,6 +11,7 @@ from typing import Any
 import streamlit as st
 
 from mmoe_core.config import DEVICES, MODEL_KINDS, RunConfig, field_help, field_names
+from mmoe_core.hygiene import plain
 from mmoe_core.runs import RUN_ID
 from mmoe_core.runtime.jobs import QueueFull, RunState
 from mmoe_core.views import config_summary, refresh_mode
@@ -116,7 +117,7 @@ def controls() -> None:
     sb.subheader("Data")
     source = data_source()
     if source:
-        sb.info(f"Training on **{source_label(source)}**, chosen on the Data page.")
+        sb.info(f"Training on **{plain(source_label(source))}**, chosen on the Data page.")
         sb.button("Use synthetic data instead", on_click=use_synthetic, width="stretch")
     else:
         sb.slider(
@@ -221,7 +222,7 @@ def live_panel(run_id: str) -> None:
     show_status(row, state)
     points = 0
     if row is not None:
-        st.caption(f"Run `{run_id}` · {config_summary(RunConfig.from_json(row['config']))}")
+        st.caption(f"Run `{run_id}` · {plain(config_summary(RunConfig.from_json(row['config'])))}")
         points = show_run(run_id, key="pg", row=row, state=state)
         show_diagnostics(run_id, row, state)
     if st.session_state.get("_live") and state.finished:  # the run just ended: redraw Start/Stop once
@@ -249,7 +250,7 @@ def show_diagnostics(run_id: str, row: dict, state: RunState) -> None:
     names = task_names(row, n_tasks_of(probe, RunConfig.from_json(row["config"])))  # per-task rows: 0..k-1
     st.markdown("**Expert utilisation** · gates on the fixed validation batch, seed 1")
     for text in diagnostics.warning_messages(diagnostics.latest(probe), MODEL_KINDS, names):
-        st.warning(text, icon=":material/warning:")
+        st.warning(plain(text), icon=":material/warning:")  # names the tasks: user text
     fig = cached_figure(
         secondary_version(run_id, state, len(probe)) + ("diagnostics",), lambda: diagnostics_figure(probe, names)
     )
@@ -267,7 +268,7 @@ def preview(config: RunConfig | None) -> None:
         return
     from mmoe_core.models.zoo import build_spec, paper_count
 
-    st.markdown("**Ready to train**: " + config_summary(config))
+    st.markdown("**Ready to train**: " + plain(config_summary(config)))
     cols = st.columns(len(config.models))
     for col, model in zip(cols, config.models):
         count = paper_count(build_spec(model, config))
@@ -321,15 +322,15 @@ st.markdown(
 controls()
 config, error = build_config()
 for warning in st.session_state.pop("_url_warnings", []):
-    st.warning(warning)
+    st.warning(plain(warning))  # URL values are anyone's text
 if error:
-    st.error(error)
+    st.error(plain(error))
 source = data_source()
 d1, d2 = st.columns([3, 1], vertical_alignment="center")
 if source is None:
     d1.caption("Data: the paper's synthetic generator (§3.2), set in the sidebar.")
 else:
-    d1.caption(f"Data: **{source_label(source)}**, chosen on the Data page.")
+    d1.caption(f"Data: **{plain(source_label(source))}**, chosen on the Data page.")
 if page_path("data"):
     d2.page_link(page_path("data"), label="Choose data", icon=":material/table:")
 
@@ -350,7 +351,7 @@ b1.button(
 )
 b2.button("Stop", on_click=stop, disabled=not active, width="stretch", icon=":material/stop:", key="stop")
 if st.session_state.get("_start_error"):
-    b3.error(st.session_state.pop("_start_error"))
+    b3.error(plain(st.session_state.pop("_start_error")))
 elif active:
     b3.caption("Training in a background worker; you can switch pages and come back.")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from mmoe_core.hygiene import plain
 from mmoe_core.runtime.jobs import QueueFull
 from mmoe_core.views import config_summary, runs_table
 from ui.controls import load_into_controls
@@ -112,7 +113,7 @@ def confirm_delete() -> None:
 row, state = load_run(run_id)
 config = store.config(run_id)
 st.subheader(f"Run {run_id}")
-st.caption(config_summary(config))
+st.caption(plain(config_summary(config)))  # the dataset name is user text
 c1, c2, c3, c4 = st.columns(4)
 c1.button(
     "Run again",
@@ -147,7 +148,7 @@ st.session_state.pop("_runs_closing", None)  # a full run: no dialog is closing
 if st.session_state.pop("_runs_confirm", False):
     confirm_delete()
 if st.session_state.get("_runs_error"):
-    st.error(st.session_state.pop("_runs_error"))
+    st.error(plain(st.session_state.pop("_runs_error")))
 if st.session_state.pop("_go_playground", False) and page_path("playground"):
     st.switch_page(page_path("playground"))
 

@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from mmoe_core.config import RunConfig
+from mmoe_core.hygiene import plain
 from mmoe_core.plots import gate_evolution, gate_heatmap, loss_curves
 from mmoe_core.runtime.jobs import RunState, run_state
 from mmoe_core.views import (
@@ -89,9 +90,9 @@ def show_status(row: dict | None, state: RunState) -> None:
     elif state.status == "cancelled":
         st.info(f"Stopped at step {state.step:,} of {state.total_steps:,}. The curves so far are kept.")
     elif state.status == "failed":
-        st.error(f"The run failed: {(state.error or 'unknown error').splitlines()[0]}")
+        st.error(plain(f"The run failed: {(state.error or 'unknown error').splitlines()[0]}"))
     else:
-        st.warning(state.error or f"This run ended as {state.status}.")
+        st.warning(plain(state.error or f"This run ended as {state.status}."))
 
 
 def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | None = None) -> int:

@@ -98,6 +98,7 @@ class JobQueue:
         self.threads = threads  # torch threads per worker; None: the CPUs shared among max_concurrent jobs
         self.max_concurrent = max_concurrent or (self._ray.slots() if self._ray else _default_max_concurrent())
         self.max_queued = settings.get("MMOE_MAX_QUEUED") if max_queued is None else max_queued
+        self.max_per_owner = max(1, settings.get("MMOE_MAX_QUEUED_PER_SESSION"))
         self.warm = warm
         self.poll_s = poll_s
         self._lock = threading.Lock()
@@ -114,10 +115,21 @@ class JobQueue:
 
     # ------------------------------------------------------------------ public
     def submit(self, config: RunConfig, owner: str = "", label: str = "") -> str:
+        """Queue a run. The queue holds at most max_queued runs, and an owner (a browser session) at most
+        max_per_owner submissions queued or running, so one person cannot shut everyone else out. A study's runs
+        share a label and count as one submission; the CLI and tests (no owner) are not counted."""
         if len(self.store.queued()) >= self.max_queued:
             raise QueueFull(
                 f"the queue is full ({self.max_queued} runs waiting); wait for a run to finish or stop one of yours"
             )
+        if owner:
+            groups = {lab or run_id for run_id, lab in self.store.active_of_owner(owner)}
+            if len(groups) >= self.max_per_owner and not (label and label in groups):
+                raise QueueFull(
+                    f"you already have {len(groups)} runs queued or running, this server's limit per browser "
+                    f"session (MMOE_MAX_QUEUED_PER_SESSION = {self.max_per_owner}); wait for one to finish or "
+                    "stop one of yours"
+                )
         run_id = self.store.create_run(config, owner=owner, label=label)
         self._wake()
         return run_id
