@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .. import settings
+from .. import settings, store_faults
 from ..config import RunConfig
 from ..runs import FINISHED, RunStore
 from .backends import launcher, resolve_backend
@@ -277,10 +277,11 @@ class JobQueue:
             code = proc.poll()
             if code is None:
                 continue
-            del self._active[run_id]
-            killed_for_stop = self._kill_at.pop(run_id, None) is not None
+            killed_for_stop = run_id in self._kill_at
             if killed_for_stop:
                 self.store.finish_run(run_id, "cancelled", error="stopped by the user", only_if=("running", "queued"))
+            elif code == store_faults.DISK_FULL_EXIT:
+                self.store.finish_run(run_id, "failed", error=store_faults.DISK_FULL, only_if=("running", "queued"))
             else:
                 how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
                 self.store.finish_run(
@@ -290,6 +291,9 @@ class JobQueue:
                     error=f"the worker process ended unexpectedly ({how}); recorded curves are kept. "
                     "If it ran out of memory, lower rows, seeds or batch size",
                 )
+            # only now: a store that could not take the final state (a full disk) is asked again next tick
+            del self._active[run_id]
+            self._kill_at.pop(run_id, None)
 
     def _enforce_stops(self) -> None:
         now = time.monotonic()
