@@ -15,13 +15,15 @@ import re
 
 import pandas as pd
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=])")
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#!|<>~$:])")  # inline markup anywhere in a line
+_LINE_START = re.compile(r"^(\s*(?:\d+)?)([-+=.)])")  # a list or heading underline only where a line starts
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def plain(text: object) -> str:
     """`text` escaped so Streamlit's markdown shows it character for character (st.markdown, st.error, labels)."""
-    return _MARKDOWN.sub(r"\\\1", str(text)).replace("\n", " ")
+    escaped = _MARKDOWN.sub(r"\\\1", str(text)).replace("\n", " ")
+    return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), escaped)
 
 
 def csv_cell(value: object) -> object:

@@ -121,6 +121,13 @@ def biggest_factor(c: RunConfig, names: tuple[str, ...]) -> str:
     return f"{best}={getattr(c, best)} ({ratio:,.0f}x its default {defaults[best]})"
 
 
+def _others(c: RunConfig, names: tuple[str, ...], *usual: str) -> str:
+    """', or steps, batch_size or seeds': the usual settings to lower, less the one already named."""
+    named = biggest_factor(c, names).split("=")[0]
+    rest = [n for n in usual if n != named]
+    return ", or " + (", ".join(rest[:-1]) + " or " + rest[-1] if len(rest) > 1 else rest[0])
+
+
 def check(c: RunConfig) -> None:
     """Raise ValueError naming the limit, the variable that sets it and the setting to lower first."""
     cost = estimate(c)
@@ -135,18 +142,18 @@ def check(c: RunConfig) -> None:
         raise ValueError(
             f"the models would have {cost.total_params:,} parameters over {c.seeds} seed(s), over this server's "
             f"limit of {max_params:,.0f} (MMOE_MAX_PARAMS); the biggest factor is "
-            f"{biggest_factor(c, MODEL_FACTORS)}: lower it, or n_experts, expert_units or expert_layers"
+            f"{biggest_factor(c, MODEL_FACTORS)}: lower it{_others(c, MODEL_FACTORS, 'n_experts', 'expert_units', 'expert_layers')}"
         )
     if cost.memory_bytes > max_memory:
         raise ValueError(
             f"training would need about {cost.memory_bytes / 1e9:.1f} GB of memory (parameters with Adam, one "
             f"batch of activations, the inputs), over this server's limit of {max_memory / 1e9:.1f} GB "
-            f"(MMOE_MAX_MEMORY_BYTES); the biggest factor is {biggest_factor(c, MEMORY_FACTORS)}: lower it, "
-            "or batch_size or seeds"
+            f"(MMOE_MAX_MEMORY_BYTES); the biggest factor is {biggest_factor(c, MEMORY_FACTORS)}: lower it"
+            f"{_others(c, MEMORY_FACTORS, 'batch_size', 'seeds')}"
         )
     if cost.work > max_work:
         raise ValueError(
             f"this run is too much work for this server ({cost.work:.2g} > {max_work:.2g} multiply-adds, "
-            f"MMOE_MAX_WORK); the biggest factor is {biggest_factor(c, WORK_FACTORS)}: lower it, or steps, "
-            "batch_size or seeds"
+            f"MMOE_MAX_WORK); the biggest factor is {biggest_factor(c, WORK_FACTORS)}: lower it"
+            f"{_others(c, WORK_FACTORS, 'steps', 'batch_size', 'seeds')}"
         )

@@ -73,7 +73,7 @@ SETTINGS: dict[str, Setting] = {
             "MMOE_PARSE_MEMORY_MB",
             2_000.0,
             _number,
-            "address-space cap, in MB, of the subprocess that parses and checks an uploaded CSV",
+            "memory cap (heap, RLIMIT_DATA) in MB of the subprocess that parses and checks an uploaded CSV",
         ),
         Setting("MMOE_MAX_UPLOAD_MB", 50.0, _number, "largest CSV upload, in MB"),
         Setting("MMOE_MAX_ROWS", 500_000, _count, "most rows read from a CSV"),

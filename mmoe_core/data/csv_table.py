@@ -70,6 +70,8 @@ def read_csv_bytes(data: bytes, name: str = "the file") -> pd.DataFrame:
         raise ValueError(f"{name} has no columns; upload a CSV with a header row") from None
     except (pd.errors.ParserError, UnicodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "out of memory" in first:  # the parser's own allocation failed: a memory limit, not a bad file
+            raise MemoryError(first) from None
         raise ValueError(
             f"{name} is not a well-formed CSV ({first}); check that every row has the same "
             "number of comma-separated fields"

@@ -2,7 +2,8 @@
 
 Parsing a table is where an upload costs memory (a Python object per text cell, then the table's copies): a
 legal 50 MB upload of ~200 text columns reached 5.7 GB in the web server. Here the web server never holds the
-table: a child process parses it under an address-space limit (MMOE_PARSE_MEMORY_MB, `resource.setrlimit`),
+table: a child process parses it under a memory limit (MMOE_PARSE_MEMORY_MB: RLIMIT_DATA, its heap and
+anonymous memory; the address space would count shared libraries too),
 answers with what the Data page shows (shape, first rows, column summary, the checked choice) and exits, so its
 memory goes back to the system whatever the file was. A child that runs out of memory or time is a clear
 ValueError, never a crashed server.
@@ -33,6 +34,9 @@ _BOOT = (
     "import sys, types; import mmoe_core; pkg = types.ModuleType('mmoe_core.data'); pkg.__path__ = [{folder!r}]; "
     "sys.modules['mmoe_core.data'] = pkg; from mmoe_core.data.table_probe import main; main()"
 )
+
+
+_OUT_OF_MEMORY = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "failed to map segment")
 
 
 def memory_cap_bytes() -> int:
@@ -88,7 +92,7 @@ def _limit_memory() -> None:  # pragma: no cover - runs in the child before exec
     import resource
 
     cap = memory_cap_bytes()
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
 
 
 # ---------------------------------------------------------------------------------------------- in the server
@@ -115,12 +119,12 @@ def _run(request: dict[str, Any], name: str) -> dict[str, Any]:
         answer = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
     except json.JSONDecodeError:
         answer = {}
-    if answer.get("error") == "memory" or (not answer and "MemoryError" in proc.stderr):
+    if answer.get("error") == "memory":
         raise ValueError(too_big)
     if "error" in answer:
         raise ValueError(answer["error"])
     if "ok" not in answer:
-        if proc.returncode < 0 or "Cannot allocate memory" in proc.stderr or "std::bad_alloc" in proc.stderr:
+        if proc.returncode < 0 or any(sign in proc.stderr for sign in _OUT_OF_MEMORY):
             raise ValueError(too_big)
         print(f"mmoe table probe failed ({proc.returncode}): {proc.stderr[-2000:]}", file=sys.stderr, flush=True)
         raise ValueError(f"{name} could not be checked (the checking process ended unexpectedly); upload it again")
