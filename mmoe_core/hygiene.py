@@ -15,8 +15,11 @@ import re
 
 import pandas as pd
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#!|<>~$:])")  # inline markup anywhere in a line
-_LINE_START = re.compile(r"^(\s*(?:\d+)?)([-+=.)])")  # a list or heading underline only where a line starts
+# What turns text into markup mid-line: links and images ([...](...)), code, emphasis, formulas ($), strikes, and
+# Streamlit's :icon: / :color[...] directives. HTML is never rendered (no unsafe_allow_html), and intraword
+# underscores (batch_size) are not emphasis, so messages keep reading as written.
+_MARKDOWN = re.compile(r"([\\`*\[\]$~]|:(?=[A-Za-z]))")
+_LINE_START = re.compile(r"^(\s*(?:\d+)?)([-+=.)#>])")  # lists, headings, quotes: only where a line starts
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 

@@ -136,7 +136,7 @@ def check(c: RunConfig) -> None:
     if cost.data_bytes > max_data:
         raise ValueError(
             f"rows x input_dim x seeds needs {cost.data_bytes / 1e9:.1f} GB of inputs, over this server's "
-            f"limit of {max_data / 1e9:.1f} GB (MMOE_MAX_DATA_BYTES); lower rows, input_dim or seeds"
+            f"limit of {max_data / 1e9:.1f} GB; lower rows, input_dim or seeds (MMOE_MAX_DATA_BYTES sets the limit)"
         )
     if cost.total_params > max_params:
         raise ValueError(

@@ -5,6 +5,7 @@ UTF-8-with-BOM tables are read, and an input that copies a target is flagged bef
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pandas as pd
@@ -60,9 +61,10 @@ def test_every_formula_start_is_neutralised_in_cells_and_column_names():
 def test_markdown_in_user_text_is_escaped_character_for_character():
     text = "![x](https://evil.example/p.png) [click](javascript:alert(1)) **b** :material/home: $x$ <b>"
     escaped = plain(text)
-    for token in ("![", "](", "**", ":material", "$x", "<b"):
-        assert token not in escaped, token
+    assert re.search(r"(?<!\\)[\[\]$*`]", escaped) is None, escaped  # every markup character is escaped
+    assert "\\:material/home:" in escaped and "\\:x" not in plain("a: x")  # icons, but not prose colons
     assert escaped.replace("\\", "") == text  # nothing is lost, only escaped
+    assert plain("1. first") == "1\\. first" and plain("- item") == "\\- item"  # no list from a name
 
 
 def test_a_dataset_with_markdown_in_its_name_shows_as_plain_text_on_the_playground(mmoe_home):
@@ -76,7 +78,7 @@ def test_a_dataset_with_markdown_in_its_name_shows_as_plain_text_on_the_playgrou
     assert not at.exception, [e.message for e in at.exception]
     shown = [m.value for m in at.sidebar.info] + [c.value for c in at.caption]
     assert any("evil" in s for s in shown)
-    assert not any("![" in s or "](" in s for s in shown), shown
+    assert not any("![" in s for s in shown) and any("\\[click\\]" in s for s in shown), shown
 
 
 def test_dot_labels_cannot_break_out_of_their_quotes():
