@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig, field_help
+from .config import _integer as parse_count
 from .runs import RunStore
 from .runtime.backends import resolve_backend, run_on_ray
 from .runtime.execute import execute_run
@@ -84,7 +85,7 @@ def _show(value: Any) -> str:
 def _parse_value(name: str, raw: str, kind: str) -> Any:
     try:
         if kind == "int":
-            return int(raw)
+            return parse_count(raw)  # 2e3 is 2000, as in a URL
         if kind == "float":
             return float(raw)
     except ValueError:

@@ -134,7 +134,8 @@ class RunStore:
                 yield db
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite has already rolled back after SQLITE_FULL: keep the real error
+                    db.execute("ROLLBACK")
                 raise
 
     # ------------------------------------------------------------------ writing

@@ -14,6 +14,7 @@ from mmoe_core.config import DEVICES, MODEL_KINDS, RunConfig, field_help, field_
 from mmoe_core.hygiene import plain
 from mmoe_core.runs import RUN_ID
 from mmoe_core.runtime.jobs import QueueFull, RunState
+from mmoe_core.store_faults import StoreError
 from mmoe_core.views import config_summary, refresh_mode
 from ui.controls import (
     CONTROL_KEYS,
@@ -75,7 +76,7 @@ def start() -> None:
         return
     try:
         st.session_state["run_id"] = get_queue().submit(config, owner=session_owner())
-    except QueueFull as exc:
+    except (QueueFull, StoreError) as exc:  # a full queue, your quota, a full disk: each says what to do
         st.session_state["_start_error"] = f"{exc}."
 
 
