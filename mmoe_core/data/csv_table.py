@@ -128,7 +128,7 @@ def save_upload(data: bytes, home: str | Path) -> Path:
     to the same path, so a stored run config that names it can be re-run. The table is parsed and checked in a
     child process with a memory cap (table_probe), never in the caller: the web server holds only the bytes.
     """
-    from .table_probe import probe
+    from .table_probe import probe, remember
 
     limit = max_upload_bytes()
     if len(data) > limit:
@@ -147,11 +147,12 @@ def save_upload(data: bytes, home: str | Path) -> Path:
         tmp = path.with_suffix(f".{os.getpid()}.tmp.csv")
         tmp.write_bytes(data)
         try:
-            probe(tmp, "the uploaded file")
+            answer = probe(tmp, "the uploaded file")
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         os.replace(tmp, path)
+        remember(path, answer)  # the Data page shows this answer without parsing the file again
     return path
 
 
