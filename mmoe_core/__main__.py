@@ -1,4 +1,4 @@
-"""`python -m mmoe_core …`: see mmoe_core/cli.py."""
+"""`python -m mmoe_core …` and the `mmoe` console script: see mmoe_core/cli.py."""
 
 import signal
 import sys
@@ -12,13 +12,17 @@ def _quit_while_loading(signum: int, frame: object) -> None:
     sys.exit(128 + signum)
 
 
-for _sig in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(_sig, _quit_while_loading)  # cli.main() installs the handler that keeps a run's curves
+def main() -> int:
+    """Set torch's OpenMP wait policy, then import the CLI (and with it torch), then run it."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _quit_while_loading)  # cli.main() installs the handler that keeps a run's curves
+    # Before torch loads: a short spin on a quiet machine, sleeping threads on a busy one (mmoe_core/runtime/openmp.py).
+    # Set OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself to override.
+    choose_wait_policy()
+    from .cli import main as cli_main
 
-# Before torch loads: a short spin on a quiet machine, sleeping threads on a busy one (mmoe_core/runtime/openmp.py).
-# Set OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself to override.
-choose_wait_policy()
+    return cli_main()
 
-from .cli import main  # noqa: E402
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

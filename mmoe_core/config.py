@@ -18,19 +18,16 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import limits
+from .model_kinds import MODEL_KINDS, kinds_using
 
-MODEL_KINDS: dict[str, str] = {
-    # name -> label shown in the UI; constructors live in mmoe_core.models.zoo
-    "single_task": "Single-task",
-    "shared_bottom": "Shared-Bottom",
-    "omoe": "OMoE",
-    "mmoe": "MMoE",
-    "cgc": "CGC",  # Tang et al. 2020: shared + per-task experts, one masked gate per task
-    "ple": "PLE",  # CGC stacked in levels with a shared gate between them
-}
-PLE_KINDS = ("cgc", "ple")  # models built from shared_experts / task_experts (and levels for PLE)
 DEVICES = ("auto", "cpu", "cuda")
-DATASETS = ("synthetic", "census1", "census2")  # or a path ending in .csv (mmoe_core.data.csv_table)
+DATASETS = (
+    "synthetic",
+    "census1",
+    "census2",
+    "census1_strict",
+    "census2_strict",
+)  # or a path ending in .csv (mmoe_core.data.csv_table)
 TABLE_TASK_KINDS = ("auto", "regression", "binary")  # per CSV target; auto = two values -> binary
 
 # Guard rails for a shared server (overridable through the environment, issue 7).
@@ -58,7 +55,8 @@ class RunConfig:
     dataset: str = _f(
         "synthetic",
         help="data source: synthetic, census1, census2 (UCI Census-Income task groups "
-        "of the paper's §6.3) or the path of a .csv file",
+        "of the paper's §6.3; census1_strict, census2_strict also drop the inputs that state marital status) "
+        "or the path of a .csv file",
     )
     correlation: float = _f(0.5, -1.0, 1.0, "task correlation p: cosine of the two tasks' weight vectors")
     rows: int = _f(20_000, 100, 2_000_000, "training rows")
@@ -116,6 +114,12 @@ class RunConfig:
                 f"dataset={self.dataset!r} is unknown; choose one of {', '.join(DATASETS)} or the path of a .csv file"
             )
         _check_columns(self.targets, self.features, self.task_kinds)
+        if self.dataset == "synthetic" and self.n_tasks > 2 and self.correlation < -1.0 / (self.n_tasks - 1) - 1e-12:
+            raise ValueError(
+                f"correlation={self.correlation:g} is impossible for n_tasks={self.n_tasks}: every pair of tasks can "
+                f"share a cosine no lower than -1/(n_tasks-1) = {-1.0 / (self.n_tasks - 1):.3f}; raise the "
+                "correlation or use 2 tasks"
+            )
         if self.device not in DEVICES:
             raise ValueError(f"device={self.device!r} is unknown; choose one of {', '.join(DEVICES)}")
         if not self.models:
@@ -125,9 +129,11 @@ class RunConfig:
             raise ValueError(f"models={bad[0]!r} is unknown; choose from {', '.join(MODEL_KINDS)}")
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"models={','.join(self.models)!r} names a model twice; list each once")
-        if set(self.models) & set(PLE_KINDS) and self.shared_experts + self.task_experts == 0:
+        expert_groups = [m for m in self.models if m in kinds_using("shared_experts")]
+        if expert_groups and self.shared_experts + self.task_experts == 0:
             raise ValueError(
-                "shared_experts=0 and task_experts=0 leave CGC/PLE without experts; "
+                f"shared_experts=0 and task_experts=0 leave {'/'.join(MODEL_KINDS[m] for m in expert_groups)} "
+                "without experts; "
                 "set at least one of them to 1 or more"
             )
         if self.log_every > self.steps:

@@ -15,11 +15,12 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from mmoe_core.config import MODEL_KINDS, RunConfig, field_help, field_range
+from mmoe_core.config import MODEL_KINDS, RunConfig
 from mmoe_core.hygiene import plain
 from mmoe_core.runs import RunStore, check_run_id
 from mmoe_core.studies.claims import check_claims
 from mmoe_core.studies.plots import curves_figure, label_correlation_figure, trainability_figure
+from mmoe_core.studies.stats import fmt as fmt_signed
 from mmoe_core.studies.study import (
     BEST_LR,
     FINAL_COLUMNS,
@@ -40,11 +41,12 @@ from mmoe_core.studies.study import (
     submit_study,
     summary_table,
 )
+from ui import keys
+from ui.controls import KEEP, number_field
 from ui.server import ensure_app_frame, get_queue, get_store, session_owner
 
 REFRESH_S = 2.0  # a study's figures aggregate many seeds: redraw every 2 s, not every second
-KEEP = "session"  # widget values survive a visit to another page
-P = "exp_"  # widget key prefix: the Playground uses the bare RunConfig field names for its own controls
+P = keys.EXP_PREFIX  # widget key prefix (ui/keys.py)
 CORRELATION_OPTIONS = [-1.0, -0.5, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0]
 LR_OPTIONS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 BASE_KEYS = (
@@ -62,7 +64,7 @@ BASE_KEYS = (
     "data_seed",
     "log_every",
 )
-VERDICT_COLOR = {"holds": "green", "holds, within noise": "orange", "does not hold": "red", "not enough data": "gray"}
+VERDICT_COLOR = {"holds": "green", "too close to call": "orange", "contradicted": "red", "not enough data": "gray"}
 
 
 # ---------------------------------------------------------------------------------------------- state
@@ -81,7 +83,7 @@ def preset_values(study: Study) -> dict[str, Any]:
 
 
 def apply_preset() -> None:
-    st.session_state.update(preset_values(PRESETS[st.session_state[P + "preset"]]))
+    st.session_state.update(preset_values(PRESETS[st.session_state[keys.EXP_PRESET]]))
 
 
 def build_study() -> tuple[Study | None, str | None]:
@@ -107,30 +109,30 @@ def build_study() -> tuple[Study | None, str | None]:
 
 def open_from_url() -> None:
     """Once per session: ?study=<id> (a shared link) opens that study."""
-    if st.session_state.get("_exp_url_done"):
+    if st.session_state.get(keys.EXP_URL_DONE):
         return
-    st.session_state["_exp_url_done"] = True
+    st.session_state[keys.EXP_URL_DONE] = True
     sid = st.query_params.get("study", "")
     if sid:
         try:
             check_run_id(sid)
             if study_runs(get_store(), sid).empty:
                 raise ValueError("there is no such study on this server")
-            st.session_state[P + "open"] = sid
+            st.session_state[keys.EXP_OPEN] = sid
         except ValueError as exc:
-            st.session_state["_exp_warning"] = f"URL parameter study={sid!r} ignored: {exc}"
+            st.session_state[keys.EXP_WARNING] = f"URL parameter study={sid!r} ignored: {exc}"
 
 
 # ---------------------------------------------------------------------------------------------- actions
 def start() -> None:
     study, error = build_study()
     if error:
-        st.session_state["_exp_error"] = error
+        st.session_state[keys.EXP_ERROR] = error
         return
     try:
-        st.session_state[P + "open"] = submit_study(get_queue(), study, owner=session_owner())
+        st.session_state[keys.EXP_OPEN] = submit_study(get_queue(), study, owner=session_owner())
     except ValueError as exc:
-        st.session_state["_exp_error"] = f"{exc}."
+        st.session_state[keys.EXP_ERROR] = f"{exc}."
 
 
 def stop(study_id: str) -> None:
@@ -139,28 +141,13 @@ def stop(study_id: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- controls
-def _num(label: str, key: str, step: float, where: Any = st, fmt: str | None = None) -> None:
-    lo, hi = field_range(key)
-    kind = float if isinstance(getattr(RunConfig(), key), float) else int
-    where.number_input(
-        label,
-        kind(lo),
-        kind(hi),
-        step=kind(step),
-        key=P + key,
-        format=fmt,
-        persist_state=KEEP,
-        help=field_help(key).capitalize(),
-    )
-
-
 def controls() -> None:
     sb = st.sidebar
     sb.selectbox(
         "Preset",
         list(PRESETS),
         format_func=PRESET_LABELS.get,
-        key=P + "preset",
+        key=keys.EXP_PRESET,
         on_change=apply_preset,
         persist_state=KEEP,
         help="Fills in every setting below; then change any of them.",
@@ -190,8 +177,8 @@ def controls() -> None:
         help="Trained side by side on the same mini-batches of the same data.",
     )
     a, b = sb.columns(2)
-    _num("Seeds per run", "seeds", 1, a)
-    _num("Steps", "steps", 100, b)
+    number_field("seeds", a, key_prefix=P, label="Seeds per run")
+    number_field("steps", b, key_prefix=P)
     sb.checkbox(
         "Same data for every seed",
         key=P + "fixed_data",
@@ -201,17 +188,17 @@ def controls() -> None:
     )
     with sb.expander("More settings (paper sizes by default)"):
         c, d = st.columns(2)
-        _num("Training rows", "rows", 1_000, c)
-        _num("Val/test rows", "eval_rows", 500, d)
-        _num("Batch size", "batch_size", 32, c)
-        _num("Log every", "log_every", 10, d)
-        _num("Experts", "n_experts", 1, c)
-        _num("Expert units", "expert_units", 1, d)
-        _num("Tower units", "tower_units", 1, c)
-        _num("Sine terms m", "sine_terms", 1, d)
-        _num("Noise σ", "noise_std", 0.05, c, fmt="%.3f")
-        _num("Seed", "seed", 1, d)
-        _num("Data seed", "data_seed", 1, c)
+        number_field("rows", c, key_prefix=P)
+        number_field("eval_rows", d, key_prefix=P)
+        number_field("batch_size", c, key_prefix=P)
+        number_field("log_every", d, key_prefix=P)
+        number_field("n_experts", c, key_prefix=P)
+        number_field("expert_units", d, key_prefix=P)
+        number_field("tower_units", c, key_prefix=P)
+        number_field("sine_terms", d, key_prefix=P)
+        number_field("noise_std", c, key_prefix=P)
+        number_field("seed", d, key_prefix=P)
+        number_field("data_seed", c, key_prefix=P)
         st.caption("Shared-Bottom's width matches MMoE's parameter count (113 units at the paper's sizes).")
 
 
@@ -220,17 +207,17 @@ def study_picker() -> str | None:
     if studies.empty:
         return None
     ids = studies["study_id"].tolist()
-    if st.session_state.get(P + "open") not in ids:
-        st.session_state[P + "open"] = ids[0]
+    if st.session_state.get(keys.EXP_OPEN) not in ids:
+        st.session_state[keys.EXP_OPEN] = ids[0]
     info = studies.set_index("study_id")
     st.selectbox(
         "Study shown",
         ids,
-        key=P + "open",
+        key=keys.EXP_OPEN,
         format_func=lambda s: _study_label(info.loc[s]),
         help="Every study stored on this server, newest first. Its runs are also on the Runs page.",
     )
-    return st.session_state[P + "open"]
+    return st.session_state[keys.EXP_OPEN]
 
 
 def _study_label(row: pd.Series) -> str:
@@ -289,7 +276,7 @@ def study_view(study_id: str) -> None:
 
     per_seed, finals = [], []
     for run in runs.to_dict("records"):
-        row = {k: run[k] for k in ("id", "config", "correlation", "lr")}
+        row = {k: run[k] for k in ("id", "config", "correlation", "lr", "status")}
         curve, final = _run_frames(str(store.home), row, run["status"], int(run["step"] or 0))
         per_seed.append(curve)
         if run["status"] in ("done", "cancelled"):
@@ -297,13 +284,14 @@ def study_view(study_id: str) -> None:
     per_seed_df = pd.concat(per_seed, ignore_index=True)
     finals = [f for f in finals if not f.empty]
     final = pd.concat(finals, ignore_index=True) if finals else pd.DataFrame(columns=FINAL_COLUMNS)
-    lr, summary, gaps = choose_lr(study, per_seed_df, final)
+    lr, judged = choose_lr(study, per_seed_df, final)
+    summary, gaps = summary_table(judged), gap_table(judged)
     shown_curves, shown_final = per_seed_df, final
     if lr == BEST_LR:
         best = best_lrs(per_seed_df)
         shown_curves, shown_final = at_best_lr(per_seed_df, best), at_best_lr(final, best)
 
-    claims_view(summary, gaps, lr)
+    claims_view(judged, lr)
     tab4, tab5, tab_table, tab2 = st.tabs(
         ["Average performance (Fig. 4)", "Trainability (Fig. 5)", "Summary table", "Label correlation (Fig. 2)"]
     )
@@ -353,16 +341,16 @@ def study_view(study_id: str) -> None:
             f"({base.sine_terms} sine terms, d = {base.input_dim}). The weight cosine p sets how related "
             "the tasks are; the sine terms make the labels less correlated than p."
         )
-    if st.session_state.get("_exp_live") and progress.finished:  # the study just ended: stop polling
-        st.session_state["_exp_live"] = False
+    if st.session_state.get(keys.EXP_LIVE) and progress.finished:  # the study just ended: stop polling
+        st.session_state[keys.EXP_LIVE] = False
         st.rerun()
 
 
-def choose_lr(study: Study, per_seed: pd.DataFrame, final: pd.DataFrame) -> tuple[float, pd.DataFrame, pd.DataFrame]:
-    """The learning rate the figures show (or BEST_LR), and the summary and gap tables including it."""
-    summary, gaps = summary_table(final), gap_table(final)
+def choose_lr(study: Study, per_seed: pd.DataFrame, final: pd.DataFrame) -> tuple[float, pd.DataFrame]:
+    """The learning rate the figures show (or BEST_LR), and the per-seed final losses of every rate plus each
+    model's best (relabelled lr = BEST_LR) that the tables and claims read."""
     if len(study.lrs) == 1:
-        return study.lrs[0], summary, gaps
+        return study.lrs[0], final
     options = [*study.lrs, BEST_LR]
     lr = st.radio(
         "Learning rate shown",
@@ -372,33 +360,38 @@ def choose_lr(study: Study, per_seed: pd.DataFrame, final: pd.DataFrame) -> tupl
         key=P + "lr_shown",
         format_func=lambda v: "each model's best" if v == BEST_LR else f"{v:g}",
         help="The paper tuned Adam's learning rate per model. *Each model's best* picks, per model and "
-        "correlation, the rate with the lowest mean validation loss; the test numbers then report it.",
+        "correlation, the rate with the lowest median validation loss over seeds, a diverged seed counting as "
+        "the worst; the test numbers then report it.",
     )
     best = best_lrs(per_seed)
     if lr == BEST_LR and len(best):
         st.caption(
             "Chosen on validation: "
             + "; ".join(
-                f"p = {p:g}: " + ", ".join(f"{MODEL_KINDS[m]} {v:g}" for m, v in zip(g["model"], g["lr"]))
+                f"p = {p:g}: "
+                + ", ".join(
+                    f"{MODEL_KINDS[m]} {v:g}" + (f" ({f} of {n} seeds diverged)" if f else "")
+                    for m, v, f, n in zip(g["model"], g["lr"], g["failed"], g["seeds"])
+                )
                 for p, g in best.groupby("correlation")
             )
         )
-    best_final = at_best_lr(final, best)
-    return lr, pd.concat([summary, summary_table(best_final)]), pd.concat([gaps, gap_table(best_final)])
+    return lr, pd.concat([final, at_best_lr(final, best)], ignore_index=True)
 
 
-def claims_view(summary: pd.DataFrame, gaps: pd.DataFrame, lr: float) -> None:
+def claims_view(final: pd.DataFrame, lr: float) -> None:
     st.markdown("**The paper's claims, checked on this study**")
-    claims = check_claims(summary, gaps, lr)
+    claims = check_claims(final, lr)
     lines = [
         f"- :{VERDICT_COLOR[c.verdict]}-badge[{c.verdict}] {c.claim}  \n  <small>{c.detail}</small>" for c in claims
     ]
     st.markdown("\n".join(lines), unsafe_allow_html=True)
-    if any(c.verdict == "holds, within noise" for c in claims):
-        st.caption(
-            "*Within noise*: the means are in the claimed order but a paired gap between two models (or "
-            "between two correlations) is under 2 standard errors; more seeds would settle it."
-        )
+    st.caption(
+        "Judged on paired per-seed gaps: the median gap and its 95% interval (sign test; a bootstrap for the "
+        "trend and the spread). *Holds*: the interval excludes zero in the claimed direction; *contradicted*: it "
+        "excludes zero the other way; *too close to call*: zero is inside, so more seeds would be needed. A "
+        "diverged seed counts as a loss for its model."
+    )
 
 
 def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
@@ -410,7 +403,7 @@ def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
         return "each model's best" if v == BEST_LR else f"{v:g}"
 
     s = summary.assign(model=summary["model"].map(MODEL_KINDS), lr=summary["lr"].map(lr_text))
-    gaps = gaps.assign(lr=gaps["lr"].map(lr_text))
+    gaps = gaps.assign(lr=gaps["lr"].map(lr_text), lo=gaps["lo"].map(fmt_signed), hi=gaps["hi"].map(fmt_signed))
     fmt = st.column_config.NumberColumn(format="%.4f")
     st.dataframe(
         s,
@@ -418,17 +411,20 @@ def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
         key=P + "summary",
         column_config={
             "correlation": st.column_config.NumberColumn("p", format="%g"),
+            "median": st.column_config.NumberColumn("median", format="%.4f", help="Median over seeds that trained"),
             "mean": fmt,
             "sd": fmt,
             "min": fmt,
             "max": fmt,
             "seeds": st.column_config.NumberColumn("seeds", help="Seeds with a finite final loss"),
-            "diverged": st.column_config.NumberColumn("diverged", help="Seeds whose loss became NaN/inf: not averaged"),
+            "diverged": st.column_config.NumberColumn(
+                "diverged", help="Seeds whose loss became NaN/inf: counted here, never averaged in"
+            ),
         },
     )
     st.markdown(
         "**Gaps between models** (paired by seed: both models saw the same data and batches; "
-        "negative = the first model has the lower loss)"
+        "negative = the first model has the lower loss; a diverged seed is a loss for its model)"
     )
     st.dataframe(
         gaps,
@@ -436,11 +432,17 @@ def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
         key=P + "gaps",
         column_config={
             "correlation": st.column_config.NumberColumn("p", format="%g"),
-            "mean": fmt,
-            "se": st.column_config.NumberColumn("± se", format="%.4f", help="Standard error of the paired mean gap"),
+            "median": st.column_config.NumberColumn("median gap", format="%.4f"),
+            "lo": st.column_config.TextColumn("95% from", help="Sign-test interval of the median gap"),
+            "hi": st.column_config.TextColumn("to"),
             "wins": st.column_config.NumberColumn(
                 "first wins", help="Seeds on which the first model had the lower loss"
             ),
+            "win_rate": st.column_config.NumberColumn("win rate", format="%.2f", help="A tie counts half"),
+            "failed_a": st.column_config.NumberColumn("first failed", help="Seeds the first model diverged on"),
+            "failed_b": st.column_config.NumberColumn("second failed", help="Seeds the second model diverged on"),
+            "p_value": st.column_config.NumberColumn("sign test p", format="%.3g"),
+            "verdict": st.column_config.TextColumn("first is better?"),
         },
     )
 
@@ -449,7 +451,7 @@ def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
 ensure_app_frame()
 for key, value in preset_values(PRESETS["default"]).items():  # first visit: the default study
     st.session_state.setdefault(key, value)
-st.session_state.setdefault(P + "preset", "default")
+st.session_state.setdefault(keys.EXP_PRESET, "default")
 open_from_url()
 
 st.title("Experiments")
@@ -458,8 +460,8 @@ st.markdown(
     "MMoE on many seeds at several task correlations, then compare their **average loss** and how "
     "**reliably** they train. Set the study in the sidebar and press **Start study**."
 )
-if "_exp_warning" in st.session_state:
-    st.warning(plain(st.session_state.pop("_exp_warning")))
+if keys.EXP_WARNING in st.session_state:
+    st.warning(plain(st.session_state.pop(keys.EXP_WARNING)))
 controls()
 study, error = build_study()
 if error:
@@ -482,8 +484,8 @@ b1.button(
     key=P + "start",
     width="stretch",
 )
-if st.session_state.get("_exp_error"):
-    b2.error(st.session_state.pop("_exp_error"))
+if st.session_state.get(keys.EXP_ERROR):
+    b2.error(st.session_state.pop(keys.EXP_ERROR))
 
 study_id = study_picker()
 if study_id is None:
@@ -495,5 +497,5 @@ else:
     if st.query_params.get("study") != study_id:
         st.query_params["study"] = study_id
     live = not study_progress(study_runs(get_store(), study_id), time.time()).finished
-    st.session_state["_exp_live"] = live
+    st.session_state[keys.EXP_LIVE] = live
     st.fragment(run_every=REFRESH_S if live else None)(study_view)(study_id)

@@ -32,6 +32,7 @@ from mmoe_core.views import (
     progress_text,
     results_table,
     task_names,
+    winner,
     winner_text,
 )
 
@@ -182,9 +183,10 @@ def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | N
 
     if state.finished and row.get("summary"):
         st.markdown("**Results on the test set**")
-        text = winner_text(row["summary"])
-        if text:
-            st.markdown(f":material/emoji_events: **{text}**")
+        text = winner_text(row["summary"], names)
+        if text:  # the trophy only for a winner the evidence supports; plain text keeps user names inert
+            icon = ":material/emoji_events:" if winner(row["summary"], names) else ":material/balance:"
+            st.markdown(f"{icon} {markdown_literal(text)}")
         table = results_table(row["summary"], names, models)
         st.dataframe(table, hide_index=True, key=f"{key}_results", column_config=_result_columns(table))
     elif state.finished:
@@ -193,6 +195,15 @@ def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | N
             st.dataframe(table, hide_index=True, key=f"{key}_results")
     downloads(run_id, row, metrics, names, key)
     return point_count(metrics)
+
+
+def markdown_literal(text: str) -> str:
+    """Text shown literally inside markdown: every ASCII punctuation mark escaped, so a task name from a user's
+    CSV cannot add links, emphasis or directives."""
+    return "".join("\\" + c if c in _PUNCT else c for c in text)
+
+
+_PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
 def _heatmap(gates: pd.DataFrame, model: str, names: list[str]) -> Any:
@@ -205,7 +216,7 @@ def _heatmap(gates: pd.DataFrame, model: str, names: list[str]) -> Any:
 def _result_columns(table: pd.DataFrame) -> dict:
     cfg: dict = {}
     for col in table.columns:
-        if "loss" in col or "AUC" in col:
+        if ("loss" in col or "AUC" in col) and table[col].dtype != object:  # "mean ± sd" cells stay text
             cfg[col] = st.column_config.NumberColumn(col, format="%.4f")
         elif col in ("Parameters", "Paper count"):
             cfg[col] = st.column_config.NumberColumn(

@@ -1,5 +1,6 @@
 """Data sources; each returns a TaskData. `load_data(config)` picks one by the config's dataset name:
-"synthetic" (the paper's §3.2 generator), "census1"/"census2" (UCI Census-Income task groups, §6.3) or the
+"synthetic" (the paper's §3.2 generator), "census1"/"census2" (UCI Census-Income task groups, §6.3; with
+"_strict" also without the inputs that state marital status) or the
 path of a .csv file with `targets` (and optionally `features`, `task_kinds`) naming its columns.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import RunConfig
-from .census import GROUPS as CENSUS_GROUPS
+from .census import DATASETS as CENSUS_GROUPS
 from .census import load_census
 from .csv_table import load_csv
 from .synthetic import make_synthetic_tasks
@@ -17,7 +18,7 @@ from .task_data import TaskData
 # Training settings the Data page recommends with each source; it sets them on the Playground's controls.
 # Census: all four of the paper's models at its §5.1 sizes (8 experts of 16 units, towers of 8); 400 Adam steps
 # of 1,024 rows at lr 3e-3 (2 epochs) take every model past the paper's Table 1 AUCs in about a minute of
-# 2-core CPU time (measurements: docs/census_results.md).
+# 2-core CPU time (to measure: `OMP_NUM_THREADS=1 python bench/census_tables.py --seeds 10`).
 CENSUS_DEFAULTS: dict[str, Any] = {
     "models": ("single_task", "shared_bottom", "omoe", "mmoe"),
     "n_experts": 8,

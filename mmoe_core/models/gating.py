@@ -18,6 +18,7 @@ Shapes: r replicas, b batch, g gates, e experts. Every function works on any lea
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -30,11 +31,29 @@ def masked_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tens
     return logits if mask is None else logits.masked_fill(~mask, float("-inf"))
 
 
+FAST_SOFTMAX_BELOW = 16  # experts per row under which exp / sum beats ATen's CPU softmax
+
+
 def softmax(logits: torch.Tensor) -> torch.Tensor:
-    """Softmax over experts; -inf logits give exactly 0. Computed as exp / sum (faster than ATen's kernel on
-    rows of ~8 on CPU, see mixture._softmax); the detached max keeps exp finite and the gradient exact."""
+    """Softmax over the last (expert) axis; -inf logits give exactly 0. ATen's CPU kernel vectorises across a
+    row, so rows shorter than 16 (the paper's 8 experts) take it 2-4x longer, forward and backward, than
+    exp / sum; subtracting the detached max keeps exp finite and the gradient exact. From 16 experts on, and
+    off the CPU, ATen's kernel is the faster."""
+    if logits.shape[-1] >= FAST_SOFTMAX_BELOW or logits.device.type != "cpu":
+        return torch.softmax(logits, dim=-1)
     z = torch.exp(logits - logits.detach().amax(dim=-1, keepdim=True))
     return z / z.sum(dim=-1, keepdim=True)
+
+
+def noise_generator(
+    cache: dict[torch.device, list[torch.Generator]], device: torch.device, seed: int, replicas: int
+) -> list[torch.Generator]:
+    """The gate noise's own generators per device (kept in `cache`), one per replica seeded from seed + r: never
+    the global RNG, so noisy gates do not shift the data or initialisation draws, and replica r draws exactly
+    what a single run with seed + r draws."""
+    if device not in cache:
+        cache[device] = replica_generators(seed, replicas, device)
+    return cache[device]
 
 
 def top_k_mask(h: torch.Tensor, k: int) -> torch.Tensor:
@@ -48,26 +67,45 @@ def noisy_top_k(
     noise_logits: torch.Tensor | None = None,
     top_k: int = 0,
     mask: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Gate weights from logits: masked, optionally noisy, optionally sparse.
 
     clean: (..., g, e) x W_g. noise_logits: x W_noise of the same shape, or None for no noise (evaluation, or
     a gate without noise). top_k: 0 keeps every allowed expert (a dense softmax). Returns (weights, noisy
-    logits H, noise sd or None); a row keeps min(k, allowed experts) non-zero weights.
+    logits H, noise sd or None); a row keeps min(k, allowed experts) non-zero weights. generator: one, or one per
+    replica (a sequence as long as the leading axis r): replica i then draws only from its own, as it would in a
+    single run with its seed.
     """
     clean = masked_logits(clean, mask)
     std = None
     h = clean
     if noise_logits is not None:
         std = F.softplus(noise_logits) + 1e-2  # Shazeer's noise_epsilon: the load estimator divides by it
-        eps = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
+        eps = _normal(clean, generator)
         h = clean + eps * std  # -inf stays -inf
     if top_k and top_k < clean.shape[-1]:
         h_kept = h.masked_fill(~top_k_mask(h, top_k), float("-inf"))
     else:
         h_kept = h
     return softmax(h_kept), h, std
+
+
+def _normal(like: torch.Tensor, generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
+    """N(0, 1) noise shaped like `like`; with one generator per replica, replica i's slice from generator i."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    if len(generator) != like.shape[0]:
+        raise ValueError(f"{len(generator)} noise generators for {like.shape[0]} replicas; give one per replica")
+    return torch.stack(  # a loop over replicas, not experts: each seed's stream must not depend on the others
+        [torch.randn(like.shape[1:], generator=g, device=like.device, dtype=like.dtype) for g in generator]
+    )
+
+
+def replica_generators(seed: int, replicas: int, device: torch.device) -> list[torch.Generator]:
+    """Gate-noise generators, replica r seeded from seed + r alone (never the global RNG), so replica r of a
+    batched run draws exactly what a single run with seed + r draws."""
+    return [torch.Generator(device=device).manual_seed((seed + r) * 7_919 + 3) for r in range(replicas)]
 
 
 def cv_squared(v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
