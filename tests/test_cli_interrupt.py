@@ -50,13 +50,13 @@ def test_a_signal_stores_the_run_as_cancelled_with_its_curves_and_json(tmp_path,
         wait_for(lambda: step_of(home) >= 20, 300, "the run to record points")
         sent = time.monotonic()
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=300)
         took = time.monotonic() - sent
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == code
-    assert took < 30  # a few seconds on an idle machine; generous for a loaded CI box
+    assert took < 120  # 15 s measured at load 19 on 2 cores, 49 s at load 30: test metrics, weights, summary
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"cancelled by {sig.name}: run ") and "Traceback" not in err
     result = json.loads(out.read_text())
@@ -101,4 +101,4 @@ def test_no_store_leaves_nothing_behind(tmp_path):
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "mmoe" in out.lower() or "model" in out
-    assert list(scratch.iterdir()) == []
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("mmoe_cli_")] == []  # (torch keeps its own)

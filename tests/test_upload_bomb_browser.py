@@ -84,7 +84,14 @@ def test_an_upload_bomb_is_refused_with_a_message_and_the_server_stays_under_1_g
             page.keyboard.press("Enter")
             page.keyboard.press("Escape")
         alert = page.locator('[data-testid="stAlertContentError"]').filter(has_text="MMOE_MAX_DATA_BYTES")
-        alert.wait_for(timeout=600_000)
+        try:
+            alert.wait_for(timeout=900_000)
+        except Exception:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "upload_bomb_no_refusal.png"), full_page=True)
+            raise AssertionError(
+                f"no refusal shown; alerts: {page.locator('[role=alert]').all_inner_texts()}"
+            ) from None
         text = alert.inner_text()
         time.sleep(2.0)  # anything the refusal left behind would show now
         after = own_rss_mb(proc.pid)
