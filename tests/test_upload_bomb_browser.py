@@ -11,9 +11,9 @@ import threading
 import time
 from pathlib import Path
 
+import browser_kit as load_test  # tests/browser_kit.py: starts and stops a real server
 import numpy as np
 import pytest
-from conftest import load_test
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
