@@ -16,6 +16,7 @@ import pandas as pd
 
 from . import compare
 from .config import MODEL_KINDS, RunConfig
+from .hygiene import csv_safe, dot_label
 from .source_names import display_name
 
 CURVE_COLUMNS = ["model", "task", "split", "step", "mean", "sd", "n"]
@@ -246,7 +247,7 @@ def metrics_csv(metrics: pd.DataFrame, names: Sequence[str] | None = None) -> by
     out.insert(1, "model_label", out["model"].map(model_label))
     if names is not None:
         out["task_name"] = out["task"].map(lambda k: names[k] if 0 <= k < len(names) else f"Task {k + 1}")
-    return out.to_csv(index=False).encode()
+    return csv_safe(out).to_csv(index=False).encode()  # a task named "=cmd|..." must not run in a spreadsheet
 
 
 def _num(v: Any) -> float | None:
@@ -266,7 +267,7 @@ def model_dot(spec: Any, names: Sequence[str] | None = None) -> str:
     Figure 1: input, experts (or the shared bottom), gates, the per-task mix, towers, outputs. CGC/PLE specs
     (with `gate_mask` and `sources`) draw shared and task experts and only the edges each gate may use."""
     k, e, kind = spec.n_tasks, spec.n_experts, spec.kind
-    names = list(names) if names else [f"Task {i + 1}" for i in range(k)]
+    names = [dot_label(n) for n in names] if names else [f"Task {i + 1}" for i in range(k)]  # user text: quoted
     sizes = "→".join(str(u) for u in (spec.input_dim, *spec.expert_units))
     tower = "→".join(str(u) for u in (spec.expert_units[-1], *spec.tower_units, 1))
     mask = spec.gate_mask(False) if hasattr(spec, "gate_mask") else None  # (k, e) which experts each gate sees

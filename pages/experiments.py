@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from mmoe_core.config import MODEL_KINDS, RunConfig
+from mmoe_core.hygiene import plain
 from mmoe_core.runs import RunStore, check_run_id
 from mmoe_core.studies.claims import check_claims
 from mmoe_core.studies.plots import curves_figure, label_correlation_figure, trainability_figure
@@ -483,11 +484,11 @@ st.markdown(
     "**reliably** they train. Set the study in the sidebar and press **Start study**."
 )
 if keys.EXP_WARNING in st.session_state:
-    st.warning(st.session_state.pop(keys.EXP_WARNING))
+    st.warning(plain(st.session_state.pop(keys.EXP_WARNING)))
 controls()
 study, error = build_study()
 if error:
-    st.error(error)
+    st.error(plain(error))
 elif study is not None:
     n = len(study.configs())
     st.caption(

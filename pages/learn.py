@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mmoe_core.config import RunConfig
+from mmoe_core.hygiene import plain
 from mmoe_core.model_kinds import KINDS, MODEL_KINDS
 from mmoe_core.models.zoo import build_spec, paper_count
 from mmoe_core.views import config_summary, model_dot
@@ -117,9 +118,9 @@ with w2.container(border=True):
 st.header("Your model, as configured")
 config, error = build_config()
 if config is None:
-    st.warning(f"The Playground's settings are not valid yet ({error}); showing the defaults.")
+    st.warning(plain(f"The Playground's settings are not valid yet ({error}); showing the defaults."))
     config = RunConfig()
-st.caption(f"From the Playground's current settings: {config_summary(config)}.")
+st.caption(f"From the Playground's current settings: {plain(config_summary(config))}.")
 if config.dataset != "synthetic":
     st.caption(
         "With real data, the input width d is the number of encoded feature columns and the tasks are "

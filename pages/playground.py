@@ -9,9 +9,11 @@ from __future__ import annotations
 import streamlit as st
 
 from mmoe_core.config import DEVICES, WEIGHTINGS, RunConfig, field_help, field_names
+from mmoe_core.hygiene import plain
 from mmoe_core.model_kinds import KINDS, MODEL_KINDS, family_fields, kinds_using
 from mmoe_core.runs import RUN_ID
 from mmoe_core.runtime.jobs import QueueFull, RunState
+from mmoe_core.store_faults import StoreError
 from mmoe_core.views import config_summary, refresh_mode
 from mmoe_core.weighting import WEIGHTING_LABELS
 from ui import keys
@@ -87,7 +89,7 @@ def start() -> None:
     secret, key_hash = new_owner_key()
     try:
         run_id = get_queue().submit(config, owner=session_owner(), key_hash=key_hash)
-    except QueueFull as exc:
+    except (QueueFull, StoreError) as exc:  # a full queue, your quota, a full disk: each says what to do
         st.session_state[keys.START_ERROR] = f"{exc}."
         return
     remember(run_id, secret)
@@ -110,7 +112,7 @@ def controls() -> None:
     sb.subheader("Data")
     source = data_source()
     if source:
-        sb.info(f"Training on **{source_label(source)}**, chosen on the Data page.")
+        sb.info(f"Training on **{plain(source_label(source))}**, chosen on the Data page.")
         sb.button("Use synthetic data instead", on_click=use_synthetic, width="stretch")
     else:
         sb.slider(
@@ -223,7 +225,7 @@ def live_panel(run_id: str) -> None:
     show_status(row, state)
     points = 0
     if row is not None:
-        st.caption(f"Run `{run_id}` · {config_summary(RunConfig.from_json(row['config']))}")
+        st.caption(f"Run `{run_id}` · {plain(config_summary(RunConfig.from_json(row['config'])))}")
         points = show_run(run_id, key="pg", row=row, state=state)
         show_diagnostics(run_id, row, state)
     if st.session_state.get(keys.LIVE) and state.finished:  # the run just ended: redraw Start/Stop once
@@ -251,7 +253,7 @@ def show_diagnostics(run_id: str, row: dict, state: RunState) -> None:
     names = task_names(row, n_tasks_of(probe, RunConfig.from_json(row["config"])))  # per-task rows: 0..k-1
     st.markdown("**Expert utilisation** · gates on the fixed validation batch, seed 1")
     for text in diagnostics.warning_messages(diagnostics.latest(probe), MODEL_KINDS, names):
-        st.warning(text, icon=":material/warning:")
+        st.warning(plain(text), icon=":material/warning:")  # names the tasks: user text
     fig = cached_figure(
         secondary_version(run_id, state, len(probe)) + ("diagnostics",), lambda: diagnostics_figure(probe, names)
     )
@@ -269,7 +271,7 @@ def preview(config: RunConfig | None) -> None:
         return
     from mmoe_core.models.zoo import build_spec, paper_count
 
-    st.markdown("**Ready to train**: " + config_summary(config))
+    st.markdown("**Ready to train**: " + plain(config_summary(config)))
     cols = st.columns(len(config.models))
     for col, model in zip(cols, config.models):
         count = paper_count(build_spec(model, config))
@@ -323,15 +325,15 @@ st.markdown(
 controls()
 config, error = build_config()
 for warning in st.session_state.pop(keys.URL_WARNINGS, []):
-    st.warning(warning)
+    st.warning(plain(warning))  # URL values are anyone's text
 if error:
-    st.error(error)
+    st.error(plain(error))
 source = data_source()
 d1, d2 = st.columns([3, 1], vertical_alignment="center")
 if source is None:
     d1.caption("Data: the paper's synthetic generator (§3.2), set in the sidebar.")
 else:
-    d1.caption(f"Data: **{source_label(source)}**, chosen on the Data page.")
+    d1.caption(f"Data: **{plain(source_label(source))}**, chosen on the Data page.")
 if page_path("data"):
     d2.page_link(page_path("data"), label="Choose data", icon=":material/table:")
 
@@ -353,7 +355,7 @@ b1.button(
 )
 b2.button("Stop", on_click=stop, disabled=not (active and owned), width="stretch", icon=":material/stop:", key="stop")
 if st.session_state.get(keys.START_ERROR):
-    b3.error(st.session_state.pop(keys.START_ERROR))
+    b3.error(plain(st.session_state.pop(keys.START_ERROR)))
 elif active and not owned:
     b3.caption(READ_ONLY.format(what="run"))
 elif active:

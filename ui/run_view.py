@@ -17,6 +17,7 @@ import streamlit as st
 
 from mmoe_core.config import RunConfig
 from mmoe_core.gradients import task_pairs
+from mmoe_core.hygiene import plain
 from mmoe_core.plots import agreement_curves, gate_evolution, gate_heatmap, loss_curves
 from mmoe_core.runtime.jobs import RunState, run_state
 from mmoe_core.source_names import display_name
@@ -94,9 +95,9 @@ def show_status(row: dict | None, state: RunState) -> None:
     elif state.status == "failed" and not may_read_error(row):  # the message may quote a private table
         st.error("The run failed. It trained on private data, so only its owner sees the message.")
     elif state.status == "failed":
-        st.error(f"The run failed: {(state.error or 'unknown error').splitlines()[0]}")
+        st.error(plain(f"The run failed: {(state.error or 'unknown error').splitlines()[0]}"))
     else:
-        st.warning(state.error or f"This run ended as {state.status}.")
+        st.warning(plain(state.error or f"This run ended as {state.status}."))
 
 
 def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | None = None) -> int:
