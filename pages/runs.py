@@ -112,7 +112,7 @@ def confirm_delete() -> None:
 row, state = load_run(run_id)
 config = store.config(run_id)
 st.subheader(f"Run {run_id}")
-st.caption(config_summary(config))
+st.caption(config_summary(config, row.get("summary") if row else None))
 c1, c2, c3, c4 = st.columns(4)
 c1.button(
     "Run again",
