@@ -94,13 +94,13 @@ def run_report(store: RunStore, run_id: str) -> str:
         raise ValueError(f"run {run_id} is not in the store; it may have been deleted")
     config = RunConfig.from_json(row["config"])
     metrics = store.metrics(run_id)
-    names = [html.escape(n) for n in task_names(row, n_tasks_of(metrics, config))]
-    figs = run_figures(store, run_id, names)
+    names = task_names(row, n_tasks_of(metrics, config))
+    figs = run_figures(store, run_id, [html.escape(n) for n in names])
     values = config.to_dict()
     settings = pd.DataFrame(
         [{"Setting": n, "Value": json.dumps(values[n]), "Meaning": field_help(n)} for n in field_names()]
     )
-    results = results_table(row.get("summary"), names, store.models(run_id))
+    results = results_table(row.get("summary"), names, store.models(run_id))  # to_html escapes the names
     verdict = winner_text(row.get("summary")) or f"Status: {row['status']}"
     esc = html.escape
     plots = "\n".join(
