@@ -26,7 +26,7 @@ st.set_page_config(
     page_title="MMoE Playground",
     page_icon="🧪",  # an emoji: the browser draws it (a :material/ icon is fetched from a font CDN, failing offline)
     layout="wide",
-    initial_sidebar_state="expanded",
+    initial_sidebar_state="auto",  # collapsed on a phone, where it would cover most of the screen
     menu_items={"About": "MMoE Playground: multi-task learning with mixtures of experts, after Ma et al., KDD 2018."},
 )
 

@@ -50,6 +50,19 @@ if st.query_params.get("run") != run_id:
     st.query_params["run"] = run_id
 
 
+def large(fig) -> None:
+    """Projector type on every text of a figure (Streamlit's chart theme sets small tick labels otherwise)."""
+    font = {"size": FONT}
+    fig.update_layout(font=font, legend={"font": font}, title={"font": {"size": FONT + 1}})
+    fig.update_xaxes(tickfont=font, title={"font": font})
+    fig.update_yaxes(tickfont=font, title={"font": font})
+    fig.update_annotations(font=font)
+    for trace in fig.data:
+        if trace.type == "heatmap":
+            trace.textfont = font
+            trace.colorbar.tickfont = font
+
+
 def slide() -> None:
     """The one screen: heading with the verdict, curves left, MMoE's gates right. Redrawn while live."""
     row, state = load_run(run_id)
@@ -73,7 +86,7 @@ def slide() -> None:
         st.markdown(f":material/emoji_events: **{verdict}**" if verdict else progress_text(state))
         left, right = st.columns([3, 2])
         fig = loss_curves(curve_frame(metrics), names, log_y=True, height=500, title=title)
-        fig.update_layout(font={"size": FONT}, legend={"font": {"size": FONT}})
+        large(fig)
         left.plotly_chart(fig, key="present_loss", config=slide_config(config, run_id, "loss"))
         gated = gated_models(gates)
         model = "mmoe" if "mmoe" in gated else (gated[0] if gated else None)
@@ -84,7 +97,7 @@ def slide() -> None:
         spec = gate_specialisation(matrix)
         text = model_label(model) + (f" gates · task difference {spec:.2f}" if spec is not None else " gates")
         heat = gate_heatmap(matrix, names, title=text, height=120 + 70 * max(len(names), 1))
-        heat.update_layout(font={"size": FONT})
+        large(heat)
         right.plotly_chart(heat, key="present_gates", config=slide_config(config, run_id, f"gates_{model}"))
         right.markdown(
             "White: even use of the experts (1/n). Orange: a task leans on that expert; blue: it avoids it. "
