@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import recorded_run
 from streamlit.testing.v1 import AppTest
 
 from mmoe_core.config import RunConfig
@@ -27,30 +28,6 @@ def stored_run(home: Path, **over) -> str:
     store = RunStore(home)
     run_id = store.create_run(RunConfig(**{**TINY, "models": ("mmoe",), **over}), status="running")
     execute_run(store, run_id)
-    return run_id
-
-
-def recorded_run(home: Path, loss: float, **over) -> str:
-    """A finished run written straight into the store (points, gates, summary): no training, so page tests
-    stay fast."""
-    store = RunStore(home)
-    config = RunConfig(**{**TINY, "models": ("shared_bottom", "mmoe"), **over})
-    run_id = store.create_run(config, status="running")
-    for step in (0, 20, 40):
-        metrics = [
-            (m, step, 0, t, split, "loss", loss + 1 / (step + 1) + 0.01 * i)
-            for i, m in enumerate(config.models)
-            for t in (0, 1)
-            for split in ("train", "val")
-        ]
-        gates = [("mmoe", step, t, e, 0.4 if e == t else 0.2) for t in (0, 1) for e in range(4)]  # rows sum to 1
-        store.add_points(run_id, metrics, gates, step=step)
-    models = {
-        m: {"test_loss": [loss + 0.01 * i] * 2, "test_loss_mean": loss + 0.01 * i, "status": "done"}
-        for i, m in enumerate(config.models)
-    }
-    store.update_run(run_id, summary={"task_names": ["task 1", "task 2"], "models": models})
-    store.finish_run(run_id, "done")
     return run_id
 
 
