@@ -155,7 +155,7 @@ def test_each_lesson_step_loads_its_settings_into_the_playground(app_server, pag
             page.get_by_role("heading", name="Lesson: when does MMoE help?").wait_for(timeout=90_000)
             page.locator("[data-testid='stButtonGroup'] button", has_text=f"{i + 1}. {step.title}").click()
             page.get_by_role("heading", name=f"{i + 1}. {step.title}").wait_for(timeout=30_000)
-            page.get_by_role("button", name=label).click()
+            page.get_by_role("button", name=label, exact=True).click()
             page.locator(".st-key-start button").wait_for(timeout=60_000)
 
             def shown() -> RunConfig:
