@@ -1,7 +1,7 @@
 """Does watching a run live cost training speed, and how soon does the first point appear?
 
-    python bench/bench_live.py                 # rows/s at the defaults, then time to the first point
-    python bench/bench_live.py --steps 600 --repeat 3
+    python -m bench.bench_live                 # rows/s at the defaults, then time to the first point
+    python -m bench.bench_live --steps 600 --repeat 3
 
 1. rows/s: the same config trained by the CLI (`python -m mmoe_core train`) and from the Playground in a live
    headless-chromium page that redraws every second; both read the worker's own rows/s from the run store
@@ -28,14 +28,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from mmoe_core.config import RunConfig
+from mmoe_core.runs import RunStore
+from tests.browser_kit import CHROMIUM, CHROMIUM_ARGS, niced_chromium, start_server, stop_server
+from ui.server import worker_threads  # the app's torch threads per worker
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from load_test import CHROMIUM, CHROMIUM_ARGS, niced_chromium, start_server, stop_server  # noqa: E402  (bench/)
-
-from mmoe_core.config import RunConfig  # noqa: E402
-from mmoe_core.runs import RunStore  # noqa: E402
-from ui.server import worker_threads  # noqa: E402  (the app's torch threads per worker)
 
 LOSS_POINTS_JS = """() => Math.max(0, ...Array.from(document.querySelectorAll('.js-plotly-plot'))
     .filter(p => ((((p.layout || {}).yaxis || {}).title || {}).text || '') === 'loss')

@@ -1,8 +1,8 @@
 """Rows per second of our trainer against the peer libraries' MMoE (issue 6), in one process, alternating.
 
-    pip install --no-deps -r requirements-bench.txt
-    python bench/bench_peers.py                  # about 10 minutes on 2 busy cores; writes bench/peers.json
-    python bench/bench_peers.py --rounds 3 --rows 20000 --only rechub_fit,ours_mmoe   # a quick look
+    pip install --no-deps torch-rechub==0.9.0 deepctr-torch==0.3.0   # the `bench` extra, without its deps
+    python -m bench.bench_peers                  # about 10 minutes on 2 busy cores; writes bench/peers.json
+    python -m bench.bench_peers --rounds 3 --rows 20000 --only rechub_fit,ours_mmoe   # a quick look
 
 One synthetic data set (Ma et al. 2018 §3.2; d = 100, p = 0.5) is drawn once. Every round then runs every
 contender once, in an order rotated each round, for one epoch of the training rows (batch 1024, Adam 1e-3,
@@ -40,7 +40,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from mmoe_core.runtime.openmp import choose_wait_policy  # noqa: E402
 
 # Before torch loads, the same choice `python -m mmoe_core` makes (a short spin on a quiet machine, PASSIVE on
@@ -386,7 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         if any(n in x for x in names) and not _importable(p)
     ]
     if missing:
-        parser.error(f"{', '.join(missing)} not installed: pip install --no-deps -r requirements-bench.txt")
+        parser.error(
+            f"{', '.join(missing)} not installed: pip install --no-deps torch-rechub==0.9.0 deepctr-torch==0.3.0"
+        )
     setup = Setup(rows=args.rows, threads=args.threads)
     result = run(setup, names, args.rounds)
     print(table(result))

@@ -1,7 +1,7 @@
 """One sweep on the local backend against the ray backend: wall time and CPU seconds (docs/SCALING.md).
 
-    python bench/bench_ray.py --backend local -- --correlations 0.25,0.5,0.9,1.0 --seeds 32 --steps 500
-    python bench/bench_ray.py --backend ray --ray-cpus 2 -- --correlations 0.25,0.5,0.9,1.0 --seeds 32 --steps 500
+    python -m bench.bench_ray --backend local -- --correlations 0.25,0.5,0.9,1.0 --seeds 32 --steps 500
+    python -m bench.bench_ray --backend ray --ray-cpus 2 -- --correlations 0.25,0.5,0.9,1.0 --seeds 32 --steps 500
 
 Everything after `--` goes to `python -m mmoe_core sweep`. CPU seconds count this process and, on ray, every
 Ray worker process (read from /proc before Ray shuts down), so a comparison on a busy shared machine can say
@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mmoe_core.runtime.openmp import choose_wait_policy  # noqa: E402
 
 choose_wait_policy()  # as `python -m mmoe_core` does, before torch loads

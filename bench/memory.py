@@ -1,7 +1,7 @@
 """Peak memory and time of the paper-scale study (Ma et al. 2018 §5: 3 correlations x 3 models x 200 seeds).
 
-    python bench/memory.py                      # one correlation, 200 seeds, 300 steps: ~5 min on 2 cores
-    python bench/memory.py --correlations 0.5,0.9,1.0 --steps 3000    # the whole study (hours on 2 cores)
+    python -m bench.memory                      # one correlation, 200 seeds, 300 steps: ~5 min on 2 cores
+    python -m bench.memory --correlations 0.5,0.9,1.0 --steps 3000    # the whole study (hours on 2 cores)
 
 Runs the real CLI sweep in a child process and reads the child's peak resident set size from the kernel
 (getrusage RUSAGE_CHILDREN). Memory does not grow with steps (data, weights, optimizer state and one batch

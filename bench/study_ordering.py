@@ -1,7 +1,7 @@
 """How reliable is the paper's model ordering at a small budget? One line of JSON per master seed.
 
-    OMP_NUM_THREADS=1 python bench/study_ordering.py P SEEDS STEPS ROWS LR MASTER [MASTER ...]
-    OMP_NUM_THREADS=1 python bench/study_ordering.py 0.5 24 1000 20000 1e-3 100 200 300 400
+    OMP_NUM_THREADS=1 python -m bench.study_ordering P SEEDS STEPS ROWS LR MASTER [MASTER ...]
+    OMP_NUM_THREADS=1 python -m bench.study_ordering 0.5 24 1000 20000 1e-3 100 200 300 400
 
 Each master seed m trains Shared-Bottom, OMoE and MMoE on SEEDS seeds (seed m + r, each with its own data
 draw m + r) and prints per-model mean/sd/min of the final test loss and the paired gaps (mean, standard
@@ -14,16 +14,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mmoe_core.config import RunConfig  # noqa: E402
-from mmoe_core.data import load_data  # noqa: E402
-from mmoe_core.training import Trainer  # noqa: E402
+from mmoe_core.config import RunConfig
+from mmoe_core.data import load_data
+from mmoe_core.training import Trainer
 
 
 def main(argv: list[str]) -> None:

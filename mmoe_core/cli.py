@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from .config import RunConfig, field_help
@@ -99,7 +100,8 @@ def config_from_args(args: argparse.Namespace, defaults: dict[str, Any]) -> RunC
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mmoe_core", description=__doc__.split("\n")[0])
+    prog = "mmoe" if Path(sys.argv[0]).name == "mmoe" else "python -m mmoe_core"  # the console script or -m
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train the chosen models side by side on one data set")
     _add_config_flags(train)

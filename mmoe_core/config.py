@@ -18,17 +18,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import settings
+from .model_kinds import MODEL_KINDS, kinds_using
 
-MODEL_KINDS: dict[str, str] = {
-    # name -> label shown in the UI; constructors live in mmoe_core.models.zoo
-    "single_task": "Single-task",
-    "shared_bottom": "Shared-Bottom",
-    "omoe": "OMoE",
-    "mmoe": "MMoE",
-    "cgc": "CGC",  # Tang et al. 2020: shared + per-task experts, one masked gate per task
-    "ple": "PLE",  # CGC stacked in levels with a shared gate between them
-}
-PLE_KINDS = ("cgc", "ple")  # models built from shared_experts / task_experts (and levels for PLE)
 DEVICES = ("auto", "cpu", "cuda")
 DATASETS = ("synthetic", "census1", "census2")  # or a path ending in .csv (mmoe_core.data.csv_table)
 TABLE_TASK_KINDS = ("auto", "regression", "binary")  # per CSV target; auto = two values -> binary
@@ -125,9 +116,11 @@ class RunConfig:
             raise ValueError(f"models={bad[0]!r} is unknown; choose from {', '.join(MODEL_KINDS)}")
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"models={','.join(self.models)!r} names a model twice; list each once")
-        if set(self.models) & set(PLE_KINDS) and self.shared_experts + self.task_experts == 0:
+        expert_groups = [m for m in self.models if m in kinds_using("shared_experts")]
+        if expert_groups and self.shared_experts + self.task_experts == 0:
             raise ValueError(
-                "shared_experts=0 and task_experts=0 leave CGC/PLE without experts; "
+                f"shared_experts=0 and task_experts=0 leave {'/'.join(MODEL_KINDS[m] for m in expert_groups)} "
+                "without experts; "
                 "set at least one of them to 1 or more"
             )
         if self.log_every > self.steps:

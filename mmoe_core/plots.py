@@ -18,16 +18,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .config import MODEL_KINDS
+from .model_kinds import KINDS, MODEL_KINDS
 
-MODEL_COLORS: dict[str, str] = {
-    "single_task": "#8C8C8C",  # grey: the no-sharing baseline
-    "shared_bottom": "#4C78A8",  # blue
-    "omoe": "#F58518",  # orange
-    "mmoe": "#2CA02C",  # green: the paper's model
-    "cgc": "#D62728",  # red: Tang et al. 2020's one-level model
-    "ple": "#9467BD",  # purple: CGC stacked in levels
-}
+MODEL_COLORS: dict[str, str] = {name: kind.color for name, kind in KINDS.items()}
 EXPERT_COLORS = [
     "#4C78A8",
     "#F58518",

@@ -90,3 +90,18 @@ def describe() -> list[dict[str, Any]]:
         {"name": s.name, "default": s.default, "value": os.environ.get(s.name), "help": s.help}
         for s in SETTINGS.values()
     ]
+
+
+def markdown_table() -> str:
+    """describe() as the README's Markdown table (tests/test_docs.py keeps the README equal to it)."""
+
+    def shown(value: Any) -> str:
+        if value is None or value == "":
+            return "unset"
+        if isinstance(value, float) and value >= 1e6:
+            return f"{value:.0e}".replace("e+", "e")
+        return str(value).replace(str(Path.home()), "~")
+
+    rows = ["| variable | default | what it sets |", "|---|---|---|"]
+    rows += [f"| `{d['name']}` | {shown(d['default'])} | {d['help']} |" for d in describe()]
+    return "\n".join(rows)

@@ -17,9 +17,10 @@ from mmoe_core.compare import (
 from mmoe_core.config import MODEL_KINDS, RunConfig
 from mmoe_core.plots import model_order
 from mmoe_core.views import config_summary, curve_frame, n_tasks_of, runs_table, task_names
+from ui import keys
 from ui.server import ensure_app_frame, get_store, page_path
 
-PICK = "cmp_runs"  # the chosen run ids (widget key)
+PICK = keys.CMP_RUNS
 
 ensure_app_frame()
 st.title("Compare runs")
@@ -82,7 +83,7 @@ shown = a.pills(
     selection_mode="multi",
     default=["mmoe"] if "mmoe" in present else present[:1],
     format_func=lambda m: MODEL_KINDS.get(m, m),
-    key="cmp_models",
+    key=keys.CMP_MODELS,
 )
 log_y = b.toggle("Log scale", value=True, key="cmp_log")
 curves = {rid: curve_frame(metrics[rid], splits=("val",)) for rid in picked}

@@ -1,6 +1,6 @@
 """Data: choose what the models learn from — the paper's synthetic tasks, Census-Income, or your own CSV.
 
-widgets -> a dict of RunConfig values in st.session_state["data_source"] (the Playground merges it into its
+widgets -> a dict of RunConfig values in st.session_state[keys.DATA_SOURCE] (the Playground merges it into its
 config) and the recommended training settings on the Playground's controls. Uploads are checked, then
 stored under $MMOE_HOME/uploads/<sha256 prefix>.csv, so a stored run can be re-run from its config.
 """
@@ -31,8 +31,14 @@ from mmoe_core.data.csv_table import (
 from mmoe_core.runs import default_home
 
 try:
+    from ui import keys
     from ui.server import ensure_app_frame, page_path
-except ImportError:  # the page opened on its own (streamlit run pages/data.py)
+except ImportError:  # the page opened on its own (streamlit run pages/data.py): ui/ is not on the path
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location("ui_keys", Path(__file__).resolve().parents[1] / "ui" / "keys.py")
+    keys = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(keys)
 
     def page_path(name: str) -> str | None:
         return None
@@ -76,16 +82,16 @@ def detected(column: pd.Series) -> str:
 def use_source(source: dict | None, defaults: dict) -> None:
     """Store the choice for the Playground and put the recommended settings on its controls."""
     if source is None:
-        st.session_state.pop("data_source", None)
+        st.session_state.pop(keys.DATA_SOURCE, None)
     else:
-        st.session_state["data_source"] = source
+        st.session_state[keys.DATA_SOURCE] = source
     for key, value in defaults.items():
         st.session_state[key] = list(value) if isinstance(value, tuple) else value
-    st.session_state["_data_used"] = True
+    st.session_state[keys.DATA_USED] = True
 
 
 def current_label() -> str:
-    source = st.session_state.get("data_source")
+    source = st.session_state.get(keys.DATA_SOURCE)
     if not isinstance(source, dict) or source.get("dataset", "synthetic") == "synthetic":
         return CHOICES["synthetic"][0]
     return source.get("label") or source["dataset"]
@@ -121,7 +127,7 @@ def synthetic_panel() -> None:
         "vectors with cosine **p**. You set p, the rows and the noise on the Playground's sidebar."
     )
     st.button("Train on synthetic tasks", type="primary", key="use_synthetic", on_click=use_source, args=(None, {}))
-    if st.session_state.pop("_data_used", False):
+    if st.session_state.pop(keys.DATA_USED, False):
         go_to_playground()
 
 
@@ -156,7 +162,7 @@ def census_panel(group: str) -> None:
         on_click=use_source,
         args=(source, defaults),
     )
-    if st.session_state.pop("_data_used", False):
+    if st.session_state.pop(keys.DATA_USED, False):
         go_to_playground()
     st.caption("The first run prepares the data (tens of seconds) and caches it; later runs start at once.")
 
@@ -181,20 +187,20 @@ def pick_file() -> tuple[str, str] | None:
         help="Small tables in sample_data/ (see its README): try one to see how the upload path works.",
     )
     if uploaded is not None:
-        if st.session_state.get("_upload_id") != uploaded.file_id:  # check and store each new upload once
-            st.session_state["_upload_id"] = uploaded.file_id
+        if st.session_state.get(keys.UPLOAD_ID) != uploaded.file_id:  # check and store each new upload once
+            st.session_state[keys.UPLOAD_ID] = uploaded.file_id
             try:
-                st.session_state["_upload"] = (
+                st.session_state[keys.UPLOAD] = (
                     str(save_upload(uploaded.getvalue(), default_home())),
                     Path(uploaded.name).name,
                 )  # shown only, never a path
             except ValueError as exc:
-                st.session_state["_upload"] = None
-                st.session_state["_upload_error"] = str(exc)
-        if st.session_state.get("_upload") is None:
-            st.error(f"{st.session_state.get('_upload_error', 'This file cannot be used')}.")
+                st.session_state[keys.UPLOAD] = None
+                st.session_state[keys.UPLOAD_ERROR] = str(exc)
+        if st.session_state.get(keys.UPLOAD) is None:
+            st.error(f"{st.session_state.get(keys.UPLOAD_ERROR, 'This file cannot be used')}.")
             return None
-        return st.session_state["_upload"]
+        return st.session_state[keys.UPLOAD]
     if name:
         return str(SAMPLES / name), name
     return None
@@ -278,7 +284,7 @@ def csv_panel() -> None:
         st.error(f"{exc}.")
         return
     st.button("Train on this table", type="primary", key="use_csv", on_click=use_source, args=(source, defaults))
-    if st.session_state.pop("_data_used", False):
+    if st.session_state.pop(keys.DATA_USED, False):
         go_to_playground()
     st.caption(
         "Rows are shuffled (data seed) and split 80/10/10 into training, validation and test; inputs are "
@@ -293,13 +299,13 @@ st.markdown(
     "Choose what the models learn from; the **Playground** then races them on it with the same live "
     f"curves and gate heatmaps. Now training on: **{current_label()}**."
 )
-source_now = st.session_state.get("data_source") or {}
+source_now = st.session_state.get(keys.DATA_SOURCE) or {}
 start = source_now.get("dataset", "synthetic")
-st.session_state.setdefault("data_choice", start if start in CHOICES else "csv")
+st.session_state.setdefault(keys.DATA_CHOICE, start if start in CHOICES else "csv")
 choice = st.radio(
     "Data source",
     list(CHOICES),
-    key="data_choice",
+    key=keys.DATA_CHOICE,
     format_func=lambda c: CHOICES[c][0],
     captions=[CHOICES[c][1] for c in CHOICES],
 )

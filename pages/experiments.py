@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from mmoe_core.config import MODEL_KINDS, RunConfig, field_help, field_range
+from mmoe_core.config import MODEL_KINDS, RunConfig
 from mmoe_core.runs import RunStore, check_run_id
 from mmoe_core.studies.claims import check_claims
 from mmoe_core.studies.plots import curves_figure, label_correlation_figure, trainability_figure
@@ -39,11 +39,12 @@ from mmoe_core.studies.study import (
     submit_study,
     summary_table,
 )
+from ui import keys
+from ui.controls import KEEP, number_field
 from ui.server import ensure_app_frame, get_queue, get_store, session_owner
 
 REFRESH_S = 2.0  # a study's figures aggregate many seeds: redraw every 2 s, not every second
-KEEP = "session"  # widget values survive a visit to another page
-P = "exp_"  # widget key prefix: the Playground uses the bare RunConfig field names for its own controls
+P = keys.EXP_PREFIX  # widget key prefix (ui/keys.py)
 CORRELATION_OPTIONS = [-1.0, -0.5, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0]
 LR_OPTIONS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 BASE_KEYS = (
@@ -80,7 +81,7 @@ def preset_values(study: Study) -> dict[str, Any]:
 
 
 def apply_preset() -> None:
-    st.session_state.update(preset_values(PRESETS[st.session_state[P + "preset"]]))
+    st.session_state.update(preset_values(PRESETS[st.session_state[keys.EXP_PRESET]]))
 
 
 def build_study() -> tuple[Study | None, str | None]:
@@ -106,30 +107,30 @@ def build_study() -> tuple[Study | None, str | None]:
 
 def open_from_url() -> None:
     """Once per session: ?study=<id> (a shared link) opens that study."""
-    if st.session_state.get("_exp_url_done"):
+    if st.session_state.get(keys.EXP_URL_DONE):
         return
-    st.session_state["_exp_url_done"] = True
+    st.session_state[keys.EXP_URL_DONE] = True
     sid = st.query_params.get("study", "")
     if sid:
         try:
             check_run_id(sid)
             if study_runs(get_store(), sid).empty:
                 raise ValueError("there is no such study on this server")
-            st.session_state[P + "open"] = sid
+            st.session_state[keys.EXP_OPEN] = sid
         except ValueError as exc:
-            st.session_state["_exp_warning"] = f"URL parameter study={sid!r} ignored: {exc}"
+            st.session_state[keys.EXP_WARNING] = f"URL parameter study={sid!r} ignored: {exc}"
 
 
 # ---------------------------------------------------------------------------------------------- actions
 def start() -> None:
     study, error = build_study()
     if error:
-        st.session_state["_exp_error"] = error
+        st.session_state[keys.EXP_ERROR] = error
         return
     try:
-        st.session_state[P + "open"] = submit_study(get_queue(), study, owner=session_owner())
+        st.session_state[keys.EXP_OPEN] = submit_study(get_queue(), study, owner=session_owner())
     except ValueError as exc:
-        st.session_state["_exp_error"] = f"{exc}."
+        st.session_state[keys.EXP_ERROR] = f"{exc}."
 
 
 def stop(study_id: str) -> None:
@@ -138,28 +139,13 @@ def stop(study_id: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- controls
-def _num(label: str, key: str, step: float, where: Any = st, fmt: str | None = None) -> None:
-    lo, hi = field_range(key)
-    kind = float if isinstance(getattr(RunConfig(), key), float) else int
-    where.number_input(
-        label,
-        kind(lo),
-        kind(hi),
-        step=kind(step),
-        key=P + key,
-        format=fmt,
-        persist_state=KEEP,
-        help=field_help(key).capitalize(),
-    )
-
-
 def controls() -> None:
     sb = st.sidebar
     sb.selectbox(
         "Preset",
         list(PRESETS),
         format_func=PRESET_LABELS.get,
-        key=P + "preset",
+        key=keys.EXP_PRESET,
         on_change=apply_preset,
         persist_state=KEEP,
         help="Fills in every setting below; then change any of them.",
@@ -189,8 +175,8 @@ def controls() -> None:
         help="Trained side by side on the same mini-batches of the same data.",
     )
     a, b = sb.columns(2)
-    _num("Seeds per run", "seeds", 1, a)
-    _num("Steps", "steps", 100, b)
+    number_field("seeds", a, key_prefix=P, label="Seeds per run")
+    number_field("steps", b, key_prefix=P)
     sb.checkbox(
         "Same data for every seed",
         key=P + "fixed_data",
@@ -200,17 +186,17 @@ def controls() -> None:
     )
     with sb.expander("More settings (paper sizes by default)"):
         c, d = st.columns(2)
-        _num("Training rows", "rows", 1_000, c)
-        _num("Val/test rows", "eval_rows", 500, d)
-        _num("Batch size", "batch_size", 32, c)
-        _num("Log every", "log_every", 10, d)
-        _num("Experts", "n_experts", 1, c)
-        _num("Expert units", "expert_units", 1, d)
-        _num("Tower units", "tower_units", 1, c)
-        _num("Sine terms m", "sine_terms", 1, d)
-        _num("Noise σ", "noise_std", 0.05, c, fmt="%.3f")
-        _num("Seed", "seed", 1, d)
-        _num("Data seed", "data_seed", 1, c)
+        number_field("rows", c, key_prefix=P)
+        number_field("eval_rows", d, key_prefix=P)
+        number_field("batch_size", c, key_prefix=P)
+        number_field("log_every", d, key_prefix=P)
+        number_field("n_experts", c, key_prefix=P)
+        number_field("expert_units", d, key_prefix=P)
+        number_field("tower_units", c, key_prefix=P)
+        number_field("sine_terms", d, key_prefix=P)
+        number_field("noise_std", c, key_prefix=P)
+        number_field("seed", d, key_prefix=P)
+        number_field("data_seed", c, key_prefix=P)
         st.caption("Shared-Bottom's width matches MMoE's parameter count (113 units at the paper's sizes).")
 
 
@@ -219,17 +205,17 @@ def study_picker() -> str | None:
     if studies.empty:
         return None
     ids = studies["study_id"].tolist()
-    if st.session_state.get(P + "open") not in ids:
-        st.session_state[P + "open"] = ids[0]
+    if st.session_state.get(keys.EXP_OPEN) not in ids:
+        st.session_state[keys.EXP_OPEN] = ids[0]
     info = studies.set_index("study_id")
     st.selectbox(
         "Study shown",
         ids,
-        key=P + "open",
+        key=keys.EXP_OPEN,
         format_func=lambda s: _study_label(info.loc[s]),
         help="Every study stored on this server, newest first. Its runs are also on the Runs page.",
     )
-    return st.session_state[P + "open"]
+    return st.session_state[keys.EXP_OPEN]
 
 
 def _study_label(row: pd.Series) -> str:
@@ -352,8 +338,8 @@ def study_view(study_id: str) -> None:
             f"({base.sine_terms} sine terms, d = {base.input_dim}). The weight cosine p sets how related "
             "the tasks are; the sine terms make the labels less correlated than p."
         )
-    if st.session_state.get("_exp_live") and progress.finished:  # the study just ended: stop polling
-        st.session_state["_exp_live"] = False
+    if st.session_state.get(keys.EXP_LIVE) and progress.finished:  # the study just ended: stop polling
+        st.session_state[keys.EXP_LIVE] = False
         st.rerun()
 
 
@@ -448,7 +434,7 @@ def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
 ensure_app_frame()
 for key, value in preset_values(PRESETS["default"]).items():  # first visit: the default study
     st.session_state.setdefault(key, value)
-st.session_state.setdefault(P + "preset", "default")
+st.session_state.setdefault(keys.EXP_PRESET, "default")
 open_from_url()
 
 st.title("Experiments")
@@ -457,8 +443,8 @@ st.markdown(
     "MMoE on many seeds at several task correlations, then compare their **average loss** and how "
     "**reliably** they train. Set the study in the sidebar and press **Start study**."
 )
-if "_exp_warning" in st.session_state:
-    st.warning(st.session_state.pop("_exp_warning"))
+if keys.EXP_WARNING in st.session_state:
+    st.warning(st.session_state.pop(keys.EXP_WARNING))
 controls()
 study, error = build_study()
 if error:
@@ -481,8 +467,8 @@ b1.button(
     key=P + "start",
     width="stretch",
 )
-if st.session_state.get("_exp_error"):
-    b2.error(st.session_state.pop("_exp_error"))
+if st.session_state.get(keys.EXP_ERROR):
+    b2.error(st.session_state.pop(keys.EXP_ERROR))
 
 study_id = study_picker()
 if study_id is None:
@@ -494,5 +480,5 @@ else:
     if st.query_params.get("study") != study_id:
         st.query_params["study"] = study_id
     live = not study_progress(study_runs(get_store(), study_id), time.time()).finished
-    st.session_state["_exp_live"] = live
+    st.session_state[keys.EXP_LIVE] = live
     st.fragment(run_every=REFRESH_S if live else None)(study_view)(study_id)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mmoe_core.config import MODEL_KINDS, RunConfig
+from mmoe_core.config import RunConfig
+from mmoe_core.model_kinds import KINDS, MODEL_KINDS
 from mmoe_core.models.zoo import build_spec, paper_count
 from mmoe_core.views import config_summary, model_dot
+from ui import keys
 from ui.controls import build_config
 from ui.server import ensure_app_frame, page_path
 
@@ -18,47 +20,12 @@ st.markdown(
     "and who decides what they share, is what separates the models in this app."
 )
 
-ARCHITECTURES = {
-    "single_task": (
-        r"\hat y_k = h^k\!\left(f^k(x)\right)",
-        "No sharing: each task has its own bottom network and tower. The baseline that multi-task learning must beat.",
-    ),
-    "shared_bottom": (
-        r"\hat y_k = h^k\!\left(f(x)\right)",
-        "One bottom network $f$ shared by every task, then a tower $h^k$ per task (Caruana, 1997). Cheap and "
-        "strong when tasks agree; when they conflict, the shared bottom has to compromise.",
-    ),
-    "omoe": (
-        r"\begin{gathered}\hat y_k = h^k\!\Big(\sum_{i=1}^{n} g(x)_i\, f_i(x)\Big) \\ "
-        r"g(x) = \operatorname{softmax}(W_g\, x)\end{gathered}",
-        "A mixture of $n$ experts $f_i$ with **one** gate $g$ shared by all tasks (One-gate MoE). The mix "
-        "depends on the input, but every task receives the same mix.",
-    ),
-    "mmoe": (
-        r"\begin{gathered}\hat y_k = h^k\!\Big(\sum_{i=1}^{n} g^k(x)_i\, f_i(x)\Big) \\ "
-        r"g^k(x) = \operatorname{softmax}(W_{g^k}\, x)\end{gathered}",
-        "Multi-gate MoE (Ma et al., 2018): the same experts, but **each task has its own gate**, so tasks can "
-        "share experts where they agree and use different ones where they do not. A gate adds only $n \\times d$ "
-        "weights per task.",
-    ),
-    "cgc": (
-        r"\hat y_k = h^k\!\Big(\sum_{i \in S \,\cup\, E_k} g^k(x)_i\, f_i(x)\Big)",
-        "Customized Gate Control (Tang et al., 2020): shared experts $S$ plus experts $E_k$ of each task; task "
-        "$k$'s gate mixes only the shared ones and its own, so tasks cannot crowd out each other's experts.",
-    ),
-    "ple": (
-        r"\text{CGC} \to \text{CGC} \to \cdots \to h^k",
-        "Progressive Layered Extraction (Tang et al., 2020): CGC stacked in levels. Between levels a shared "
-        "gate mixes every expert into the next level's shared input, separating shared and task-specific "
-        "knowledge step by step.",
-    ),
-}
-SHOWN = [m for m in ARCHITECTURES if m in MODEL_KINDS]  # the models this library can train
+SHOWN = list(KINDS)  # every model this library can train (mmoe_core/model_kinds.py)
 
 st.header("The architectures" if len(SHOWN) > 4 else "The four architectures")
 cols = st.columns(2)
 for i, model in enumerate(SHOWN):
-    formula, text = ARCHITECTURES[model]
+    formula, text = KINDS[model].formula, KINDS[model].about
     col = cols[i % 2]
     with col.container(border=True):
         st.subheader(MODEL_KINDS[model])
@@ -122,15 +89,15 @@ if config.dataset != "synthetic":
         "the chosen targets; the diagram uses the Playground's d until a run has loaded the data."
     )
 models = list(config.models)
-if st.session_state.get("learn_model") not in models:
-    st.session_state.pop("learn_model", None)  # the model shown before is no longer chosen
+if st.session_state.get(keys.LEARN_MODEL) not in models:
+    st.session_state.pop(keys.LEARN_MODEL, None)  # the model shown before is no longer chosen
 choice = (
     st.segmented_control(
         "Model",
         models,
         default="mmoe" if "mmoe" in models else models[0],
         format_func=MODEL_KINDS.get,
-        key="learn_model",
+        key=keys.LEARN_MODEL,
     )
     or models[0]
 )

@@ -12,7 +12,7 @@ from ui import keys
 from ui.controls import load_into_controls
 from ui.server import ensure_app_frame, page_path
 
-STEP = "lesson_step"  # the step shown (widget key)
+STEP = keys.LESSON_STEP
 # Large type for a projector; the step's buttons stack on a phone (Streamlit stacks columns under 640 px).
 STYLE = """<style>
 .st-key-lesson p{font-size:1.25rem;line-height:1.55}
@@ -24,7 +24,7 @@ def load(config: RunConfig) -> None:
     """Button callback: the step's settings into the Playground's controls, then go there (below)."""
     load_into_controls(config)
     st.session_state.pop(keys.RUN_ID, None)  # show the new settings, not the last run (it stays on Runs)
-    st.session_state["_lesson_go"] = True
+    st.session_state[keys.LESSON_GO] = True
 
 
 ensure_app_frame()
@@ -72,5 +72,5 @@ def move(by: int) -> None:
 back, _, forward = st.columns([1, 2, 1])
 back.button("Back", key="lesson_back", on_click=move, args=(-1,), disabled=i == 0, width="stretch")
 forward.button("Next", key="lesson_next", on_click=move, args=(1,), disabled=i == len(STEPS) - 1, width="stretch")
-if st.session_state.pop("_lesson_go", False) and page_path("playground"):
+if st.session_state.pop(keys.LESSON_GO, False) and page_path("playground"):
     st.switch_page(page_path("playground"))

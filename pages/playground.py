@@ -6,27 +6,27 @@ store about once a second and redraws. The page never waits on training: only th
 
 from __future__ import annotations
 
-from typing import Any
-
 import streamlit as st
 
-from mmoe_core.config import DEVICES, MODEL_KINDS, RunConfig, field_help, field_names
+from mmoe_core.config import DEVICES, RunConfig, field_help, field_names
+from mmoe_core.model_kinds import KINDS, MODEL_KINDS, family_fields, kinds_using
 from mmoe_core.runs import RUN_ID
 from mmoe_core.runtime.jobs import QueueFull, RunState
 from mmoe_core.views import config_summary, refresh_mode
+from ui import keys
 from ui.controls import (
-    CONTROL_KEYS,
+    KEEP,
     build_config,
     control_values,
     data_source,
     load_into_controls,
     matched_width,
+    number_field,
     source_label,
 )
 from ui.run_view import REFRESH_S, load_run, show_run, show_status
 from ui.server import device_label, ensure_app_frame, get_queue, page_path, session_owner
 
-KEEP = "session"  # widget values survive a visit to another page
 FIRST_POINT_S = 0.25  # refresh interval while waiting for a run's first point
 WARMUP_S = 2.0  # after this, an idle Playground loads the chart library (chart_warmup)
 QUEUED_S = 2.0  # refresh interval while waiting in the queue: many waiting sessions must not load the server
@@ -35,23 +35,23 @@ QUEUED_S = 2.0  # refresh interval while waiting in the queue: many waiting sess
 # ---------------------------------------------------------------------------------------------- state
 def restore_from_url() -> None:
     """Once per session: the URL's configuration (a shared link) sets every control."""
-    if st.session_state.get("_url_loaded"):
+    if st.session_state.get(keys.URL_LOADED):
         return
-    st.session_state["_url_loaded"] = True
+    st.session_state[keys.URL_LOADED] = True
     query = st.query_params.to_dict()
     config, warnings = RunConfig.from_query(query)
     if set(query) & set(field_names()):  # a shared link: it describes the whole config (defaults left out)
-        chosen = st.session_state.get("data_source")  # the Data page may have been visited first
+        chosen = st.session_state.get(keys.DATA_SOURCE)  # the Data page may have been visited first
         load_into_controls(config)
         if config.dataset == "synthetic" and chosen is not None:
-            st.session_state["data_source"] = chosen
+            st.session_state[keys.DATA_SOURCE] = chosen
     run_id = query.get("run", "")
-    if run_id and "run_id" not in st.session_state:
+    if run_id and keys.RUN_ID not in st.session_state:
         if RUN_ID.match(run_id) and load_run(run_id)[0] is not None:
-            st.session_state["run_id"] = run_id
+            st.session_state[keys.RUN_ID] = run_id
         else:
             warnings.append(f"URL parameter run={run_id!r} ignored: there is no such run on this server")
-    st.session_state["_url_warnings"] = warnings
+    st.session_state[keys.URL_WARNINGS] = warnings
 
 
 def sync_url(config: RunConfig | None, run_config: RunConfig | None) -> None:
@@ -60,8 +60,8 @@ def sync_url(config: RunConfig | None, run_config: RunConfig | None) -> None:
     if config is None:
         return
     desired = config.to_query()
-    if st.session_state.get("run_id") and run_config == config:
-        desired["run"] = st.session_state["run_id"]
+    if st.session_state.get(keys.RUN_ID) and run_config == config:
+        desired["run"] = st.session_state[keys.RUN_ID]
     if st.query_params.to_dict() != desired:
         st.query_params.from_dict(desired)
 
@@ -69,19 +69,19 @@ def sync_url(config: RunConfig | None, run_config: RunConfig | None) -> None:
 # ---------------------------------------------------------------------------------------------- actions
 def start() -> None:
     config, error = build_config()
-    st.session_state.pop("_start_error", None)
+    st.session_state.pop(keys.START_ERROR, None)
     if error:
-        st.session_state["_start_error"] = error
+        st.session_state[keys.START_ERROR] = error
         return
     try:
-        st.session_state["run_id"] = get_queue().submit(config, owner=session_owner())
+        st.session_state[keys.RUN_ID] = get_queue().submit(config, owner=session_owner())
     except QueueFull as exc:
-        st.session_state["_start_error"] = f"{exc}."
+        st.session_state[keys.START_ERROR] = f"{exc}."
 
 
 def stop() -> None:
-    if st.session_state.get("run_id"):
-        get_queue().cancel(st.session_state["run_id"])
+    if st.session_state.get(keys.RUN_ID):
+        get_queue().cancel(st.session_state[keys.RUN_ID])
 
 
 TRAINING_RESET = ("steps", "batch_size", "lr", "log_every")  # what the Data page sets for Census or a CSV
@@ -90,7 +90,7 @@ TRAINING_RESET = ("steps", "batch_size", "lr", "log_every")  # what the Data pag
 def use_synthetic() -> None:
     """Back to the synthetic generator, with its training defaults: Census's or a CSV's steps, batch and
     learning rate were chosen for that data."""
-    st.session_state.pop("data_source", None)
+    st.session_state.pop(keys.DATA_SOURCE, None)
     defaults = control_values(RunConfig())
     for key in TRAINING_RESET:
         st.session_state[key] = defaults[key]
@@ -102,29 +102,6 @@ def reset_defaults() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- controls
-def _num(
-    label: str,
-    key: str,
-    lo: float,
-    hi: float,
-    step: float,
-    where: Any = st,
-    fmt: str | None = None,
-    disabled: bool = False,
-) -> None:
-    where.number_input(
-        label,
-        lo,
-        hi,
-        step=step,
-        key=key,
-        help=field_help(key).capitalize(),
-        format=fmt,
-        persist_state=KEEP,
-        disabled=disabled,
-    )
-
-
 def controls() -> None:
     sb = st.sidebar
     sb.subheader("Data")
@@ -144,16 +121,16 @@ def controls() -> None:
             "up to the sine terms; 0 = unrelated; −1 = opposite.",
         )
         a, b = sb.columns(2)
-        _num("Training rows", "rows", 100, 2_000_000, 1_000, a)
-        _num("Input dim d", "input_dim", 2, 2_000, 10, b)
-        _num("Sine terms m", "sine_terms", 0, 100, 1, a)
-        _num("Noise σ", "noise_std", 0.0, 10.0, 0.05, b, fmt="%.3f")
-        _num("Data seed", "data_seed", 0, 2**31 - 1, 1, a)
-        _num("Tasks", "n_tasks", 2, 8, 1, b)
+        number_field("rows", a)
+        number_field("input_dim", b)
+        number_field("sine_terms", a)
+        number_field("noise_std", b)
+        number_field("data_seed", a)
+        number_field("n_tasks", b)
         with sb.expander("More data settings"):
             c, d = st.columns(2)
-            _num("Weight scale c", "scale", 0.01, 100.0, 0.1, c, fmt="%g")
-            _num("Val/test rows", "eval_rows", 50, 500_000, 500, d)
+            number_field("scale", c)
+            number_field("eval_rows", d)
             st.checkbox(
                 "Each seed draws its own data",
                 key="independent_data",
@@ -177,14 +154,14 @@ def controls() -> None:
     summary = f"{cfg.n_experts} experts × {cfg.expert_units}, towers {cfg.tower_units}" if cfg else "check the values"
     with sb.expander(f"**Architecture** · {summary}"):
         a, b = st.columns(2)
-        _num("Experts", "n_experts", 1, 256, 1, a)
-        _num("Expert units", "expert_units", 1, 4_096, 1, b)
-        _num("Expert layers", "expert_layers", 1, 8, 1, a)
-        _num("Tower units", "tower_units", 1, 4_096, 1, b)
-        _num("Tower layers", "tower_layers", 0, 8, 1, a)
+        number_field("n_experts", a)
+        number_field("expert_units", b)
+        number_field("expert_layers", a)
+        number_field("tower_units", b)
+        number_field("tower_layers", a)
         matched = st.toggle(
             "Shared-Bottom: match MMoE's parameter count",
-            key="match_bottom",
+            key=keys.MATCH_BOTTOM,
             persist_state=KEEP,
             help="The paper sizes Shared-Bottom so its parameter count "
             "matches MMoE's (113 units at the paper's sizes): a fair comparison.",
@@ -193,28 +170,27 @@ def controls() -> None:
             width = matched_width(cfg) if cfg else None
             st.caption(f"Shared-Bottom width: **{width} units**" if width else "Shared-Bottom width: matched")
         else:
-            _num("Shared-Bottom width", "bottom_units", 1, 65_536, 1, st)
+            number_field("bottom_units")
         chosen = set(st.session_state.get("models") or ())
-        if chosen & {"cgc", "ple"} and "shared_experts" in CONTROL_KEYS:
-            st.caption("**CGC / PLE** (Tang et al. 2020): each task's gate sees the shared experts and its own.")
-            a, b = st.columns(2)
-            _num("Shared experts", "shared_experts", 0, 256, 1, a)
-            _num("Experts per task", "task_experts", 0, 256, 1, b)
-            if "ple" in chosen:
-                _num("PLE levels", "levels", 1, 8, 1, a)
-        if "top_k" in CONTROL_KEYS:
-            st.caption("**Gates** (Shazeer et al. 2017)")
-            a, b = st.columns(2)
-            _num("Top-k (0 = all)", "top_k", 0, 256, 1, a)
-            _num("Balance loss", "balance_weight", 0.0, 100.0, 0.01, b, fmt="%g")
-            st.checkbox("Noisy gates", key="gate_noise", persist_state=KEEP, help=field_help("gate_noise").capitalize())
+        shown = [f for f in family_fields() if chosen & set(kinds_using(f))]  # e.g. CGC/PLE's experts, levels
+        if shown:
+            families = [MODEL_KINDS[m] for m in MODEL_KINDS if m in chosen and set(KINDS[m].fields) & set(shown)]
+            st.caption(f"**{' / '.join(families)}**")  # what each field does: its help, from RunConfig
+            cols = st.columns(2)
+            for i, name in enumerate(shown):
+                number_field(name, cols[i % 2])
+        st.caption("**Gates** (Shazeer et al. 2017)")
+        a, b = st.columns(2)
+        number_field("top_k", a)
+        number_field("balance_weight", b)
+        st.checkbox("Noisy gates", key="gate_noise", persist_state=KEEP, help=field_help("gate_noise").capitalize())
 
     sb.subheader("Training")
     a, b = sb.columns(2)
-    _num("Steps", "steps", 1, 1_000_000, 100, a)
-    _num("Batch size", "batch_size", 1, 65_536, 32, b)
-    _num("Learning rate", "lr", 1e-6, 10.0, 1e-4, a, fmt="%g")
-    _num("Seeds", "seeds", 1, 1_000, 1, b)
+    number_field("steps", a)
+    number_field("batch_size", b)
+    number_field("lr", a)
+    number_field("seeds", b)
     sb.selectbox(
         "Device",
         DEVICES,
@@ -225,8 +201,8 @@ def controls() -> None:
     )
     with sb.expander("More training settings"):
         c, d = st.columns(2)
-        _num("Seed", "seed", 0, 2**31 - 1, 1, c)
-        _num("Log every", "log_every", 1, 100_000, 10, d)
+        number_field("seed", c)
+        number_field("log_every", d)
     sb.button(
         "Reset to defaults",
         on_click=reset_defaults,
@@ -246,14 +222,14 @@ def live_panel(run_id: str) -> None:
         st.caption(f"Run `{run_id}` · {config_summary(RunConfig.from_json(row['config']), row.get('summary'))}")
         points = show_run(run_id, key="pg", row=row, state=state)
         show_diagnostics(run_id, row, state)
-    if st.session_state.get("_live") and state.finished:  # the run just ended: redraw Start/Stop once
-        st.session_state["_live"] = False
+    if st.session_state.get(keys.LIVE) and state.finished:  # the run just ended: redraw Start/Stop once
+        st.session_state[keys.LIVE] = False
         st.rerun()
     # The refresh interval is fixed when the page runs (views.refresh_mode); rerun it when the mode changes:
     # the run's turn came (poll for the first point), or the first point is drawn (one refresh a second).
-    mode = st.session_state.get("_refresh_mode")
+    mode = st.session_state.get(keys.REFRESH_MODE)
     if (mode == "queued" and state.status != "queued") or (mode == "first_point" and points):
-        st.session_state["_refresh_mode"] = None
+        st.session_state[keys.REFRESH_MODE] = None
         st.rerun()
 
 
@@ -320,15 +296,15 @@ def chart_warmup() -> None:
     point after Start waited ~1.7 s for the library here; with the chart drawn at once, every page view took
     ~0.6 s longer (bench/README.md). The second tick reruns the page once to stop the timer: each tick cost
     an idle page ~60 ms of browser CPU, whatever it drew."""
-    state = st.session_state.get("_chart_warm")
-    if not st.session_state.get("_warmup_armed") or state == "done":
+    state = st.session_state.get(keys.CHART_WARM)
+    if not st.session_state.get(keys.WARMUP_ARMED) or state == "done":
         return
     if state == "drawn":  # the library has had a tick to load
-        st.session_state["_chart_warm"] = "done"
+        st.session_state[keys.CHART_WARM] = "done"
         st.rerun()  # re-registers this fragment without a timer
     from mmoe_core.plots import empty_figure
 
-    st.session_state["_chart_warm"] = "drawn"
+    st.session_state[keys.CHART_WARM] = "drawn"
     with st.container(key="pg_chart_warmup"):
         st.plotly_chart(empty_figure("", 120), key="pg_chart_warmup_fig", config={"staticPlot": True})
 
@@ -347,7 +323,7 @@ st.markdown(
 
 controls()
 config, error = build_config()
-for warning in st.session_state.pop("_url_warnings", []):
+for warning in st.session_state.pop(keys.URL_WARNINGS, []):
     st.warning(warning)
 if error:
     st.error(error)
@@ -360,10 +336,10 @@ else:
 if page_path("data"):
     d2.page_link(page_path("data"), label="Choose data", icon=":material/table:")
 
-run_id = st.session_state.get("run_id")
+run_id = st.session_state.get(keys.RUN_ID)
 row, state = load_run(run_id) if run_id else (None, None)
 active = state is not None and not state.finished
-st.session_state["_live"] = active
+st.session_state[keys.LIVE] = active
 
 b1, b2, b3 = st.columns([1, 1, 4], vertical_alignment="center")
 b1.button(
@@ -376,8 +352,8 @@ b1.button(
     key="start",
 )
 b2.button("Stop", on_click=stop, disabled=not active, width="stretch", icon=":material/stop:", key="stop")
-if st.session_state.get("_start_error"):
-    b3.error(st.session_state.pop("_start_error"))
+if st.session_state.get(keys.START_ERROR):
+    b3.error(st.session_state.pop(keys.START_ERROR))
 elif active:
     b3.caption("Training in a background worker; you can switch pages and come back.")
 
@@ -390,10 +366,10 @@ if run_id:
         free_slot=len(queue.active()) < queue.max_concurrent,
         has_points=active and not queue.store.metrics(run_id).empty,
     )
-    st.session_state["_refresh_mode"] = mode
+    st.session_state[keys.REFRESH_MODE] = mode
     every = {"first_point": FIRST_POINT_S, "queued": QUEUED_S, "live": REFRESH_S}.get(mode)
     st.fragment(run_every=every)(live_panel)(run_id)
 else:
     preview(config)
-    st.fragment(run_every=None if st.session_state.get("_chart_warm") == "done" else WARMUP_S)(chart_warmup)()
-    st.session_state["_warmup_armed"] = True
+    st.fragment(run_every=None if st.session_state.get(keys.CHART_WARM) == "done" else WARMUP_S)(chart_warmup)()
+    st.session_state[keys.WARMUP_ARMED] = True

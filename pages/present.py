@@ -20,6 +20,7 @@ from mmoe_core.views import (
     task_names,
     winner_text,
 )
+from ui import keys
 from ui.run_view import REFRESH_S, load_run
 from ui.server import ensure_app_frame, get_store, page_path
 
@@ -36,7 +37,7 @@ STYLE = """<style>
 ensure_app_frame()
 st.html(STYLE)
 query = st.query_params.get("run", "")
-run_id = query if RUN_ID.match(query or "") else st.session_state.get("run_id")
+run_id = query if RUN_ID.match(query or "") else st.session_state.get(keys.RUN_ID)
 row, state = load_run(run_id) if run_id else (None, None)
 if row is None:
     st.title("Present")
@@ -69,8 +70,8 @@ def slide() -> None:
     if row is None:
         st.warning("This run was deleted.")
         return
-    if st.session_state.get("_present_live") and state.finished:  # just ended: redraw once without the timer
-        st.session_state["_present_live"] = False
+    if st.session_state.get(keys.PRESENT_LIVE) and state.finished:  # just ended: redraw once without the timer
+        st.session_state[keys.PRESENT_LIVE] = False
         st.rerun()
     config = RunConfig.from_json(row["config"])
     store = get_store()
@@ -105,5 +106,5 @@ def slide() -> None:
         )
 
 
-st.session_state["_present_live"] = not state.finished
+st.session_state[keys.PRESENT_LIVE] = not state.finished
 st.fragment(run_every=None if state.finished else REFRESH_S)(slide)()

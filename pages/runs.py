@@ -7,6 +7,7 @@ import streamlit as st
 
 from mmoe_core.runtime.jobs import QueueFull
 from mmoe_core.views import config_summary, runs_table
+from ui import keys
 from ui.controls import load_into_controls
 from ui.run_view import REFRESH_S, load_run, show_run, show_status
 from ui.server import ensure_app_frame, get_queue, get_store, page_path, session_owner
@@ -48,17 +49,17 @@ event = st.dataframe(
 )
 ids = list(table["Run"])
 picked = event.selection.rows if event is not None else []
-if picked and view.loc[picked[0], "Run"] != st.session_state.get("_runs_picked"):
-    st.session_state["_runs_picked"] = st.session_state["runs_open"] = view.loc[picked[0], "Run"]
-if "runs_open" not in st.session_state and st.query_params.get("run") in ids:  # a shared link to one run
-    st.session_state["runs_open"] = st.query_params["run"]
-if st.session_state.get("runs_open") not in ids:
-    st.session_state.pop("runs_open", None)  # deleted meanwhile
+if picked and view.loc[picked[0], "Run"] != st.session_state.get(keys.RUNS_PICKED):
+    st.session_state[keys.RUNS_PICKED] = st.session_state[keys.RUNS_OPEN] = view.loc[picked[0], "Run"]
+if keys.RUNS_OPEN not in st.session_state and st.query_params.get("run") in ids:  # a shared link to one run
+    st.session_state[keys.RUNS_OPEN] = st.query_params["run"]
+if st.session_state.get(keys.RUNS_OPEN) not in ids:
+    st.session_state.pop(keys.RUNS_OPEN, None)  # deleted meanwhile
 labels = {r.Run: f"{r.Run} · {r.Status} · {r.Configuration}" for r in table.itertuples()}
 run_id = st.selectbox(
     "Open a run",
     ids,
-    key="runs_open",
+    key=keys.RUNS_OPEN,
     format_func=labels.get,
     index=None,
     placeholder="Select a row above or choose a run here",
@@ -76,31 +77,31 @@ def rerun_config() -> None:
     try:
         new_id = get_queue().submit(config, owner=session_owner())
     except QueueFull as exc:
-        st.session_state["_runs_error"] = f"{exc}."
+        st.session_state[keys.RUNS_ERROR] = f"{exc}."
         return
     load_into_controls(config)
-    st.session_state["run_id"] = new_id
-    st.session_state["_go_playground"] = True
+    st.session_state[keys.RUN_ID] = new_id
+    st.session_state[keys.GO_PLAYGROUND] = True
 
 
 def open_in_playground() -> None:
     load_into_controls(store.config(run_id))
-    st.session_state["run_id"] = run_id
-    st.session_state["_go_playground"] = True
+    st.session_state[keys.RUN_ID] = run_id
+    st.session_state[keys.GO_PLAYGROUND] = True
 
 
 def delete_run() -> None:
     store.delete_run(run_id)
-    st.session_state.pop("runs_open", None)
-    if st.session_state.get("run_id") == run_id:  # the Playground was watching it
-        st.session_state.pop("run_id")
+    st.session_state.pop(keys.RUNS_OPEN, None)
+    if st.session_state.get(keys.RUN_ID) == run_id:  # the Playground was watching it
+        st.session_state.pop(keys.RUN_ID)
     st.query_params.pop("run", None)
-    st.session_state["_runs_closing"] = True
+    st.session_state[keys.RUNS_CLOSING] = True
 
 
 @st.dialog("Delete this run?")
 def confirm_delete() -> None:
-    if st.session_state.pop("_runs_closing", False):  # deleted: close the dialog and redraw the page
+    if st.session_state.pop(keys.RUNS_CLOSING, False):  # deleted: close the dialog and redraw the page
         st.rerun()
     st.markdown(f"Run `{run_id}` and its curves, gate snapshots and weights will be removed for good.")
     a, b = st.columns(2)
@@ -141,14 +142,14 @@ c4.button(
     width="stretch",
     key="runs_delete",
     help="Stop it first" if not state.finished else "Remove this run and its files",
-    on_click=lambda: st.session_state.update(_runs_confirm=True),
+    on_click=lambda: st.session_state.update({keys.RUNS_CONFIRM: True}),
 )
-st.session_state.pop("_runs_closing", None)  # a full run: no dialog is closing
-if st.session_state.pop("_runs_confirm", False):
+st.session_state.pop(keys.RUNS_CLOSING, None)  # a full run: no dialog is closing
+if st.session_state.pop(keys.RUNS_CONFIRM, False):
     confirm_delete()
-if st.session_state.get("_runs_error"):
-    st.error(st.session_state.pop("_runs_error"))
-if st.session_state.pop("_go_playground", False) and page_path("playground"):
+if st.session_state.get(keys.RUNS_ERROR):
+    st.error(st.session_state.pop(keys.RUNS_ERROR))
+if st.session_state.pop(keys.GO_PLAYGROUND, False) and page_path("playground"):
     st.switch_page(page_path("playground"))
 
 
@@ -156,10 +157,10 @@ def panel() -> None:
     r, s = load_run(run_id)
     show_status(r, s)
     show_run(run_id, key="runs", row=r, state=s)
-    if st.session_state.get("_runs_live") and s.finished:
-        st.session_state["_runs_live"] = False
+    if st.session_state.get(keys.RUNS_LIVE) and s.finished:
+        st.session_state[keys.RUNS_LIVE] = False
         st.rerun()
 
 
-st.session_state["_runs_live"] = not state.finished
+st.session_state[keys.RUNS_LIVE] = not state.finished
 st.fragment(run_every=REFRESH_S if not state.finished else None)(panel)()

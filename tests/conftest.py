@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
 
+import browser_kit  # tests/browser_kit.py: the one place that starts and stops a real server
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,26 +22,15 @@ def mmoe_home(tmp_path, monkeypatch):
         sys.modules["ui.server"].shutdown_queues()
 
 
-def _load_test_module():
-    """bench/load_test.py: the one place that starts and stops a real server (tests/test_load.py uses it too)."""
-    spec = importlib.util.spec_from_file_location("load_test", ROOT / "bench" / "load_test.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-load_test = _load_test_module()
-
-
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory):
     """`streamlit run app.py` on a free port with its own MMOE_HOME; yields (base url, home)."""
     home = tmp_path_factory.mktemp("mmoe_server_home")
-    proc, url = load_test.start_server(home)
+    proc, url = browser_kit.start_server(home)
     try:
         yield url, home
     finally:
-        load_test.stop_server(proc)
+        browser_kit.stop_server(proc)
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +38,9 @@ def browser():
     """Debian's chromium driven by Playwright (`playwright install` cannot download here)."""
     from playwright.sync_api import sync_playwright
 
-    if not os.path.exists(load_test.CHROMIUM):
-        pytest.fail(f"{load_test.CHROMIUM} is missing; install it with `apt-get install -y chromium`")
+    if not os.path.exists(browser_kit.CHROMIUM):
+        pytest.fail(f"{browser_kit.CHROMIUM} is missing; install it with `apt-get install -y chromium`")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=load_test.CHROMIUM, args=load_test.CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=browser_kit.CHROMIUM, args=browser_kit.CHROMIUM_ARGS)
         yield b
         b.close()

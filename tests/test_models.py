@@ -10,7 +10,8 @@ import torch
 from mmoe_core.config import RunConfig
 from mmoe_core.data import load_data
 from mmoe_core.models import MixtureModel, build_model
-from mmoe_core.models.mixture import _mix, _softmax
+from mmoe_core.models.gating import softmax
+from mmoe_core.models.mixture import SMALL_BMM, _mix
 from mmoe_core.models.zoo import build_spec, matched_bottom_units
 from mmoe_core.training import Trainer
 
@@ -159,30 +160,46 @@ def test_replica_gradients_are_independent(kind):
         torch.testing.assert_close(g[0], g0[0], atol=1e-7, rtol=1e-6, msg=name)  # nor replica 1's replica 0
 
 
-@pytest.mark.parametrize("k,e,h", [(2, 8, 16), (1, 8, 16), (2, 2, 4), (3, 32, 16)])
-def test_mix_fast_paths_equal_matmul(k, e, h):
-    """The padded and product-sum forms of Σ_e g_ke f_e, values and gradients."""
+def _mix_reference(g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """Σ_e g_ke f_e by broadcasting and summing: no matmul, so it shares no code path with _mix."""
+    return (g.unsqueeze(-1) * f.unsqueeze(-3)).sum(dim=-2)  # (r, b, k, e, 1) * (r, b, 1, e, h) -> (r, b, k, h)
+
+
+# padded rows: (2, 8, 16), (3, 8, 16); per-row product sums: (1, 8, 16), (2, 2, 4); plain matmul: (3, 32, 16)
+@pytest.mark.parametrize("k,e,h", [(2, 8, 16), (3, 8, 16), (1, 8, 16), (2, 2, 4), (3, 32, 16)])
+def test_mix_equals_an_independent_product_sum(k, e, h):
+    """Each form of Σ_e g_ke f_e that _mix picks, values and gradients, against a broadcast-and-sum reference."""
+    assert (k * e * h < SMALL_BMM) == ((k, e, h) != (3, 32, 16))  # the cases cover both sides of the switch
     gen = torch.Generator().manual_seed(0)
     g = torch.randn(3, 40, k, e, generator=gen).softmax(-1).requires_grad_()
     f = torch.randn(3, 40, e, h, generator=gen).requires_grad_()
     fast = _mix(g, f)
-    slow = torch.matmul(g, f)
-    torch.testing.assert_close(fast, slow, atol=1e-6, rtol=1e-6)
-    up = torch.randn_like(slow)
+    ref = _mix_reference(g, f)
+    torch.testing.assert_close(fast, ref, atol=1e-6, rtol=1e-6)
+    up = torch.randn_like(ref)
     torch.testing.assert_close(
-        torch.autograd.grad(fast, (g, f), up), torch.autograd.grad(slow, (g, f), up), atol=1e-5, rtol=1e-5
+        torch.autograd.grad(fast, (g, f), up), torch.autograd.grad(ref, (g, f), up), atol=1e-5, rtol=1e-5
     )
 
 
-@pytest.mark.parametrize("e", [8, 32])
-def test_softmax_matches_torch_and_survives_large_logits(e):
+def _softmax_reference(logits: torch.Tensor) -> torch.Tensor:
+    """exp / sum in float64 after subtracting the row max: plain torch, no softmax kernel."""
+    z = logits.double()
+    z = torch.exp(z - z.amax(dim=-1, keepdim=True))
+    return z / z.sum(dim=-1, keepdim=True)
+
+
+@pytest.mark.parametrize("e", [8, 32])  # 8: the exp / sum fast path; 32: ATen's kernel
+def test_softmax_matches_a_float64_reference_and_survives_large_logits(e):
     logits = torch.randn(4, 10, 2, e) * torch.tensor([1.0, 50.0, 1e3, 1e4]).view(4, 1, 1, 1)
     logits.requires_grad_()
-    ours, ref = _softmax(logits), torch.softmax(logits, dim=-1)
+    ours, ref = softmax(logits), _softmax_reference(logits)
     assert torch.isfinite(ours).all()
-    torch.testing.assert_close(ours, ref)
-    up = torch.randn_like(ref)
-    torch.testing.assert_close(torch.autograd.grad(ours, logits, up)[0], torch.autograd.grad(ref, logits, up)[0])
+    torch.testing.assert_close(ours, ref.float())
+    up = torch.randn_like(ours)
+    ours_grad = torch.autograd.grad(ours, logits, up)[0]
+    ref_grad = torch.autograd.grad(ref, logits, up.double())[0]
+    torch.testing.assert_close(ours_grad, ref_grad.float(), atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("independent", [False, True])
@@ -219,3 +236,18 @@ def test_gather_reads_the_same_rows_as_fancy_indexing():
         assert torch.equal(trainer._gather(x, idx), x[trainer._replica_idx, idx])
     shared = trainer.data.x_train[:1]
     assert torch.equal(trainer._gather(shared, idx), shared[0][idx])
+
+
+def test_every_kind_has_one_constructor_and_a_constructor_needs_a_registry_entry():
+    from mmoe_core.model_kinds import KINDS, family_fields, kinds_using
+    from mmoe_core.models.zoo import SPECS, kind_spec
+
+    assert list(SPECS) == list(KINDS)  # one constructor per registry entry, in the registry's order
+    assert kinds_using("levels") == ("ple",) and kinds_using("shared_experts") == ("cgc", "ple")
+    assert family_fields() == ("shared_experts", "task_experts", "levels")
+
+    def hydra(**_: int) -> None:
+        return None
+
+    with pytest.raises(ValueError, match=r"'hydra' has no entry in mmoe_core/model_kinds.py KINDS; add one"):
+        kind_spec(hydra)

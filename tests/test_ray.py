@@ -12,16 +12,15 @@ import time
 
 import numpy as np
 import pytest
+import ray  # the `dev` extra installs it (tests/run.sh): these tests run, never skip
 
-ray = pytest.importorskip("ray", reason="the ray backend is an optional extra: pip install -r requirements-ray.txt")
-
-from mmoe_core import cli  # noqa: E402
-from mmoe_core.config import RunConfig  # noqa: E402
-from mmoe_core.runs import RunStore  # noqa: E402
-from mmoe_core.runtime.backends import resolve_backend, run_on_ray  # noqa: E402
-from mmoe_core.runtime.execute import execute_run  # noqa: E402
-from mmoe_core.runtime.jobs import JobQueue  # noqa: E402
-from mmoe_core.runtime.ray_backend import TASK_NAME, RayLauncher, _check_reachable  # noqa: E402
+from mmoe_core import cli
+from mmoe_core.config import RunConfig
+from mmoe_core.runs import RunStore
+from mmoe_core.runtime.backends import resolve_backend, run_on_ray
+from mmoe_core.runtime.execute import execute_run
+from mmoe_core.runtime.jobs import JobQueue
+from mmoe_core.runtime.ray_backend import TASK_NAME, RayLauncher, _check_reachable
 
 TINY = {"rows": 500, "eval_rows": 100, "batch_size": 64, "log_every": 20, "models": ("shared_bottom", "mmoe")}
 LONG = RunConfig(rows=500, eval_rows=100, steps=500_000, log_every=10, models=("mmoe",))
@@ -256,6 +255,6 @@ def test_backend_switch_names_choices_and_the_install_fix(monkeypatch):
     with pytest.raises(ValueError, match=r"could not reach the Ray cluster at '127.0.0.1:1' \(Connection refused\)"):
         _check_reachable("127.0.0.1:1")  # a wrong address fails in seconds, not after Ray's minutes of retries
     monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed
-    with pytest.raises(ValueError, match=r"needs the optional package `ray`.*requirements-ray.txt"):
+    with pytest.raises(ValueError, match=r"needs the optional package `ray`.*pip install ray==2\.60\.0"):
         resolve_backend("ray")
     assert resolve_backend("local") == "local"  # the default path never needs Ray

@@ -1,5 +1,5 @@
-"""The Playground's sidebar controls as RunConfig fields: widget values from a config and back, and the data
-source chosen on the Data page.
+"""Sidebar controls as RunConfig fields: number widgets built from RunConfig's field table (range and help),
+widget values from a config and back, and the data source chosen on the Data page.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from typing import Any
 
 import streamlit as st
 
-from mmoe_core.config import RunConfig, field_names
+from mmoe_core.config import RunConfig, field_help, field_names, field_range
+from mmoe_core.model_kinds import family_fields
 
 from . import keys
 from .server import device_info
@@ -29,14 +30,59 @@ DATA_KEYS = (
     "independent_data",
 )
 ARCH_KEYS = ("n_experts", "expert_units", "expert_layers", "tower_units", "tower_layers", "bottom_units")
-# CGC/PLE experts and gate options (Tang et al. 2020; Shazeer et al. 2017), where the library has them
-ARCH_KEYS += tuple(
-    k
-    for k in ("shared_experts", "task_experts", "levels", "top_k", "gate_noise", "balance_weight")
-    if k in field_names()
-)
+ARCH_KEYS += family_fields()  # fields some model kinds read on their own (CGC/PLE experts, levels: model_kinds.py)
+ARCH_KEYS += ("top_k", "gate_noise", "balance_weight")  # gate options (Shazeer et al. 2017)
 TRAIN_KEYS = ("steps", "batch_size", "lr", "seeds", "device", "seed", "log_every")
 CONTROL_KEYS = DATA_KEYS + ("models",) + ARCH_KEYS + TRAIN_KEYS
+KEEP = "session"  # widget values survive a visit to another page
+
+# How each numeric RunConfig field is shown: label, step and number format. Its range and help text come from
+# RunConfig's field table (lo, hi, help), so no page types a range.
+NUMBER_WIDGETS: dict[str, tuple[str, float, str | None]] = {
+    "rows": ("Training rows", 1_000, None),
+    "input_dim": ("Input dim d", 10, None),
+    "sine_terms": ("Sine terms m", 1, None),
+    "noise_std": ("Noise σ", 0.05, "%.3f"),
+    "data_seed": ("Data seed", 1, None),
+    "n_tasks": ("Tasks", 1, None),
+    "scale": ("Weight scale c", 0.1, "%g"),
+    "eval_rows": ("Val/test rows", 500, None),
+    "n_experts": ("Experts", 1, None),
+    "expert_units": ("Expert units", 1, None),
+    "expert_layers": ("Expert layers", 1, None),
+    "tower_units": ("Tower units", 1, None),
+    "tower_layers": ("Tower layers", 1, None),
+    "bottom_units": ("Shared-Bottom width", 1, None),
+    "shared_experts": ("Shared experts", 1, None),
+    "task_experts": ("Experts per task", 1, None),
+    "levels": ("PLE levels", 1, None),
+    "top_k": ("Top-k (0 = all)", 1, None),
+    "balance_weight": ("Balance loss", 0.01, "%g"),
+    "steps": ("Steps", 100, None),
+    "batch_size": ("Batch size", 32, None),
+    "lr": ("Learning rate", 1e-4, "%g"),
+    "seeds": ("Seeds", 1, None),
+    "seed": ("Seed", 1, None),
+    "log_every": ("Log every", 10, None),
+}
+
+
+def number_field(name: str, where: Any = st, *, key_prefix: str = "", label: str | None = None) -> None:
+    """A number input for RunConfig field `name`: its range and help from the field table, its label, step and
+    format from NUMBER_WIDGETS, its key `key_prefix + name`."""
+    default_label, step, fmt = NUMBER_WIDGETS[name]
+    lo, hi = field_range(name)
+    kind = float if isinstance(getattr(RunConfig(), name), float) else int
+    where.number_input(
+        label or default_label,
+        kind(lo),
+        kind(hi),
+        step=kind(step),
+        key=key_prefix + name,
+        help=field_help(name).capitalize(),
+        format=fmt,
+        persist_state=KEEP,
+    )
 
 
 def matched_width(config: RunConfig) -> int:

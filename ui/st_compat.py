@@ -18,7 +18,7 @@ class StreamlitInternalsChanged(RuntimeError):
 def _changed(what: str, exc: BaseException) -> StreamlitInternalsChanged:
     return StreamlitInternalsChanged(
         f"Streamlit {st.__version__} no longer offers {what} ({type(exc).__name__}: {exc}); ui/st_compat.py must be "
-        "updated for this version, or install the Streamlit version in requirements.txt"
+        "updated for this version, or install a Streamlit version that requirements.txt allows"
     )
 
 

@@ -9,19 +9,15 @@ PNGs through kaleido (`pip install kaleido`), which drives a headless Chrome/Chr
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from mmoe_core.config import MODEL_KINDS  # noqa: E402
-from mmoe_core.runs import RunStore  # noqa: E402
-from mmoe_core.studies.claims import check_claims  # noqa: E402
-from mmoe_core.studies.plots import curves_figure, label_correlation_figure, trainability_figure  # noqa: E402
-from mmoe_core.studies.study import (  # noqa: E402
+from mmoe_core.config import MODEL_KINDS
+from mmoe_core.runs import RunStore
+from mmoe_core.studies.claims import check_claims
+from mmoe_core.studies.plots import curves_figure, label_correlation_figure, trainability_figure
+from mmoe_core.studies.study import (
     curves,
     final_losses,
     gap_table,
@@ -31,6 +27,8 @@ from mmoe_core.studies.study import (  # noqa: E402
     study_runs,
     summary_table,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 WIDTH, HEIGHT = 1100, 420
 

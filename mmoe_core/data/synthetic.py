@@ -141,10 +141,4 @@ def make_synthetic_tasks(
     )
 
 
-def weight_cosine(n_tasks: int, correlation: float) -> float:
-    """The cosine that task_loadings realises between tasks 0 and 1 (a check, used by tests)."""
-    rows = task_loadings(n_tasks, correlation)
-    return float(rows[0] @ rows[1] / (rows[0].norm() * rows[1].norm()))
-
-
-__all__ = ["make_synthetic_tasks", "synthetic_weights", "task_loadings", "pearson", "weight_cosine"]
+__all__ = ["make_synthetic_tasks", "synthetic_weights", "task_loadings", "pearson"]

@@ -89,16 +89,6 @@ def _route_plan(route: tuple[tuple[float, ...], ...] | None, n_tasks: int) -> li
     return [row.index(1.0) if sorted(row) == [0.0] * (len(row) - 1) + [1.0] else tuple(row) for row in route]
 
 
-def _softmax(logits: torch.Tensor) -> torch.Tensor:
-    """Softmax over the last (expert) axis. ATen's CPU kernel vectorises across a row, so rows shorter than
-    16 (the paper's 8 experts) take it 2-4x longer, forward and backward, than exp / sum; subtracting the
-    detached max keeps exp finite and the gradient exact. From 16 experts on, its kernel is the faster."""
-    if logits.shape[-1] >= 16 or logits.device.type != "cpu":
-        return torch.softmax(logits, dim=-1)
-    z = torch.exp(logits - logits.detach().amax(dim=-1, keepdim=True))
-    return z / z.sum(dim=-1, keepdim=True)
-
-
 SMALL_BMM = 400  # ATen's CPU bmm runs products under this many multiply-adds in a scalar loop
 
 
@@ -186,12 +176,15 @@ class MixtureModel(nn.Module):
             noisy = self.noise_w is not None and self.training and torch.is_grad_enabled()
             noise = torch.bmm(x, self.noise_w).reshape(r, b, -1, e) if noisy else None
             weights, h, std = gating.noisy_top_k(
-                clean, noise, self.spec.top_k, generator=self._generator(x.device) if noisy else None
+                clean,
+                noise,
+                self.spec.top_k,
+                generator=gating.noise_generator(self._noise_gen, x.device, self.seed) if noisy else None,
             )
             aux = gating.balance_loss(weights, clean, h, std, self.spec.top_k) if self.balance else None
             gates = weights.expand(r, b, k, e)  # (r, b, k, e)
         elif logits is not None:
-            weights = _softmax(logits.reshape(r, b, self.spec.n_gates, e))  # (r, b, g, e)
+            weights = gating.softmax(logits.reshape(r, b, self.spec.n_gates, e))  # (r, b, g, e)
             gates = weights.expand(r, b, k, e)  # (r, b, k, e); g = 1 broadcasts
         else:
             weights = None
@@ -200,12 +193,6 @@ class MixtureModel(nn.Module):
         for i in range(1, len(self.tower_w)):
             z = self._tower_layer(torch.relu(z), i)  # (r, b, k, t')
         return MixtureOutput(preds=z.squeeze(-1), gates=gates, aux=aux)  # (r, b, k)
-
-    def _generator(self, device: torch.device) -> torch.Generator:
-        """The gate noise's own generator per device, seeded from the run's seed (never the global RNG)."""
-        if device not in self._noise_gen:
-            self._noise_gen[device] = torch.Generator(device=device).manual_seed(self.seed * 7_919 + 3)
-        return self._noise_gen[device]
 
     def _mix_into_towers(self, f: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         """Mixtures Σ_e g_ke f_e through each tower's first layer: (r, b, e, h) -> (r, b, k, t).

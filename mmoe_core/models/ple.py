@@ -168,12 +168,6 @@ class PLEModel(nn.Module):
         i = int(name.split(".")[1])
         return self.tower_w[i].shape[-2]
 
-    def _generator(self, device: torch.device) -> torch.Generator:
-        """The gate noise's own generator per device, seeded from the run's seed (never the global RNG)."""
-        if device not in self._noise_gen:
-            self._noise_gen[device] = torch.Generator(device=device).manual_seed(self.seed * 7_919 + 3)
-        return self._noise_gen[device]
-
     def forward(self, x: torch.Tensor) -> MixtureOutput:
         """x: (r, b, d), or (b, d) shared by every replica. Noise is drawn only when training with gradients
         (the trainer evaluates under no_grad, so validation and the gate probes see the deterministic gate)."""
@@ -187,7 +181,11 @@ class PLEModel(nn.Module):
             clean = level.logits(u, level.gate_w)  # (r, b, g, e)
             noise = level.logits(u, level.noise_w) if noisy else None
             weights, h, std = gating.noisy_top_k(
-                clean, noise, spec.top_k, level.mask, self._generator(x.device) if noisy else None
+                clean,
+                noise,
+                spec.top_k,
+                level.mask,
+                gating.noise_generator(self._noise_gen, x.device, self.seed) if noisy else None,
             )  # (r, b, g, e)
             if self.balance:
                 aux = aux + gating.balance_loss(weights, clean, h, std, spec.top_k, level.mask)  # (r,)

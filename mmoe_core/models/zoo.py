@@ -1,18 +1,32 @@
-"""The named models as small constructors over MixtureSpec, defaulting to the paper's §5.1 sizes."""
+"""The named models as small constructors over MixtureSpec, defaulting to the paper's §5.1 sizes. Each is
+registered under its name with `@kind_spec`; its label, colour and Learn text are its entry in
+mmoe_core/model_kinds.py."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..config import MODEL_KINDS, RunConfig
+from ..config import RunConfig
+from ..model_kinds import KINDS
 from .mixture import MixtureModel, MixtureSpec
 from .ple import PLEModel, PLESpec, ple_spec
+
+SPECS: dict[str, Callable[..., MixtureSpec]] = {}  # kind name -> constructor, filled by @kind_spec
+
+
+def kind_spec(fn: Callable[..., MixtureSpec]) -> Callable[..., MixtureSpec]:
+    """Register a constructor under its function name, which must be a kind of model_kinds.KINDS."""
+    if fn.__name__ not in KINDS:
+        raise ValueError(f"{fn.__name__!r} has no entry in mmoe_core/model_kinds.py KINDS; add one")
+    SPECS[fn.__name__] = fn
+    return fn
 
 
 def _layers(units: int, layers: int) -> tuple[int, ...]:
     return (units,) * layers
 
 
+@kind_spec
 def single_task(
     *,
     input_dim: int = 100,
@@ -37,6 +51,7 @@ def single_task(
     )
 
 
+@kind_spec
 def shared_bottom(
     *,
     input_dim: int = 100,
@@ -61,6 +76,7 @@ def shared_bottom(
     )
 
 
+@kind_spec
 def omoe(
     *,
     input_dim: int = 100,
@@ -88,6 +104,7 @@ def omoe(
     )
 
 
+@kind_spec
 def mmoe(
     *,
     input_dim: int = 100,
@@ -115,6 +132,7 @@ def mmoe(
     )
 
 
+@kind_spec
 def cgc(
     *,
     input_dim: int = 100,
@@ -144,6 +162,7 @@ def cgc(
     )
 
 
+@kind_spec
 def ple(
     *,
     input_dim: int = 100,
@@ -174,15 +193,9 @@ def ple(
     )
 
 
-SPECS: dict[str, Callable[..., MixtureSpec]] = {
-    "single_task": single_task,
-    "shared_bottom": shared_bottom,
-    "omoe": omoe,
-    "mmoe": mmoe,
-    "cgc": cgc,
-    "ple": ple,
-}
-assert set(SPECS) == set(MODEL_KINDS)
+missing = set(KINDS) - set(SPECS)
+if missing:
+    raise ImportError(f"model kinds without a @kind_spec constructor in models/zoo.py: {', '.join(sorted(missing))}")
 
 
 def paper_count(spec: MixtureSpec) -> int:

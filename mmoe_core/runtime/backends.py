@@ -4,7 +4,7 @@ or `ray` (tasks on a Ray cluster that stream their records back into this machin
     python -m mmoe_core sweep --correlations 0.5,0.9,1.0 --seeds 32 --backend ray --ray-address head:6379
     MMOE_BACKEND=ray MMOE_RAY_ADDRESS=head:6379 streamlit run app.py
 
-Ray is an optional extra (`pip install -r requirements-ray.txt`): nothing here imports it, and the local
+Ray is an optional extra (`pip install -e ".[ray]"`): nothing here imports it, and the local
 path never needs it. `mmoe_core.runtime.ray_backend` (driver side) and `mmoe_core.runtime.ray_remote` (inside the task)
 hold everything that does (docs/SCALING.md explains the costs).
 """
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .ray_backend import RayLauncher
 
 BACKENDS = ("local", "ray")
-INSTALL_HINT = "install it with `pip install -r requirements-ray.txt` (ray==2.60.0) or choose --backend local"
+INSTALL_HINT = "install it with `pip install ray==2.60.0` (the `ray` extra) or choose --backend local"
 
 
 def resolve_backend(name: str | None = None) -> str:

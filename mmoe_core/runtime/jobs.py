@@ -118,8 +118,7 @@ class JobQueue:
             raise QueueFull(
                 f"the queue is full ({self.max_queued} runs waiting); wait for a run to finish or stop one of yours"
             )
-        run_id = self.store.create_run(config, owner=owner, label=label)
-        self._wake()
+        run_id = self.store.create_run(config, owner=owner, label=label)  # the dispatcher polls every poll_s
         return run_id
 
     def cancel(self, run_id: str) -> None:
@@ -193,9 +192,6 @@ class JobQueue:
         return n
 
     # ------------------------------------------------------------------ dispatcher
-    def _wake(self) -> None:
-        pass  # the loop polls every poll_s; kept as the one place to add an event if polling ever costs
-
     def _spawn(self) -> subprocess.Popen:
         """A fresh interpreter (like multiprocessing's spawn, without re-importing the server's __main__)."""
         threads = self.threads or max(1, (os.cpu_count() or 1) // self.max_concurrent)

@@ -1,0 +1,1 @@
+"""How a run gets executed: the job queue, worker processes, backends (local, Ray) and the OpenMP policy."""
