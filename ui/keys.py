@@ -44,6 +44,7 @@ EXP_URL_DONE = "_exp_url_done"  # the address's ?study= was read once this sessi
 EXP_WARNING = "_exp_warning"  # what the address asked for and could not get, shown once
 EXP_ERROR = "_exp_error"  # why Start did not start, shown once
 EXP_LIVE = "_exp_live"  # the shown study was still running at the last full page run
+EXP_SHOWN_STATUS = "_exp_shown_status"  # the shown study's status when "Study shown" was last drawn
 
 # --- Learn ---
 LEARN_MODEL = "learn_model"  # the model whose diagram is drawn (its selectbox's key)
