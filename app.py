@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui.access import admin_box, locked, password_gate
 from ui.server import get_store, page_path
 
 PAGES = [  # file stem, title, icon; the first is the default
@@ -35,7 +36,9 @@ pages = [
     for i, (stem, title, icon) in enumerate(PAGES)
     if (path := page_path(stem))
 ]
-page = st.navigation(pages, position="top")
+page = st.navigation(pages, position="hidden" if locked() else "top")
+password_gate()  # MMOE_PASSWORD: nothing below runs for a session that has not typed it
+admin_box()
 # Streamlit's own "Running… Stop" badge stops a page redraw, not training: hidden so it is not mistaken for
 # the Playground's Stop button. The Playground's chart-library warm-up: out of the layout, never seen.
 st.html(

@@ -20,10 +20,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from . import compare
 from .config import RunConfig, field_help
 from .runs import RunStore
 from .runtime.backends import resolve_backend, run_on_ray
 from .runtime.execute import execute_run
+from .studies.claims import check_claims
 from .studies.study import (
     PRESETS,
     Study,
@@ -208,6 +210,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
             out["models"],
             f"{data}, label correlation {out['label_correlation']:.3f}, "
             f"{out['rows_per_s']:,.0f} rows/s, {seconds:.1f} s, run {run_id}",
+            summary.get("task_kinds") or (),
         )
     )
     return out
@@ -266,7 +269,7 @@ def _float_list(raw: str, flag: str, example: str) -> list[float]:
     return values
 
 
-def _table(models: dict, title: str) -> str:
+def _table(models: dict, title: str, task_kinds: Sequence[str] = ()) -> str:
     lines = [title, f"{'model':<14} {'status':<9} {'params':>7} {'test loss per task':<24} {'mean':>9} {'seconds':>8}"]
     for name, m in models.items():
         per_task = ", ".join("nan" if v is None else f"{v:.4f}" for v in m.get("test_loss", []))
@@ -280,6 +283,9 @@ def _table(models: dict, title: str) -> str:
             lines.append(f"  test AUC per task: {auc} (mean of binary tasks {m['test_auc_mean']:.4f})")
         if m.get("message"):
             lines.append(f"  {m['message']}")
+    verdict = compare.verdict_text({"models": models, "task_kinds": task_kinds})
+    if verdict:
+        lines.append(verdict)
     return "\n".join(lines)
 
 
@@ -287,9 +293,13 @@ def _sweep_table(final, seconds: float, study_id: str) -> str:
     stats = summary_table(final).set_index(["correlation", "lr", "model"])
     gaps = gap_table(final).set_index(["correlation", "lr", "gap"])
     fmt = lambda v: f"{v:.4f}"  # noqa: E731
+    claims = [f"lr {lr:g}: {c.claim}: {c.verdict}" for lr in sorted(set(final["lr"])) for c in check_claims(final, lr)]
     return (
-        f"{stats.to_string(float_format=fmt)}\n\npaired gaps (negative: the first model is better)\n"
-        f"{gaps.to_string(float_format=fmt)}\n{seconds:.1f} s, study {study_id}"
+        f"{stats.to_string(float_format=fmt)}\n\npaired gaps (negative: the first model is better; lo-hi: 95% "
+        "sign-test interval of the median gap; verdict on 'the first model is better'; a failed seed is a loss for "
+        f"its model)\n{gaps.to_string(float_format=fmt)}\n\nthe paper's claims (mmoe_core/studies/claims.py)\n"
+        + "\n".join(claims)
+        + f"\n{seconds:.1f} s, study {study_id}"
     )
 
 

@@ -1,170 +1,200 @@
-"""Comparing stored runs: which settings tell them apart, a legend label per run from those settings, and one
-figure that overlays their validation curves. Pure functions over RunConfigs and DataFrames; no streamlit.
+"""Which model did better in one run, told only as far as the evidence goes.
 
-A comparison names runs by what differs (p = 0.2 against p = 0.9, or two learning rates), never by id alone:
-the id is kept for hover text and for runs whose settings are all equal (re-runs of one config).
+Each task is compared by its own metric (test AUC for a binary task, higher is better; test MSE for a regression
+task, lower is better), never by a mean of unlike losses. Seeds are paired (every model of a run trains on the
+same seeds' data and batches), so a comparison is `studies.stats.paired_gap` over seeds: a diverged seed is a
+loss for its model. A model is named the *winner* only when, on every task, its gap to every other model "holds"
+(the 95% sign-test interval excludes zero), which needs 6 or more seeds; otherwise the text says who is ahead and
+that it is too close to call.
+
+Reads a run summary (`training.summarize` + task names and kinds, as stored by the worker).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-import plotly.graph_objects as go
+import numpy as np
 
-from .config import MODEL_KINDS, RunConfig
-from .plots import EXPERT_COLORS, _axis_name, _figure, _panels, empty_figure, log_ticks, model_order
-from .runs import RUN_ID
+from .config import MODEL_KINDS
+from .studies import stats
 
-MAX_COMPARED = 8  # runs on one chart: more lines than this are no longer readable, and each costs a store read
-SHORT_NAMES = {  # how a differing field is written in a legend
-    "correlation": "p",
-    "n_experts": "experts",
-    "expert_units": "expert units",
-    "batch_size": "batch",
-    "data_seed": "data seed",
-    "noise_std": "noise",
-    "sine_terms": "sine terms",
-}
-MODEL_DASH = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]  # a model's line style, by paper order
-LABEL_IGNORED = {"models", "device"}  # each line names its model; the device does not change what is learned
+MIN_SEEDS = 6  # the fewest seeds whose 95% sign-test interval can exclude zero (6 of 6 won: p = 0.031)
 
 
-def parse_compare_ids(text: str, known: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
-    """`?compare=id1,id2,…` -> (valid ids in the given order, a warning per id dropped). Only well-formed run
-    ids that the store knows are kept, duplicates once, at most MAX_COMPARED; anything else is named in a
-    warning (shortened, so a hostile URL cannot flood the page)."""
-    ids: list[str] = []
-    warnings: list[str] = []
-    parts = [p.strip() for p in str(text or "").split(",") if p.strip()]
-    for raw in parts[: MAX_COMPARED * 4]:
-        shown = raw[:20] + ("…" if len(raw) > 20 else "")
-        if not RUN_ID.match(raw):
-            warnings.append(f"{shown!r} is not a run id (12 lowercase hex characters); left out")
-        elif known is not None and raw not in known:
-            warnings.append(f"run {raw} is not on this server; left out")
-        elif raw in ids:
-            continue
-        elif len(ids) >= MAX_COMPARED:
-            warnings.append(f"at most {MAX_COMPARED} runs are compared at once; run {raw} left out")
+@dataclass(frozen=True)
+class TaskMetric:
+    name: str  # "AUC" | "MSE" | "loss"
+    higher_is_better: bool
+    key: str  # the summary field: test_auc or test_loss
+
+
+@dataclass(frozen=True)
+class TaskLead:
+    """One task: the model ahead on its metric, the runner-up, and the paired evidence between them."""
+
+    task: str
+    metric: TaskMetric
+    best: str
+    best_value: float  # median over seeds (failed seeds count as the worst)
+    runner: str | None
+    runner_value: float
+    gap: stats.PairedGap | None
+
+
+def task_metrics(summary: Mapping[str, Any], n_tasks: int) -> list[TaskMetric]:
+    """Each task's own metric: AUC for a binary task (when recorded), MSE for a regression task."""
+    kinds = list(summary.get("task_kinds") or [])
+    kinds += ["regression"] * (n_tasks - len(kinds))
+    has_auc = any(e.get("test_auc") for e in (summary.get("models") or {}).values())
+    out = []
+    for kind in kinds[:n_tasks]:
+        if kind == "binary" and has_auc:
+            out.append(TaskMetric("AUC", True, "test_auc"))
+        elif kind == "binary":
+            out.append(TaskMetric("loss", False, "test_loss"))
         else:
-            ids.append(raw)
-    if len(parts) > MAX_COMPARED * 4:
-        warnings.append(f"{len(parts) - MAX_COMPARED * 4} more ids left out")
-    return ids, warnings
+            out.append(TaskMetric("MSE", False, "test_loss"))
+    return out
 
 
-def differing_fields(configs: Sequence[RunConfig]) -> list[str]:
-    """RunConfig fields (in declaration order) whose value is not the same in every config; [] for 0 or 1."""
-    if len(configs) < 2:
+def seed_values(entry: Mapping[str, Any], task: int, metric: TaskMetric) -> np.ndarray:
+    """(seeds,) the model's metric on `task` per seed; NaN where the seed failed (diverged, never tested)."""
+    rows = entry.get("per_seed")
+    if rows:
+        values = [_at(s.get(metric.key), task) for s in rows]
+    else:
+        values = [_at(entry.get(metric.key), task)]
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+
+
+def seeds_of(summary: Mapping[str, Any] | None) -> int:
+    """How many seeds the run's models trained (1 without a per-seed breakdown)."""
+    entries = (summary or {}).get("models") or {}
+    return max((len(e.get("per_seed") or []) or 1 for e in entries.values()), default=0)
+
+
+def leads(summary: Mapping[str, Any] | None, names: Sequence[str] | None = None) -> list[TaskLead]:
+    """Per task, the model ahead by median (failed seeds worst) and its paired gap to the runner-up."""
+    entries = dict((summary or {}).get("models") or {})
+    if not entries:
         return []
-    names = [f.name for f in fields(RunConfig)]
-    return [n for n in names if len({repr(getattr(c, n)) for c in configs}) > 1]
+    n_tasks = _n_tasks(summary, names)
+    names = list(names or []) or [f"Task {k + 1}" for k in range(n_tasks)]
+    n = seeds_of(summary)
+    out = []
+    for k, metric in enumerate(task_metrics(summary, n_tasks)):
+        values = {m: _pad(seed_values(e, k, metric), n) for m, e in entries.items()}
+        ranked = sorted(values, key=lambda m: _badness(values[m], metric))
+        best, runner = ranked[0], (ranked[1] if len(ranked) > 1 else None)
+        gap = stats.paired_gap(values[best], values[runner], metric.higher_is_better) if runner else None
+        out.append(
+            TaskLead(
+                task=names[k] if k < len(names) else f"Task {k + 1}",
+                metric=metric,
+                best=best,
+                best_value=_median(values[best], metric),
+                runner=runner,
+                runner_value=_median(values[runner], metric) if runner else float("nan"),
+                gap=gap,
+            )
+        )
+    return out
 
 
-def _value_text(name: str, value: Any) -> str:
-    if isinstance(value, tuple):
-        return "+".join(MODEL_KINDS.get(v, str(v)) for v in value) if name == "models" else ",".join(map(str, value))
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if name == "dataset":
-        return re.split(r"[\\/]", str(value))[-1]
-    return f"{value:,}" if isinstance(value, int) else str(value)
+def winner(summary: Mapping[str, Any] | None, names: Sequence[str] | None = None) -> str | None:
+    """The model that beats every other model on every task with a "holds" verdict, else None."""
+    entries = (summary or {}).get("models") or {}
+    found = leads(summary, names)
+    if len(entries) < 2 or not found or len({lead.best for lead in found}) != 1:
+        return None
+    best = found[0].best
+    n = seeds_of(summary)
+    for k, lead in enumerate(found):
+        mine = _pad(seed_values(entries[best], k, lead.metric), n)
+        for other, e in entries.items():
+            if other == best:
+                continue
+            theirs = _pad(seed_values(e, k, lead.metric), n)
+            if stats.paired_gap(mine, theirs, lead.metric.higher_is_better).verdict != stats.HOLDS:
+                return None
+    return best
 
 
-def run_labels(configs: Mapping[str, RunConfig]) -> dict[str, str]:
-    """A legend label per run id from the fields that differ, e.g. 'p = 0.2 · lr = 0.003'. Runs whose settings
-    are all equal (or equal on every labelled field) are told apart by their id."""
-    diff = [n for n in differing_fields(list(configs.values())) if n not in LABEL_IGNORED]
-    labels = {
-        rid: " · ".join(f"{SHORT_NAMES.get(n, n)} = {_value_text(n, getattr(c, n))}" for n in diff)
-        for rid, c in configs.items()
-    }
-    counts = pd.Series(list(labels.values())).value_counts()
-    return {
-        rid: (f"{lab} ({rid[:6]})" if lab and counts[lab] > 1 else lab or f"run {rid[:6]}")
-        for rid, lab in labels.items()
-    }
+def verdict_text(summary: Mapping[str, Any] | None, names: Sequence[str] | None = None) -> str | None:
+    """One paragraph: the winner with its evidence, or who leads each task and why that is not yet a win."""
+    found = leads(summary, names)
+    if not found:
+        return None
+    n = seeds_of(summary)
+    best = winner(summary, names)
+    parts = [_lead_text(lead, n) for lead in found if lead.runner is not None]
+    if not parts:
+        lead = found[0]
+        return f"{_label(lead.best)}: test {lead.metric.name} on {lead.task} {_value(lead.best_value, lead.metric)}."
+    if best:
+        return f"{_label(best)} wins on every task, on paired seeds: " + "; ".join(parts) + "."
+    if n < 2:
+        return (
+            "Ahead on one seed: "
+            + "; ".join(parts)
+            + f". One seed cannot tell a real difference from luck: run {MIN_SEEDS} or more seeds to name a winner."
+        )
+    advice = f" (with {n} seeds no 95% interval can exclude zero; run {MIN_SEEDS} or more)" if n < MIN_SEEDS else ""
+    return f"No clear winner over {n} seeds{advice}: " + "; ".join(parts) + "."
 
 
-def compare_curves(
-    curves: Mapping[str, pd.DataFrame],
-    labels: Mapping[str, str],
-    task_names: Sequence[str],
-    models: Sequence[str] | None = None,
-    log_y: bool = True,
-    metric: str = "loss",
-    height: int = 420,
-) -> go.Figure:
-    """Each run's validation curves on one chart: a panel per task, a colour per run, a line style per model.
-
-    curves: run id -> views.curve_frame output (model, task, split, step, mean, sd, n); only split 'val' drawn.
-    labels: run id -> legend text (run_labels). models: the models to draw (default: every one present)."""
-    present = sorted({m for c in curves.values() if len(c) for m in c["model"].unique()})
-    order = model_order([m for m in present if models is None or m in models])
-    if not order:
-        return empty_figure("No validation points to compare yet", height)
-    traces: list[dict] = []
-    for i, (rid, c) in enumerate(curves.items()):
-        color = EXPERT_COLORS[i % len(EXPERT_COLORS)]
-        val = c[c["split"] == "val"] if len(c) else c
-        for m_i, model in enumerate(order):
-            for task in range(len(task_names)):
-                g = val[(val["model"] == model) & (val["task"] == task)].sort_values("step") if len(val) else val
-                if g.empty:
-                    continue
-                name = f"{labels.get(rid, rid)} · {MODEL_KINDS.get(model, model)}"
-                traces.append(
-                    {
-                        "type": "scatter",
-                        "x": g["step"].tolist(),
-                        "y": g["mean"].round(6).tolist(),
-                        "mode": "lines",
-                        "name": name,
-                        "legendgroup": f"{rid}:{model}",
-                        "showlegend": task == 0,
-                        "line": {"color": color, "dash": MODEL_DASH[m_i % len(MODEL_DASH)], "width": 2},
-                        "hovertemplate": f"{name}<br>run {rid}<br>validation {metric} %{{y:.4g}}<br>step %{{x}}"
-                        "<extra></extra>",
-                        "xaxis": _axis_name("x", task),
-                        "yaxis": _axis_name("y", task),
-                    }
-                )
-    layout = _panels(task_names, "step", f"validation {metric}", {"type": "log" if log_y else "linear"})
-    if log_y:
-        for task in range(len(task_names)):
-            ys = [v for t in traces if t["yaxis"] == _axis_name("y", task) for v in t["y"] if v is not None and v > 0]
-            ticks = log_ticks(min(ys), max(ys)) if ys else None
-            if ticks:
-                layout[f"yaxis{'' if task == 0 else task + 1}"].update(
-                    {"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
-                )
-    layout["legend"] = {"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0}
-    layout["margin"] = {"l": 10, "r": 10, "t": 40, "b": 10}
-    legend_rows = -(-sum(t["showlegend"] for t in traces) // 3)  # the legend below, about three entries a row
-    return _figure(traces, layout, height + 22 * legend_rows)
+def _lead_text(lead: TaskLead, n: int) -> str:
+    m = lead.metric
+    head = (
+        f"on {lead.task}, {_label(lead.best)} {m.name} {_value(lead.best_value, m)} vs "
+        f"{_label(lead.runner or '')} {_value(lead.runner_value, m)}"
+    )
+    g = lead.gap
+    if g is None or n < 2:
+        return head
+    failed = f", {g.failed_b} failed seeds for {_label(lead.runner or '')}" if g.failed_b else ""
+    failed += f", {g.failed_a} for {_label(lead.best)}" if g.failed_a else ""
+    call = "a clear lead" if g.verdict == stats.HOLDS else "too close to call"
+    return f"{head} (median over seeds; ahead on {g.wins} of {g.pairs} seeds{failed}: {call})"
 
 
-def compare_results(
-    summaries: Mapping[str, Mapping[str, Any] | None], labels: Mapping[str, str], task_names: Sequence[str]
-) -> pd.DataFrame:
-    """Final test results side by side: one row per (run, model), in the runs' order and the paper's model
-    order. A run that has not finished has no row (its curves still show)."""
-    rows = []
-    for rid, summary in summaries.items():
-        entries = (summary or {}).get("models") or {}
-        for model in model_order(list(entries)):
-            e = entries[model]
-            row: dict[str, Any] = {"Run": labels.get(rid, rid), "Id": rid, "Model": MODEL_KINDS.get(model, model)}
-            losses = e.get("test_loss") or []
-            for k, name in enumerate(task_names):
-                row[f"{name} test loss"] = losses[k] if k < len(losses) else None
-            row["Mean test loss"] = e.get("test_loss_mean")
-            row["Status"] = e.get("status", "")
-            rows.append(row)
-    return pd.DataFrame(rows)
+def _label(model: str) -> str:
+    return MODEL_KINDS.get(model, model)
+
+
+def _value(v: float, metric: TaskMetric) -> str:
+    if not np.isfinite(v):
+        return "failed"
+    return f"{v:.4f}" if metric.name == "AUC" else f"{v:.4g}"
+
+
+def _at(values: Any, k: int) -> Any:
+    return values[k] if isinstance(values, (list, tuple)) and k < len(values) else None
+
+
+def _pad(v: np.ndarray, n: int) -> np.ndarray:
+    """A model with fewer recorded seeds (none when it failed outright): its missing seeds count as failed."""
+    return np.concatenate([v, np.full(max(n - len(v), 0), np.nan)]) if len(v) < n else v
+
+
+def _badness(v: np.ndarray, metric: TaskMetric) -> tuple[float, int]:
+    """Sort key: median with failures worst, then fewer failures."""
+    signed = -v if metric.higher_is_better else v
+    return stats.median(stats.as_losses(signed)), int((~np.isfinite(v)).sum())
+
+
+def _median(v: np.ndarray, metric: TaskMetric) -> float:
+    signed = stats.median(stats.as_losses(-v if metric.higher_is_better else v))
+    return -signed if metric.higher_is_better else signed
+
+
+def _n_tasks(summary: Mapping[str, Any] | None, names: Sequence[str] | None) -> int:
+    if names:
+        return len(names)
+    entries = (summary or {}).get("models") or {}
+    return max((len(e.get("test_loss") or []) for e in entries.values()), default=0) or len(
+        (summary or {}).get("task_kinds") or []
+    )

@@ -19,9 +19,11 @@ from typing import Any
 
 from . import settings
 from .model_kinds import MODEL_KINDS, kinds_using
+from .source_names import BUILTIN, browser_refusal, dataset_kind
 
 DEVICES = ("auto", "cpu", "cuda")
-DATASETS = ("synthetic", "census1", "census2")  # or a path ending in .csv (mmoe_core.data.csv_table)
+DATASETS = BUILTIN  # or sample:<file>.csv, upload:<id>, or (CLI only) a .csv path: mmoe_core.source_names
+WEIGHTINGS = ("equal", "uncertainty", "gradnorm", "pcgrad")  # mmoe_core.weighting implements each
 TABLE_TASK_KINDS = ("auto", "regression", "binary")  # per CSV target; auto = two values -> binary
 
 # Guard rails for a shared server (overridable through the environment, issue 7).
@@ -48,8 +50,9 @@ class RunConfig:
     # --- data (paper §3.2) ---
     dataset: str = _f(
         "synthetic",
-        help="data source: synthetic, census1, census2 (UCI Census-Income task groups "
-        "of the paper's §6.3) or the path of a .csv file",
+        help="data source: synthetic, census1, census2 (UCI Census-Income task groups of the paper's §6.3; "
+        "census1_strict, census2_strict also drop the inputs that state marital status), "
+        "sample:<file>.csv, upload:<id> from the Data page, or (command line only) the path of a .csv file",
     )
     correlation: float = _f(0.5, -1.0, 1.0, "task correlation p: cosine of the two tasks' weight vectors")
     rows: int = _f(20_000, 100, 2_000_000, "training rows")
@@ -79,6 +82,7 @@ class RunConfig:
     top_k: int = _f(0, 0, 256, "experts each gate keeps per row (noisy top-k, Shazeer et al. 2017); 0 = dense softmax")
     gate_noise: bool = _f(False, help="add trainable Gaussian noise to the gate logits while training")
     balance_weight: float = _f(0.0, 0.0, 100.0, "weight of the importance + load CV² balancing loss; 0 = off")
+    weighting: str = _f("equal", help="how task losses are combined: equal, uncertainty, gradnorm or pcgrad")
     # --- training ---
     steps: int = _f(2_000, 1, 1_000_000, "optimizer steps")
     batch_size: int = _f(256, 1, 65_536, "mini-batch rows")
@@ -102,11 +106,16 @@ class RunConfig:
             lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
             if f.type in ("int", "float"):
                 _check_number(f.name, value, f.type, lo, hi)
-        if self.dataset not in DATASETS and not self.dataset.lower().endswith(".csv"):
-            raise ValueError(
-                f"dataset={self.dataset!r} is unknown; choose one of {', '.join(DATASETS)} or the path of a .csv file"
-            )
+        dataset_kind(self.dataset)  # raises with the allowed forms
         _check_columns(self.targets, self.features, self.task_kinds)
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting={self.weighting!r} is unknown; choose one of {', '.join(WEIGHTINGS)}")
+        if self.dataset == "synthetic" and self.n_tasks > 2 and self.correlation < -1.0 / (self.n_tasks - 1) - 1e-12:
+            raise ValueError(
+                f"correlation={self.correlation:g} is impossible for n_tasks={self.n_tasks}: every pair of tasks can "
+                f"share a cosine no lower than -1/(n_tasks-1) = {-1.0 / (self.n_tasks - 1):.3f}; raise the "
+                "correlation or use 2 tasks"
+            )
         if self.device not in DEVICES:
             raise ValueError(f"device={self.device!r} is unknown; choose one of {', '.join(DEVICES)}")
         if not self.models:
@@ -184,7 +193,8 @@ class RunConfig:
 
     @classmethod
     def from_query(cls, query: Mapping[str, Any]) -> tuple[RunConfig, list[str]]:
-        """Parse what it can; a bad value falls back to its default with a warning, never an exception."""
+        """Parse what it can; a bad value falls back to its default with a warning, never an exception.
+        A link is browser input: it may name a data source, never a server path."""
         warnings: list[str] = []
         values: dict[str, Any] = {}
         types = {f.name: f.type for f in fields(cls)}
@@ -193,6 +203,8 @@ class RunConfig:
                 continue  # other pages' parameters share the URL
             try:
                 values[key] = _decode(str(raw), types[key])
+                if key == "dataset" and (refusal := browser_refusal(values[key])):
+                    raise ValueError(refusal)
                 cls(**{key: values[key]})  # validate this field alone against the defaults
             except (ValueError, TypeError) as exc:
                 values.pop(key, None)

@@ -33,8 +33,10 @@ CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL,
     created REAL NOT NULL, started REAL, finished REAL, device TEXT, error TEXT,
     step INTEGER DEFAULT 0, total_steps INTEGER, rows_per_s REAL, label_correlation REAL,
-    summary TEXT, cancel_requested INTEGER DEFAULT 0, pid INTEGER, owner TEXT, label TEXT
+    summary TEXT, cancel_requested INTEGER DEFAULT 0, pid INTEGER, owner TEXT, label TEXT, key_hash TEXT
 );
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status, created);
 CREATE TABLE IF NOT EXISTS models (
     run_id TEXT NOT NULL, model TEXT NOT NULL, status TEXT NOT NULL, message TEXT, params INTEGER,
     paper_params INTEGER, seconds REAL, PRIMARY KEY (run_id, model)
@@ -50,6 +52,12 @@ CREATE TABLE IF NOT EXISTS gates (
 );
 CREATE INDEX IF NOT EXISTS gates_run ON gates (run_id, step);
 """
+# Columns added after a store was first made: (name, SQL type); added on open, so an old runs.sqlite keeps working.
+ADDED_COLUMNS = (("key_hash", "TEXT"),)
+LIST_COLUMNS = (
+    "id, kind, status, created, started, finished, device, error, step, total_steps, "
+    "rows_per_s, label_correlation, summary, config, owner, label, key_hash"
+)
 
 
 def default_home() -> Path:
@@ -74,6 +82,10 @@ class RunStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            have = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+            for name, kind in ADDED_COLUMNS:
+                if name not in have:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -117,13 +129,26 @@ class RunStore:
         owner: str = "",
         label: str = "",
         total_steps: int | None = None,
+        key_hash: str = "",
     ) -> str:
+        """A new run; `key_hash` is the hash of its owner secret (mmoe_core.access), empty for a run that no
+        browser owns (the command line's)."""
         run_id = uuid.uuid4().hex[:12]
         with self._tx() as db:
             db.execute(
-                "INSERT INTO runs (id, kind, config, status, created, total_steps, owner, label) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, kind, config.to_json(), status, time.time(), total_steps or config.steps, owner, label),
+                "INSERT INTO runs (id, kind, config, status, created, total_steps, owner, label, key_hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    kind,
+                    config.to_json(),
+                    status,
+                    time.time(),
+                    total_steps or config.steps,
+                    owner,
+                    label,
+                    key_hash,
+                ),
             )
         return run_id
 
@@ -254,14 +279,39 @@ class RunStore:
             raise ValueError(f"run {run_id} does not exist")
         return RunConfig.from_json(run["config"])
 
-    def runs(self, limit: int = 500) -> pd.DataFrame:
+    def runs(
+        self,
+        limit: int = 500,
+        offset: int = 0,
+        statuses: tuple[str, ...] = (),
+        search: str = "",
+        label: str | None = None,
+        label_prefix: str | None = None,
+    ) -> pd.DataFrame:
+        """Runs newest first, one page at a time: `statuses` keeps those, `search` matches the start of the id
+        or any part of the label or config, `label`/`label_prefix` keep one study or all studies."""
+        where, params = _run_filter(statuses, search, label, label_prefix)
         with self._connect() as db:
             return pd.read_sql_query(
-                "SELECT id, kind, status, created, started, finished, device, error, step, total_steps, "
-                "rows_per_s, label_correlation, summary, config, owner, label FROM runs ORDER BY created DESC LIMIT ?",
+                f"SELECT {LIST_COLUMNS} FROM runs{where} ORDER BY created DESC, rowid DESC LIMIT ? OFFSET ?",
                 db,
-                params=(limit,),
+                params=(*params, int(limit), int(offset)),
             )
+
+    def count_runs(self, statuses: tuple[str, ...] = (), search: str = "") -> int:
+        where, params = _run_filter(statuses, search, None, None)
+        with self._connect() as db:
+            return int(db.execute(f"SELECT COUNT(*) FROM runs{where}", params).fetchone()[0])
+
+    def status_counts(self) -> dict[str, int]:
+        with self._connect() as db:
+            return dict(db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
+
+    def key_hash(self, run_id: str) -> str:
+        """The stored hash of a run's owner secret ('' when no browser owns it, or it does not exist)."""
+        with self._connect() as db:
+            row = db.execute("SELECT key_hash FROM runs WHERE id = ?", (check_run_id(run_id),)).fetchone()
+        return (row[0] or "") if row else ""
 
     def models(self, run_id: str) -> pd.DataFrame:
         with self._connect() as db:
@@ -307,3 +357,26 @@ class RunStore:
                 f"SELECT id, pid, status FROM runs WHERE status IN ({','.join('?' * len(statuses))})", statuses
             ).fetchall()
         return [dict(r) for r in rows]
+
+
+def _run_filter(
+    statuses: tuple[str, ...], search: str, label: str | None, label_prefix: str | None
+) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE clause (with its parameters) for RunStore.runs/count_runs; every value is a bound parameter."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if statuses:
+        clauses.append(f"status IN ({','.join('?' * len(statuses))})")
+        params += list(statuses)
+    if search.strip():
+        text = search.strip().lower()
+        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses.append("(id LIKE ? ESCAPE '\\' OR lower(label) LIKE ? ESCAPE '\\' OR lower(config) LIKE ? ESCAPE '\\')")
+        params += [like[1:], like, like]
+    if label is not None:
+        clauses.append("label = ?")
+        params.append(label)
+    if label_prefix is not None:
+        clauses.append("substr(label, 1, ?) = ?")
+        params += [len(label_prefix), label_prefix]
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)

@@ -59,6 +59,13 @@ SETTINGS: dict[str, Setting] = {
         Setting("MMOE_MAX_UPLOAD_MB", 50.0, _number, "largest CSV upload, in MB"),
         Setting("MMOE_MAX_ROWS", 500_000, _count, "most rows read from a CSV"),
         Setting("MMOE_MAX_COLUMNS", 200, _count, "most columns read from a CSV"),
+        Setting(
+            "MMOE_PASSWORD",
+            "",
+            _text,
+            "password every visitor must type before the app opens (empty: no password; st.secrets 'password' too)",
+        ),
+        Setting("MMOE_ADMIN_TOKEN", "", _text, "token that lets a browser stop or delete any run (empty: no admin)"),
         Setting("MMOE_BACKEND", "local", _text, "where runs train: local worker processes or ray"),
         Setting("MMOE_RAY_ADDRESS", None, _text, "Ray cluster address (ray://host:10001 or auto)"),
         Setting("MMOE_RAY_CPUS", None, _count, "CPUs of a Ray instance started by this process"),
@@ -84,10 +91,18 @@ def home() -> Path:
     return Path(get("MMOE_HOME"))
 
 
+SECRETS = ("MMOE_PASSWORD", "MMOE_ADMIN_TOKEN")  # never shown, only whether they are set
+
+
 def describe() -> list[dict[str, Any]]:
     """The table for README and help pages: name, default, current value, meaning."""
     return [
-        {"name": s.name, "default": s.default, "value": os.environ.get(s.name), "help": s.help}
+        {
+            "name": s.name,
+            "default": s.default,
+            "value": ("(set)" if os.environ.get(s.name) else None) if s.name in SECRETS else os.environ.get(s.name),
+            "help": s.help,
+        }
         for s in SETTINGS.values()
     ]
 

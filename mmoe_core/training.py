@@ -23,7 +23,9 @@ from torch import nn
 from . import diagnostics
 from .config import RunConfig
 from .data import TaskData
+from .gradients import grad_agreement
 from .models import MixtureModel, build_model
+from .weighting import make_weighting
 
 MetricRow = tuple[str, int, int, int, str, str, float]  # model, step, replica, task, split, metric, value
 GateRow = tuple[str, int, int, int, float]  # model, step, task, expert, weight (replica 0, probe batch)
@@ -50,6 +52,7 @@ class ModelResult:
     diverged_replicas: list[int] = field(default_factory=list)
     test_loss: np.ndarray | None = None  # (r, k)
     test_auc: np.ndarray | None = None  # (r, k), binary tasks only (NaN for regression tasks)
+    grad_agreement: np.ndarray | None = None  # (r, pairs) at the last recorded point (mmoe_core.gradients)
 
 
 @dataclass
@@ -80,7 +83,10 @@ class Trainer:
         # One Adam over every model: Adam is elementwise, so this equals one optimizer per model, and the
         # lock-step models then share one backward pass and one fused update over one flat tensor
         # (bench/RESULTS.md: with the other step changes, lock-step went from 2.73x to 3.0-3.1x torch-rechub).
-        self._flat = _flatten_parameters([p for m in self.models.values() for p in m.parameters()])
+        # Loss weighting (mmoe_core.weighting): its learned weights train with the models' Adam.
+        self.weighting = make_weighting(config.weighting, self.models, data.n_tasks, config.seed)
+        params = [p for m in self.models.values() for p in m.parameters()] + self.weighting.parameters()
+        self._flat = _flatten_parameters(params)
         self.optimizer = torch.optim.Adam([self._flat], lr=config.lr, **_adam_impl(self.device))
         self.step_count = 0
         r = config.seeds
@@ -138,24 +144,26 @@ class Trainer:
         yb = self._gather(self.data.y_train, idx)  # (r, b, k)
         t_start = time.perf_counter()
         forward_s: dict[str, float] = {}
-        total = None
+        losses: dict[str, torch.Tensor] = {}
+        extra = None
         for name, model in self.models.items():
             if self.results[name].status != "running":
                 continue
             t0 = time.perf_counter()
             out = model(xb)
-            per_task = self.task_losses(out.preds, yb)  # (r, k)
-            loss = per_task.sum()  # replicas are independent: d(sum)/dθ_r = dL_r/dθ_r
+            losses[name] = per_task = self.task_losses(out.preds, yb)  # (r, k)
             aux = getattr(out, "aux", None)  # (r,) balancing loss, when balance_weight > 0 (Shazeer 2017 §4)
             if aux is not None:
-                loss = loss + self.config.balance_weight * aux.sum()
-            total = loss if total is None else total + loss
+                aux = self.config.balance_weight * aux.sum()
+                extra = aux if extra is None else extra + aux
             self._window[name] += per_task.detach()
             forward_s[name] = time.perf_counter() - t0
-        if total is not None:
+        if losses:
             self._flat.grad.zero_()  # the models' .grad are views of it: backward adds into them in place
-            total.backward()
+            # replicas are independent: d(sum over r)/dθ_r = dL_r/dθ_r; the weighting keeps that per replica
+            self.weighting.backward(losses, extra)
             self.optimizer.step()
+            self.weighting.after_step()
         # Each model's time: its forward, plus the shared backward and update split in proportion to it.
         shared = time.perf_counter() - t_start - sum(forward_s.values())
         all_forward = sum(forward_s.values()) or 1.0
@@ -220,6 +228,33 @@ class Trainer:
                 rows += diagnostics.metric_rows(name, self.step_count, diag)
         return rows
 
+    def probe_agreement(self) -> list[MetricRow]:
+        """Gradient agreement (mmoe_core.gradients) of every running model, per replica, on its own first
+        PROBE_ROWS validation rows; split 'probe', the task column holds the task-pair index. A weighting
+        method's task weights are recorded beside it (metric 'task_weight')."""
+        rows: list[MetricRow] = []
+        if self.data.n_tasks < 2:
+            return rows
+        x, y = self.data.x_val[:, :PROBE_ROWS], self.data.y_val[:, :PROBE_ROWS]
+        for name, model in self.models.items():
+            res = self.results[name]
+            if res.status != "running":
+                continue
+            with torch.enable_grad():
+                preds = model(x[0] if x.shape[0] == 1 else x).preds
+                per_task = self.task_losses(preds, y.expand(model.replicas, -1, -1))
+                found = grad_agreement(model, per_task)
+            for j, (layer, cos) in enumerate(found.items()):
+                values = cos.detach().cpu().numpy()
+                if j == 0:
+                    res.grad_agreement = values
+                metric = "grad_agreement" if j == 0 else f"grad_agreement_{layer.replace(' ', '')}"
+                rows += _rows(name, self.step_count, "probe", metric, values)
+            weights = self.weighting.weights(name)
+            if weights is not None:
+                rows += _rows(name, self.step_count, "probe", "task_weight", weights.cpu().numpy())
+        return rows
+
     # ------------------------------------------------------------------ recording
     def record(self) -> LogRecord:
         """Read back the window's train loss, evaluate, catch divergence. The only host sync in training."""
@@ -258,6 +293,7 @@ class Trainer:
             for e in range(w.shape[1])
         ]
         rows += self.probe_diagnostics()
+        rows += self.probe_agreement()
         for name in self._window:
             self._window[name].zero_()
         self._window_steps = 0
@@ -366,6 +402,10 @@ def summarize(results: Iterable[ModelResult]) -> dict[str, dict]:
                     {"seed_index": r, "test_loss": [_num(v) for v in row], "test_loss_mean": _finite_mean(row[None])}
                     for r, row in enumerate(res.test_loss)
                 ]
+        if res.grad_agreement is not None:
+            entry["grad_agreement"] = _finite_mean_cols(res.grad_agreement)  # one number per task pair
+            for seed in entry.get("per_seed", []):
+                seed["grad_agreement"] = [_num(v) for v in res.grad_agreement[seed["seed_index"]]]
         if res.test_auc is not None and np.isfinite(res.test_auc).any():
             # per task column: a regression task's AUC is NaN by design and must not void the binary ones
             entry["test_auc"] = _finite_mean_cols(res.test_auc)

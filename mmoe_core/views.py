@@ -8,14 +8,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from . import compare
 from .config import MODEL_KINDS, RunConfig
+from .source_names import display_name
 
 CURVE_COLUMNS = ["model", "task", "split", "step", "mean", "sd", "n"]
 
@@ -89,20 +90,28 @@ def gate_specialisation(matrix: pd.DataFrame) -> float | None:
 def results_table(
     summary: Mapping[str, Any] | None, names: Sequence[str], models: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """One row per model: test loss (and AUC for binary tasks) per task, mean, parameters, seconds, status."""
+    """One row per model: test loss (and AUC for binary tasks) per task, parameters, seconds, status. With more
+    than one seed each value is "mean ± sd" over the seeds that trained, and the failed seeds are counted. A mean
+    over tasks is shown only when every task is scored alike (all regression: MSE); never a mean of an MSE with
+    a log-loss. The star marks a winner only when the evidence supports one (compare.winner)."""
     entries = (summary or {}).get("models") or {}
-    best = winner(summary)
+    best = compare.winner(summary, names)
+    n_seeds = compare.seeds_of(summary)
+    kinds = list((summary or {}).get("task_kinds") or [])
+    alike = len(set(kinds)) <= 1
     rows = []
     for model, e in entries.items():
         row: dict[str, Any] = {"Model": model_label(model) + (" ★" if model == best else "")}
-        losses = e.get("test_loss") or [None] * len(names)
         for k, name in enumerate(names):
-            row[f"{name} test loss"] = _num(losses[k]) if k < len(losses) else None
-        aucs = e.get("test_auc") or []
+            row[f"{name} test loss"] = _cell(e, "test_loss", k, n_seeds)
         for k, name in enumerate(names):
-            if k < len(aucs) and _num(aucs[k]) is not None:
-                row[f"{name} test AUC"] = _num(aucs[k])
-        row["Mean test loss"] = _num(e.get("test_loss_mean"))
+            auc = _cell(e, "test_auc", k, n_seeds)
+            if auc is not None:
+                row[f"{name} test AUC"] = auc
+        if alike:
+            row["Mean test loss"] = _num(e.get("test_loss_mean"))
+        if n_seeds > 1:
+            row["Failed seeds"] = sum(1 for s in e.get("per_seed") or [] if _num(s.get("test_loss_mean")) is None)
         row["Parameters"] = e.get("params")
         row["Paper count"] = e.get("paper_params")
         row["Seconds"] = e.get("seconds")
@@ -124,35 +133,28 @@ def results_table(
     return pd.DataFrame(rows)
 
 
-def winner(summary: Mapping[str, Any] | None) -> str | None:
-    """The finished model with the lowest mean test loss (loss is MSE or BCE: lower is better for both)."""
-    entries = (summary or {}).get("models") or {}
-    scored = [
-        (e["test_loss_mean"], m)
-        for m, e in entries.items()
-        if e.get("status") in ("done", "cancelled") and _num(e.get("test_loss_mean")) is not None
-    ]
-    return min(scored)[1] if scored else None
+def _cell(entry: Mapping[str, Any], key: str, k: int, n_seeds: int) -> float | str | None:
+    """One seed: the number. Several: "mean ± sd" over the finite seeds (None when there is no such value)."""
+    values = entry.get(key) or []
+    mean = _num(values[k]) if k < len(values) else None
+    if n_seeds <= 1 or mean is None:
+        return mean
+    per = [_num((s.get(key) or [None] * (k + 1))[k]) for s in entry.get("per_seed") or []]
+    finite = [v for v in per if v is not None]
+    sd = float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
+    return f"{mean:.4f} ± {sd:.4f}"
 
 
-def winner_text(summary: Mapping[str, Any] | None) -> str | None:
-    """'MMoE wins: mean test loss 0.119, 16% below Shared-Bottom (0.142).' None with nothing to compare."""
-    best = winner(summary)
-    if best is None:
-        return None
-    entries = summary["models"]  # type: ignore[index]
-    b = entries[best]["test_loss_mean"]
-    others = [
-        (e["test_loss_mean"], m) for m, e in entries.items() if m != best and _num(e.get("test_loss_mean")) is not None
-    ]
-    if not others:
-        return f"{model_label(best)}: mean test loss {b:.4g}."
-    runner_loss, runner = min(others)
-    gap = (runner_loss - b) / runner_loss * 100 if runner_loss else 0.0
-    return (
-        f"{model_label(best)} wins: mean test loss {b:.4g}, {gap:.1f}% below the runner-up "
-        f"{model_label(runner)} ({runner_loss:.4g})."
-    )
+def winner(summary: Mapping[str, Any] | None, names: Sequence[str] | None = None) -> str | None:
+    """The model the evidence names the winner (compare.winner: ahead on every task's own metric against every
+    other model, the 95% paired interval excluding zero), or None, which is the answer for a single seed."""
+    return compare.winner(summary, names)
+
+
+def winner_text(summary: Mapping[str, Any] | None, names: Sequence[str] | None = None) -> str | None:
+    """The results sentence: the winner with its evidence, or who leads each task and that it is too close to
+    call (compare.verdict_text). None with nothing to compare."""
+    return compare.verdict_text(summary, names)
 
 
 # ---------------------------------------------------------------------------------------------- runs
@@ -164,7 +166,7 @@ def config_summary(config: RunConfig, summary: Mapping[str, Any] | None = None) 
     if config.dataset == "synthetic":
         data = f"p = {config.correlation:g} · {config.rows:,} rows"
     else:
-        data = re.split(r"[\\/]", config.dataset)[-1]
+        data = display_name(config.dataset)
         rows = (summary or {}).get("train_rows") if isinstance(summary, Mapping) else None
         data += f" · {int(rows):,} training rows" if isinstance(rows, int) else ""
     return f"{data} · {models} · {config.steps:,} steps{seeds}"
@@ -181,15 +183,13 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
         except (ValueError, TypeError):
             what, summary = "(config from another version)", None
         best = winner(summary)
-        loss = summary["models"][best]["test_loss_mean"] if best else None
         rows.append(
             {
                 "Run": r.id,
                 "Created": dt.datetime.fromtimestamp(r.created),
                 "Status": r.status,
                 "Configuration": what,
-                "Best model": model_label(best) if best else "",
-                "Best test loss": loss,
+                "Winner": model_label(best) if best else "",
                 "Label corr.": _num(r.label_correlation),
                 "Rows/s": _num(r.rows_per_s),
                 "Source": r.label or r.kind,
@@ -200,8 +200,7 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
         "Created",
         "Status",
         "Configuration",
-        "Best model",
-        "Best test loss",
+        "Winner",
         "Label corr.",
         "Rows/s",
         "Source",

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mmoe_core.compare import (
+from mmoe_core.config import MODEL_KINDS, RunConfig
+from mmoe_core.plots import model_order
+from mmoe_core.run_compare import (
     MAX_COMPARED,
     compare_curves,
     compare_results,
@@ -14,8 +16,6 @@ from mmoe_core.compare import (
     parse_compare_ids,
     run_labels,
 )
-from mmoe_core.config import MODEL_KINDS, RunConfig
-from mmoe_core.plots import model_order
 from mmoe_core.views import config_summary, curve_frame, n_tasks_of, runs_table, task_names
 from ui import keys
 from ui.server import ensure_app_frame, get_store, page_path

@@ -1,8 +1,9 @@
 """Data: choose what the models learn from — the paper's synthetic tasks, Census-Income, or your own CSV.
 
 widgets -> a dict of RunConfig values in st.session_state[keys.DATA_SOURCE] (the Playground merges it into its
-config) and the recommended training settings on the Playground's controls. Uploads are checked, then
-stored under $MMOE_HOME/uploads/<sha256 prefix>.csv, so a stored run can be re-run from its config.
+config) and the recommended training settings on the Playground's controls. Data is named by source id
+(mmoe_core.data.sources), never by path: uploads are checked, stored as $MMOE_HOME/uploads/<random id>.csv and
+named upload:<id>, which only this browser session may train on; sample tables are sample:<file>.csv.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from mmoe_core.data.csv_table import (
     max_rows,
     max_upload_bytes,
     read_csv_path,
-    save_upload,
 )
+from mmoe_core.data.sources import resolve, samples, store_upload
 from mmoe_core.runs import default_home
+from mmoe_core.source_names import display_name, sample_name
+from ui.access import grant_upload, source_refusal
 
 try:
     from ui import keys
@@ -48,7 +51,6 @@ except ImportError:  # the page opened on its own (streamlit run pages/data.py):
 
 
 ensure_app_frame()
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 CHOICES = {
     "synthetic": ("Synthetic tasks (paper §3.2)", "Two regression tasks whose correlation you set on the Playground."),
     "census1": (
@@ -64,7 +66,7 @@ KIND_LABELS = {"auto": "auto", "regression": "regression (MSE)", "binary": "bina
 # ---------------------------------------------------------------------------------------------- helpers
 @st.cache_data(max_entries=8, show_spinner=False)
 def read_table(path: str, size: int) -> pd.DataFrame:  # size: a changed file is a new cache entry
-    return read_csv_path(path)
+    return read_csv_path(path)  # only ever a path resolved from a source this session may use
 
 
 @st.cache_data(max_entries=32, show_spinner="Checking the columns…")
@@ -94,7 +96,7 @@ def current_label() -> str:
     source = st.session_state.get(keys.DATA_SOURCE)
     if not isinstance(source, dict) or source.get("dataset", "synthetic") == "synthetic":
         return CHOICES["synthetic"][0]
-    return source.get("label") or source["dataset"]
+    return source.get("label") or display_name(source["dataset"])
 
 
 def go_to_playground() -> None:
@@ -131,8 +133,16 @@ def synthetic_panel() -> None:
         go_to_playground()
 
 
-def census_panel(group: str) -> None:
-    tasks = census.GROUPS[group]
+def census_panel(base: str) -> None:
+    tasks = census.GROUPS[base]
+    strict = st.toggle(
+        "Strict inputs",
+        key=f"strict_{base}",
+        help="Also leave out the answers that state marital status (household and family status, household "
+        "summary, tax filer status). With the paper's inputs, household status alone predicts never married "
+        "with AUC 0.978, so every model scores about 0.994 on that task.",
+    )
+    group = base + census.STRICT if strict else base
     rates = " · ".join(f"**{t}** ({census.POSITIVE_RATE[t]:.1%} yes)" for t in tasks)
     st.markdown(
         f"UCI Census-Income (KDD): US survey records from 1994–95.\n"
@@ -140,7 +150,8 @@ def census_panel(group: str) -> None:
         f"- **Rows**, split as in the paper: {census.ROWS['train']:,} for training; the test file halved into "
         f"{census.ROWS['val']:,} for validation and {census.ROWS['test']:,} for test\n"
         f"- **Inputs**: {census.INPUT_DIMS[group]} after one-hot encoding the survey's answers; the columns "
-        "that define the targets are left out, so the answers cannot leak"
+        "that define the targets are left out"
+        + (", and the answers that state marital status" if strict else " (the paper's inputs)")
     )
     st.caption(f"Data: {census.CITATION}.")
     try:
@@ -153,12 +164,12 @@ def census_panel(group: str) -> None:
         f"**Recommended training**: {settings_text(defaults)}. The button sets these on the Playground; "
         "change them there."
     )
-    label = f"Census-Income group {group[-1]} ({' · '.join(tasks)})"
+    label = f"Census-Income group {base[-1]}{', strict inputs' if strict else ''} ({' · '.join(tasks)})"
     source = {"dataset": group, "n_tasks": 2, "input_dim": census.INPUT_DIMS[group], "label": label}
     st.button(
-        f"Train on Census-Income group {group[-1]}",
+        f"Train on Census-Income group {base[-1]}",
         type="primary",
-        key=f"use_{group}",
+        key=f"use_{base}",
         on_click=use_source,
         args=(source, defaults),
     )
@@ -168,7 +179,7 @@ def census_panel(group: str) -> None:
 
 
 def pick_file() -> tuple[str, str] | None:
-    """(stored path, display name) of the uploaded or sample table, or None."""
+    """(source id, display name) of the uploaded or sample table, or None."""
     up, sample = st.columns([3, 2])
     uploaded = up.file_uploader(
         "Upload a CSV",
@@ -178,10 +189,9 @@ def pick_file() -> tuple[str, str] | None:
         help=f"Comma-separated text with a header row; {MIN_ROWS} to {max_rows():,} rows, up to {max_columns()} "
         f"columns and {max_upload_bytes() / 1e6:g} MB.",
     )
-    samples = sorted(p.name for p in SAMPLES.glob("*.csv"))
     name = sample.selectbox(
         "…or try a sample table",
-        [""] + samples,
+        [""] + samples(),
         key="csv_sample",
         format_func=lambda s: s or "(none)",
         help="Small tables in sample_data/ (see its README): try one to see how the upload path works.",
@@ -190,10 +200,9 @@ def pick_file() -> tuple[str, str] | None:
         if st.session_state.get(keys.UPLOAD_ID) != uploaded.file_id:  # check and store each new upload once
             st.session_state[keys.UPLOAD_ID] = uploaded.file_id
             try:
-                st.session_state[keys.UPLOAD] = (
-                    str(save_upload(uploaded.getvalue(), default_home())),
-                    Path(uploaded.name).name,
-                )  # shown only, never a path
+                source_id = store_upload(uploaded.getvalue(), default_home())
+                st.session_state[keys.UPLOAD] = (source_id, Path(uploaded.name).name)  # the name is shown only
+                grant_upload(source_id, Path(uploaded.name).name)  # this session, and no other, may train on it
             except ValueError as exc:
                 st.session_state[keys.UPLOAD] = None
                 st.session_state[keys.UPLOAD_ERROR] = str(exc)
@@ -202,7 +211,7 @@ def pick_file() -> tuple[str, str] | None:
             return None
         return st.session_state[keys.UPLOAD]
     if name:
-        return str(SAMPLES / name), name
+        return sample_name(name), name
     return None
 
 
@@ -215,8 +224,11 @@ def csv_panel() -> None:
             "**regression** task (scored by mean squared error)."
         )
         return
-    path, name = picked
+    source_id, name = picked
     try:
+        if refusal := source_refusal(source_id):
+            raise ValueError(refusal)
+        path = str(resolve(source_id, default_home()).path)
         size = Path(path).stat().st_size
         df = read_table(path, size)
     except (OSError, ValueError) as exc:  # e.g. the stored upload was deleted meanwhile
@@ -276,8 +288,8 @@ def csv_panel() -> None:
     )
     for note in choice.notes:
         st.caption(note)
-    source = choice.source(path, label=f"{name} ({', '.join(choice.targets)})", all_features=not left_out)
-    defaults = dataset_defaults(path, len(df))
+    source = choice.source(source_id, label=f"{name} ({', '.join(choice.targets)})", all_features=not left_out)
+    defaults = dataset_defaults(source_id, len(df))
     try:
         RunConfig(**{k: v for k, v in {**source, **defaults}.items() if k in field_names()})
     except ValueError as exc:
@@ -300,7 +312,7 @@ st.markdown(
     f"curves and gate heatmaps. Now training on: **{current_label()}**."
 )
 source_now = st.session_state.get(keys.DATA_SOURCE) or {}
-start = source_now.get("dataset", "synthetic")
+start = source_now.get("dataset", "synthetic").removesuffix(census.STRICT)
 st.session_state.setdefault(keys.DATA_CHOICE, start if start in CHOICES else "csv")
 choice = st.radio(
     "Data source",

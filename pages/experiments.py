@@ -19,6 +19,7 @@ from mmoe_core.config import MODEL_KINDS, RunConfig
 from mmoe_core.runs import RunStore, check_run_id
 from mmoe_core.studies.claims import check_claims
 from mmoe_core.studies.plots import curves_figure, label_correlation_figure, trainability_figure
+from mmoe_core.studies.stats import fmt as fmt_signed
 from mmoe_core.studies.study import (
     BEST_LR,
     FINAL_COLUMNS,
@@ -40,6 +41,7 @@ from mmoe_core.studies.study import (
     summary_table,
 )
 from ui import keys
+from ui.access import READ_ONLY, adopt_key, held_key, may_change_study, new_owner_key, remember, study_target
 from ui.controls import KEEP, number_field
 from ui.server import ensure_app_frame, get_queue, get_store, session_owner
 
@@ -62,7 +64,7 @@ BASE_KEYS = (
     "data_seed",
     "log_every",
 )
-VERDICT_COLOR = {"holds": "green", "holds, within noise": "orange", "does not hold": "red", "not enough data": "gray"}
+VERDICT_COLOR = {"holds": "green", "too close to call": "orange", "contradicted": "red", "not enough data": "gray"}
 
 
 # ---------------------------------------------------------------------------------------------- state
@@ -122,7 +124,7 @@ def open_from_url() -> None:
     if st.session_state.get(keys.EXP_URL_DONE):
         return
     st.session_state[keys.EXP_URL_DONE] = True
-    sid = st.query_params.get("study", "")
+    sid, key = st.query_params.get("study", ""), st.query_params.get("key", "")
     if sid:
         try:
             check_run_id(sid)
@@ -130,6 +132,10 @@ def open_from_url() -> None:
             if runs.empty:
                 raise ValueError("there is no such study on this server")
             st.session_state[keys.EXP_OPEN] = sid
+            if key and not adopt_key(sid, key, study=True):
+                st.session_state[keys.EXP_WARNING] = (
+                    "URL parameter key ignored: it is not this study's owner key, so the study opens read-only"
+                )
             show_in_sidebar(Study.from_configs([RunConfig.from_json(c) for c in runs["config"]]))
         except ValueError as exc:
             st.session_state[keys.EXP_WARNING] = f"URL parameter study={sid!r} ignored: {exc}"
@@ -141,13 +147,19 @@ def start() -> None:
     if error:
         st.session_state[keys.EXP_ERROR] = error
         return
+    secret, key_hash = new_owner_key()
     try:
-        st.session_state[keys.EXP_OPEN] = submit_study(get_queue(), study, owner=session_owner())
+        study_id = submit_study(get_queue(), study, owner=session_owner(), key_hash=key_hash)
     except ValueError as exc:
         st.session_state[keys.EXP_ERROR] = f"{exc}."
+        return
+    remember(study_target(study_id), secret)
+    st.session_state[keys.EXP_OPEN] = study_id
 
 
 def stop(study_id: str) -> None:
+    if not may_change_study(study_id, study_runs(get_store(), study_id)):  # the button is disabled otherwise
+        return
     n = stop_study(get_queue(), get_store(), study_id)
     st.toast(f"Stopping {n} run{'s' * (n != 1)} of this study; finished results are kept.")
 
@@ -282,7 +294,19 @@ def study_view(study_id: str) -> None:
         a.warning(f"{progress.label}. Results of the runs that finished or were stopped are shown.")
     else:
         a.progress(progress.fraction, text=progress.label)
-        b.button("Stop study", on_click=stop, args=(study_id,), icon=":material/stop:", key=P + "stop", width="stretch")
+        owned = may_change_study(study_id, runs)
+        b.button(
+            "Stop study",
+            on_click=stop,
+            args=(study_id,),
+            icon=":material/stop:",
+            key=P + "stop",
+            width="stretch",
+            disabled=not owned,
+            help=None if owned else READ_ONLY.format(what="study"),
+        )
+        if not owned:
+            st.caption(READ_ONLY.format(what="study"))
     for run in runs[runs["status"].isin(["failed", "interrupted"])].itertuples():
         st.error(
             f"Run `{run.id}` (p = {run.correlation:g}, lr = {run.lr:g}) {run.status}: "
@@ -291,7 +315,7 @@ def study_view(study_id: str) -> None:
 
     per_seed, finals = [], []
     for run in runs.to_dict("records"):
-        row = {k: run[k] for k in ("id", "config", "correlation", "lr")}
+        row = {k: run[k] for k in ("id", "config", "correlation", "lr", "status")}
         curve, final = _run_frames(str(store.home), row, run["status"], int(run["step"] or 0))
         per_seed.append(curve)
         if run["status"] in ("done", "cancelled"):
@@ -299,13 +323,14 @@ def study_view(study_id: str) -> None:
     per_seed_df = pd.concat(per_seed, ignore_index=True)
     finals = [f for f in finals if not f.empty]
     final = pd.concat(finals, ignore_index=True) if finals else pd.DataFrame(columns=FINAL_COLUMNS)
-    lr, summary, gaps = choose_lr(study, per_seed_df, final)
+    lr, judged = choose_lr(study, per_seed_df, final)
+    summary, gaps = summary_table(judged), gap_table(judged)
     shown_curves, shown_final = per_seed_df, final
     if lr == BEST_LR:
         best = best_lrs(per_seed_df)
         shown_curves, shown_final = at_best_lr(per_seed_df, best), at_best_lr(final, best)
 
-    claims_view(summary, gaps, lr)
+    claims_view(judged, lr)
     tab4, tab5, tab_table, tab2 = st.tabs(
         ["Average performance (Fig. 4)", "Trainability (Fig. 5)", "Summary table", "Label correlation (Fig. 2)"]
     )
@@ -360,11 +385,11 @@ def study_view(study_id: str) -> None:
         st.rerun()
 
 
-def choose_lr(study: Study, per_seed: pd.DataFrame, final: pd.DataFrame) -> tuple[float, pd.DataFrame, pd.DataFrame]:
-    """The learning rate the figures show (or BEST_LR), and the summary and gap tables including it."""
-    summary, gaps = summary_table(final), gap_table(final)
+def choose_lr(study: Study, per_seed: pd.DataFrame, final: pd.DataFrame) -> tuple[float, pd.DataFrame]:
+    """The learning rate the figures show (or BEST_LR), and the per-seed final losses of every rate plus each
+    model's best (relabelled lr = BEST_LR) that the tables and claims read."""
     if len(study.lrs) == 1:
-        return study.lrs[0], summary, gaps
+        return study.lrs[0], final
     options = [*study.lrs, BEST_LR]
     lr = st.radio(
         "Learning rate shown",
@@ -374,33 +399,38 @@ def choose_lr(study: Study, per_seed: pd.DataFrame, final: pd.DataFrame) -> tupl
         key=P + "lr_shown",
         format_func=lambda v: "each model's best" if v == BEST_LR else f"{v:g}",
         help="The paper tuned Adam's learning rate per model. *Each model's best* picks, per model and "
-        "correlation, the rate with the lowest mean validation loss; the test numbers then report it.",
+        "correlation, the rate with the lowest median validation loss over seeds, a diverged seed counting as "
+        "the worst; the test numbers then report it.",
     )
     best = best_lrs(per_seed)
     if lr == BEST_LR and len(best):
         st.caption(
             "Chosen on validation: "
             + "; ".join(
-                f"p = {p:g}: " + ", ".join(f"{MODEL_KINDS[m]} {v:g}" for m, v in zip(g["model"], g["lr"]))
+                f"p = {p:g}: "
+                + ", ".join(
+                    f"{MODEL_KINDS[m]} {v:g}" + (f" ({f} of {n} seeds diverged)" if f else "")
+                    for m, v, f, n in zip(g["model"], g["lr"], g["failed"], g["seeds"])
+                )
                 for p, g in best.groupby("correlation")
             )
         )
-    best_final = at_best_lr(final, best)
-    return lr, pd.concat([summary, summary_table(best_final)]), pd.concat([gaps, gap_table(best_final)])
+    return lr, pd.concat([final, at_best_lr(final, best)], ignore_index=True)
 
 
-def claims_view(summary: pd.DataFrame, gaps: pd.DataFrame, lr: float) -> None:
+def claims_view(final: pd.DataFrame, lr: float) -> None:
     st.markdown("**The paper's claims, checked on this study**")
-    claims = check_claims(summary, gaps, lr)
+    claims = check_claims(final, lr)
     lines = [
         f"- :{VERDICT_COLOR[c.verdict]}-badge[{c.verdict}] {c.claim}  \n  <small>{c.detail}</small>" for c in claims
     ]
     st.markdown("\n".join(lines), unsafe_allow_html=True)
-    if any(c.verdict == "holds, within noise" for c in claims):
-        st.caption(
-            "*Within noise*: the means are in the claimed order but a paired gap between two models (or "
-            "between two correlations) is under 2 standard errors; more seeds would settle it."
-        )
+    st.caption(
+        "Judged on paired per-seed gaps: the median gap and its 95% interval (sign test; a bootstrap for the "
+        "trend and the spread). *Holds*: the interval excludes zero in the claimed direction; *contradicted*: it "
+        "excludes zero the other way; *too close to call*: zero is inside, so more seeds would be needed. A "
+        "diverged seed counts as a loss for its model."
+    )
 
 
 def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
@@ -412,7 +442,7 @@ def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
         return "each model's best" if v == BEST_LR else f"{v:g}"
 
     s = summary.assign(model=summary["model"].map(MODEL_KINDS), lr=summary["lr"].map(lr_text))
-    gaps = gaps.assign(lr=gaps["lr"].map(lr_text))
+    gaps = gaps.assign(lr=gaps["lr"].map(lr_text), lo=gaps["lo"].map(fmt_signed), hi=gaps["hi"].map(fmt_signed))
     fmt = st.column_config.NumberColumn(format="%.4f")
     st.dataframe(
         s,
@@ -420,17 +450,20 @@ def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
         key=P + "summary",
         column_config={
             "correlation": st.column_config.NumberColumn("p", format="%g"),
+            "median": st.column_config.NumberColumn("median", format="%.4f", help="Median over seeds that trained"),
             "mean": fmt,
             "sd": fmt,
             "min": fmt,
             "max": fmt,
             "seeds": st.column_config.NumberColumn("seeds", help="Seeds with a finite final loss"),
-            "diverged": st.column_config.NumberColumn("diverged", help="Seeds whose loss became NaN/inf: not averaged"),
+            "diverged": st.column_config.NumberColumn(
+                "diverged", help="Seeds whose loss became NaN/inf: counted here, never averaged in"
+            ),
         },
     )
     st.markdown(
         "**Gaps between models** (paired by seed: both models saw the same data and batches; "
-        "negative = the first model has the lower loss)"
+        "negative = the first model has the lower loss; a diverged seed is a loss for its model)"
     )
     st.dataframe(
         gaps,
@@ -438,11 +471,17 @@ def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
         key=P + "gaps",
         column_config={
             "correlation": st.column_config.NumberColumn("p", format="%g"),
-            "mean": fmt,
-            "se": st.column_config.NumberColumn("± se", format="%.4f", help="Standard error of the paired mean gap"),
+            "median": st.column_config.NumberColumn("median gap", format="%.4f"),
+            "lo": st.column_config.TextColumn("95% from", help="Sign-test interval of the median gap"),
+            "hi": st.column_config.TextColumn("to"),
             "wins": st.column_config.NumberColumn(
                 "first wins", help="Seeds on which the first model had the lower loss"
             ),
+            "win_rate": st.column_config.NumberColumn("win rate", format="%.2f", help="A tie counts half"),
+            "failed_a": st.column_config.NumberColumn("first failed", help="Seeds the first model diverged on"),
+            "failed_b": st.column_config.NumberColumn("second failed", help="Seeds the second model diverged on"),
+            "p_value": st.column_config.NumberColumn("sign test p", format="%.3g"),
+            "verdict": st.column_config.TextColumn("first is better?"),
         },
     )
 
@@ -494,8 +533,13 @@ if study_id is None:
         "from a terminal: `python -m mmoe_core sweep --seeds 32 --json study.json`."
     )
 else:
-    if st.query_params.get("study") != study_id:
-        st.query_params["study"] = study_id
+    secret = held_key(study_target(study_id))
+    if st.query_params.get("study") != study_id or st.query_params.get("key") != secret:
+        st.query_params["study"] = study_id  # the owner's address keeps its key; a viewer's has none
+        if secret:
+            st.query_params["key"] = secret
+        else:
+            st.query_params.pop("key", None)
     live = not study_progress(study_runs(get_store(), study_id), time.time()).finished
     st.session_state[keys.EXP_LIVE] = live
     st.fragment(run_every=REFRESH_S if live else None)(study_view)(study_id)

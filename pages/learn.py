@@ -78,6 +78,43 @@ with st.container(border=True):
         "nothing."
     )
 
+st.header("Task relationships through gradients")
+with st.container(border=True):
+    st.subheader("Gradient agreement")
+    st.latex(r"\operatorname{agree}_{ij} = \cos\big(\nabla_{\theta_s} L_i,\ \nabla_{\theta_s} L_j\big)")
+    st.markdown(
+        "The cosine between two tasks' loss gradients on the weights they share, $\\theta_s$: the first layer "
+        "of the expert bank (Shared-Bottom: of its bottom; PLE: of each level). Near 1 the tasks want the same "
+        "change, near 0 unrelated ones, below 0 they conflict. The Playground measures it on each seed's first "
+        "512 validation rows at every recorded point; it rises with the task correlation $p$, and MMoE's gates "
+        "keep it lowest because they send each task's gradient to different experts."
+    )
+w1, w2 = st.columns(2)
+with w1.container(border=True):
+    st.subheader("Uncertainty weighting")
+    st.latex(r"L = \sum_k \frac{L_k}{2\,e^{s_k}} + \frac{s_k}{2}")
+    st.markdown(
+        "Kendall et al. (2018): a learned log-variance $s_k$ per task (start −0.5) scales its loss; "
+        "a noisy task learns a large $s_k$ and counts less. Setting **Loss weighting**."
+    )
+    st.subheader("PCGrad")
+    st.latex(r"g_i \leftarrow g_i - \frac{\min(g_i \cdot g_j,\, 0)}{\lVert g_j \rVert^2}\, g_j")
+    st.markdown(
+        "Yu et al. (2020): on the shared weights, where two task gradients conflict, each loses its "
+        "component along the other before they are summed; other weights get the plain sum."
+    )
+with w2.container(border=True):
+    st.subheader("GradNorm")
+    st.latex(
+        r"G_k = w_k \lVert \nabla_W L_k \rVert,\quad "
+        r"L_{grad} = \sum_k \big| G_k - \overline{G}\, r_k^{\alpha} \big|,\quad "
+        r"r_k = \frac{L_k / L_k(0)}{\operatorname{mean}_j L_j / L_j(0)}"
+    )
+    st.markdown(
+        "Chen et al. (2018): learned task weights $w_k$ (kept summing to the number of tasks) move so "
+        "that tasks that lag behind get larger gradients on the last shared layer $W$; $\\alpha = 1.5$."
+    )
+
 st.header("Your model, as configured")
 config, error = build_config()
 if config is None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mmoe_core.config import DEVICES, RunConfig, field_help, field_names
+from mmoe_core.config import DEVICES, WEIGHTINGS, RunConfig, field_help, field_names
 from mmoe_core.model_kinds import KINDS, MODEL_KINDS, family_fields, kinds_using
 from mmoe_core.runs import RUN_ID
 from mmoe_core.runtime.jobs import QueueFull, RunState
 from mmoe_core.views import config_summary, refresh_mode
+from mmoe_core.weighting import WEIGHTING_LABELS
 from ui import keys
+from ui.access import READ_ONLY, adopt_key, may_change, new_owner_key, owner_query, remember, source_refusal
 from ui.controls import (
     KEEP,
     build_config,
@@ -40,12 +42,18 @@ def restore_from_url() -> None:
     st.session_state[keys.URL_LOADED] = True
     query = st.query_params.to_dict()
     config, warnings = RunConfig.from_query(query)
+    run_id, key = query.get("run", ""), query.get("key", "")
+    if key and not adopt_key(run_id, key):  # before the data check: an owner link also grants the run's upload
+        warnings.append("URL parameter key ignored: it is not this run's owner key, so the run opens read-only")
+    refusal = source_refusal(config.dataset)
+    if refusal:
+        warnings.append(f"URL parameter dataset ignored: {refusal}")
+        config = config.with_(dataset="synthetic")
     if set(query) & set(field_names()):  # a shared link: it describes the whole config (defaults left out)
         chosen = st.session_state.get(keys.DATA_SOURCE)  # the Data page may have been visited first
         load_into_controls(config)
         if config.dataset == "synthetic" and chosen is not None:
             st.session_state[keys.DATA_SOURCE] = chosen
-    run_id = query.get("run", "")
     if run_id and keys.RUN_ID not in st.session_state:
         if RUN_ID.match(run_id) and load_run(run_id)[0] is not None:
             st.session_state[keys.RUN_ID] = run_id
@@ -61,7 +69,7 @@ def sync_url(config: RunConfig | None, run_config: RunConfig | None) -> None:
         return
     desired = config.to_query()
     if st.session_state.get(keys.RUN_ID) and run_config == config:
-        desired["run"] = st.session_state[keys.RUN_ID]
+        desired.update(owner_query(st.session_state[keys.RUN_ID]))  # the owner's address keeps its key
     if st.query_params.to_dict() != desired:
         st.query_params.from_dict(desired)
 
@@ -73,15 +81,24 @@ def start() -> None:
     if error:
         st.session_state[keys.START_ERROR] = error
         return
+    refusal = source_refusal(config.dataset)
+    if refusal:
+        st.session_state[keys.START_ERROR] = f"{refusal}."
+        return
+    secret, key_hash = new_owner_key()
     try:
-        st.session_state[keys.RUN_ID] = get_queue().submit(config, owner=session_owner())
+        run_id = get_queue().submit(config, owner=session_owner(), key_hash=key_hash)
     except QueueFull as exc:
         st.session_state[keys.START_ERROR] = f"{exc}."
+        return
+    remember(run_id, secret)
+    st.session_state[keys.RUN_ID] = run_id
 
 
 def stop() -> None:
-    if st.session_state.get(keys.RUN_ID):
-        get_queue().cancel(st.session_state[keys.RUN_ID])
+    run_id = st.session_state.get(keys.RUN_ID)
+    if run_id and may_change(load_run(run_id)[0]):  # the button is disabled otherwise; checked again here
+        get_queue().cancel(run_id)
 
 
 TRAINING_RESET = ("steps", "batch_size", "lr", "log_every")  # what the Data page sets for Census or a CSV
@@ -203,6 +220,15 @@ def controls() -> None:
         c, d = st.columns(2)
         number_field("seed", c)
         number_field("log_every", d)
+        st.selectbox(
+            "Loss weighting",
+            WEIGHTINGS,
+            key="weighting",
+            format_func=WEIGHTING_LABELS.get,
+            persist_state=KEEP,
+            help="How the task losses become one update. Equal is the paper's setting; the others balance the "
+            "tasks (formulas on the Learn page).",
+        )
     sb.button(
         "Reset to defaults",
         on_click=reset_defaults,
@@ -339,6 +365,7 @@ if page_path("data"):
 run_id = st.session_state.get(keys.RUN_ID)
 row, state = load_run(run_id) if run_id else (None, None)
 active = state is not None and not state.finished
+owned = may_change(row)
 st.session_state[keys.LIVE] = active
 
 b1, b2, b3 = st.columns([1, 1, 4], vertical_alignment="center")
@@ -351,11 +378,16 @@ b1.button(
     icon=":material/play_arrow:",
     key="start",
 )
-b2.button("Stop", on_click=stop, disabled=not active, width="stretch", icon=":material/stop:", key="stop")
+b2.button("Stop", on_click=stop, disabled=not (active and owned), width="stretch", icon=":material/stop:", key="stop")
 if st.session_state.get(keys.START_ERROR):
     b3.error(st.session_state.pop(keys.START_ERROR))
+elif active and not owned:
+    b3.caption(READ_ONLY.format(what="run"))
 elif active:
-    b3.caption("Training in a background worker; you can switch pages and come back.")
+    b3.caption(
+        "Training in a background worker; you can switch pages and come back. This address is your owner "
+        "link: keep it to stop the run later; share the link without `key=` to let others watch."
+    )
 
 sync_url(config, RunConfig.from_json(row["config"]) if row else None)
 if run_id:

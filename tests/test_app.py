@@ -165,9 +165,10 @@ def test_a_tiny_run_from_the_page_ends_with_its_results(mmoe_home):
     assert at.button(key="start").disabled  # one run at a time per session
     wait_until(at, lambda a: any("Results on the test set" in m.value for m in a.markdown))
     table = at.dataframe[-1].value
-    assert len(table) == 3 and table["Model"].str.contains("★").sum() == 1
+    assert len(table) == 3 and table["Model"].str.contains("★").sum() == 0  # one seed: no winner named
     assert {"Task 1 test loss", "Task 2 test loss", "Parameters", "Seconds"} <= set(table.columns)
-    assert any(m.value.startswith(":material/emoji_events:") for m in at.markdown)  # which model won
+    verdict = [m.value for m in at.markdown if m.value.startswith(":material/balance:")]  # who is ahead, no trophy
+    assert len(verdict) == 1 and "run 6 or more seeds to name a winner" in verdict[0].replace("\\", "")
     assert any("Finished 60 steps" in s.value for s in at.success)
     assert not at.button(key="start").disabled and at.button(key="stop").disabled
     row = RunStore(mmoe_home).run(run_id)
@@ -175,12 +176,16 @@ def test_a_tiny_run_from_the_page_ends_with_its_results(mmoe_home):
     assert RunConfig.from_json(row["config"]) == RunConfig(**TINY)
 
 
+OWNER_KEY = "owner-secret-of-the-test-run"
+
+
 def stored_run(home: Path) -> str:
-    """A finished tiny run written straight to the store (in-process, no worker)."""
+    """A finished tiny run written straight to the store (in-process, no worker), owned by OWNER_KEY."""
+    from mmoe_core.access import hash_secret
     from mmoe_core.runtime.execute import execute_run
 
     store = RunStore(home)
-    run_id = store.create_run(RunConfig(**TINY, models=("mmoe",)), status="running")
+    run_id = store.create_run(RunConfig(**TINY, models=("mmoe",)), status="running", key_hash=hash_secret(OWNER_KEY))
     execute_run(store, run_id)
     return run_id
 
@@ -193,11 +198,32 @@ def test_runs_page_opens_reruns_and_deletes(mmoe_home):
     at.selectbox(key="runs_open").set_value(run_id).run()
     assert not at.exception
     assert at.subheader[0].value == f"Run {run_id}"
+    assert at.button(key="runs_delete").disabled  # a browser that did not start it: read-only
+    at.query_params["key"] = OWNER_KEY  # its owner link
+    at.run()
     assert at.dataframe[-1].value["Model"].tolist() == ["MMoE ★"]
     at.button(key="runs_delete").click().run()
     at.button(key="runs_confirm_delete").click().run()
     assert RunStore(mmoe_home).run(run_id) is None
     assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_a_run_of_several_seeds_shows_spread_and_failed_seeds_and_a_verdict(mmoe_home):
+    from mmoe_core.runtime.execute import execute_run
+
+    store = RunStore(mmoe_home)
+    run_id = store.create_run(RunConfig(**TINY, models=("shared_bottom", "mmoe"), seeds=3), status="running")
+    execute_run(store, run_id)
+    at = app()
+    at.switch_page("pages/runs.py").run()
+    at.selectbox(key="runs_open").set_value(run_id).run()
+    assert not at.exception
+    table = at.dataframe[-1].value.set_index("Model")
+    assert table.index.tolist() == ["Shared-Bottom", "MMoE"]  # 3 seeds: too few to name a winner
+    assert table["Task 1 test loss"].str.fullmatch(r"\d+\.\d{4} ± \d+\.\d{4}").all()
+    assert table["Failed seeds"].tolist() == [0, 0]
+    verdict = [m.value for m in at.markdown if m.value.startswith(":material/balance:")]
+    assert len(verdict) == 1 and "No clear winner over 3 seeds" in verdict[0].replace("\\", "")
 
 
 def test_run_again_queues_the_same_config_and_opens_the_playground(mmoe_home):

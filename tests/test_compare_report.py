@@ -9,7 +9,9 @@ import re
 import pandas as pd
 import pytest
 
-from mmoe_core.compare import (
+from mmoe_core.config import RunConfig
+from mmoe_core.report import figure_json, run_report, slide_config, slide_title
+from mmoe_core.run_compare import (
     MAX_COMPARED,
     compare_curves,
     compare_results,
@@ -17,8 +19,6 @@ from mmoe_core.compare import (
     parse_compare_ids,
     run_labels,
 )
-from mmoe_core.config import RunConfig
-from mmoe_core.report import figure_json, run_report, slide_config, slide_title
 from mmoe_core.runs import RunStore
 from mmoe_core.views import curve_frame
 

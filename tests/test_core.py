@@ -333,3 +333,16 @@ def test_cli_bad_flag_exits_with_one_line(tmp_path, args, message):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message)
+
+
+def test_three_tasks_at_the_lowest_possible_correlation_train_and_lower_ones_are_refused():
+    """p = -1/(k-1) is a valid (singular) Gram matrix: it used to pass validation and then crash in Cholesky."""
+    from mmoe_core.data import load_data
+
+    rows = task_loadings(3, -0.5)
+    torch.testing.assert_close(rows @ rows.T, 1.5 * torch.eye(3, dtype=torch.float64) - 0.5, atol=1e-12, rtol=0)
+    data = load_data(RunConfig(n_tasks=3, correlation=-0.5, rows=200, eval_rows=50))
+    assert len(data.task_names) == 3
+    with pytest.raises(ValueError, match=r"correlation=-0.6 is impossible for n_tasks=3: .* -0.500; raise"):
+        RunConfig(n_tasks=3, correlation=-0.6)
+    assert RunConfig(n_tasks=2, correlation=-1.0).correlation == -1.0  # two tasks: any p in [-1, 1]

@@ -4,6 +4,7 @@ config, load_data and the CLI accept a CSV data set."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -23,8 +24,8 @@ from mmoe_core.data.csv_table import (
     load_csv,
     read_csv_bytes,
     read_csv_path,
-    save_upload,
 )
+from mmoe_core.data.sources import resolve, store_upload
 from mmoe_core.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -263,8 +264,9 @@ def test_cli_names_the_missing_targets(tmp_path, monkeypatch, capsys):
 def test_config_accepts_csv_paths_and_column_lists():
     c = RunConfig(dataset="data/my table.csv", targets="a, b", task_kinds=["auto", "binary"])
     assert c.targets == ("a", "b") and c.task_kinds == ("auto", "binary")
-    assert RunConfig.from_json(c.to_json()) == c
-    assert RunConfig.from_query(c.to_query()) == (c, [])
+    assert RunConfig.from_json(c.to_json()) == c  # the command line's path round-trips through JSON
+    from_link, warnings = RunConfig.from_query(c.to_query())  # ... but a link may not name a server file
+    assert from_link == c.with_(dataset="synthetic") and "cannot name a file on the server" in warnings[0]
     for bad, message in [
         ({"dataset": "data.parquet"}, "dataset='data.parquet' is unknown"),
         ({"targets": "a,a"}, "names a column twice"),
@@ -275,14 +277,17 @@ def test_config_accepts_csv_paths_and_column_lists():
             RunConfig(**bad)
 
 
-def test_uploads_are_stored_by_content_hash_never_by_name(tmp_path):
+def test_uploads_are_stored_under_a_random_id_never_by_name_or_content_hash(tmp_path):
     data = csv_bytes(table())
-    path = save_upload(data, tmp_path)
-    assert path.parent == tmp_path / "uploads" and len(path.stem) == 16 and path.suffix == ".csv"
-    assert path.read_bytes() == data and save_upload(data, tmp_path) == path
+    name = store_upload(data, tmp_path)
+    path = resolve(name, tmp_path).path
+    assert name.startswith("upload:") and path == tmp_path / "uploads" / f"{name[7:]}.csv"
+    assert path.read_bytes() == data
+    again = store_upload(data, tmp_path)  # the same bytes: a new id that says nothing about the contents
+    assert again != name and hashlib.sha256(data).hexdigest()[:16] not in (name, again)
     with pytest.raises(ValueError, match="is empty"):
-        save_upload(b"", tmp_path)
-    assert list((tmp_path / "uploads").iterdir()) == [path]  # a refused file leaves nothing behind
+        store_upload(b"", tmp_path)
+    assert len(list((tmp_path / "uploads").iterdir())) == 2  # a refused file leaves nothing behind
 
 
 @pytest.mark.parametrize("rows", [100, 1_000, 20_000, 400_000])

@@ -36,7 +36,7 @@ def config_of(source: dict) -> RunConfig:
     return RunConfig(**{k: v for k, v in source.items() if k in field_names()})
 
 
-def test_upload_path_stores_the_file_by_hash_and_hands_a_runnable_config_to_the_playground(mmoe_home):
+def test_upload_path_stores_the_file_by_id_and_hands_a_runnable_config_to_the_playground(mmoe_home):
     data = (ROOT / "sample_data" / "customers.csv").read_bytes()
     at = upload(page(), "../../my customers.csv", data)
     stored = list((mmoe_home / "uploads").iterdir())
@@ -47,7 +47,11 @@ def test_upload_path_stores_the_file_by_hash_and_hands_a_runnable_config_to_the_
     assert at.metric[1].value == "11"
     at.button(key="use_csv").click().run()
     source = at.session_state["data_source"]
-    assert source["dataset"] == str(stored[0]) and source["targets"] == ("monthly_spend", "churned", "upgraded")
+    assert source["dataset"] == "upload:" + stored[0].stem and source["targets"] == (
+        "monthly_spend",
+        "churned",
+        "upgraded",
+    )
     assert source["task_kinds"] == ("regression", "binary", "binary") and source["n_tasks"] == 3
     assert at.session_state["steps"] == dataset_defaults("x.csv", 1_200)["steps"]
     assert "The Playground now trains on **my customers.csv" in at.success[0].value

@@ -106,3 +106,21 @@ def test_noise_only_in_training_and_top_k_in_the_model(kind):
     assert model.num_params() == build_model(kind, config.with_(gate_noise=False), replicas=1).num_params() + (
         model.param_counts()["gate_weights"] // 2
     )  # the noise weights double the gate
+
+
+@pytest.mark.parametrize("kind", ["mmoe", "omoe", "ple"])
+def test_noisy_gates_of_replica_r_equal_a_single_run_with_seed_plus_r(kind):
+    """The replica promise (README, mixture.py) with gate noise: each replica draws from its own generator
+    (seed + r). One generator shared by all replicas made replica 1's noise depend on replica 0's draws."""
+    config = RunConfig(
+        models=(kind,), input_dim=10, n_experts=4, expert_units=4, tower_units=3, top_k=2, gate_noise=True, seed=5
+    )
+    batched = build_model(kind, config, replicas=3)
+    x = torch.randn(3, 16, 10, generator=torch.Generator().manual_seed(0))
+    twice = [batched(x) for _ in range(2)]  # the second call shows the generators' state advancing per replica
+    for r in range(3):
+        single = build_model(kind, config.with_(seed=5 + r), replicas=1)
+        for out in twice:
+            one = single(x[r : r + 1])
+            torch.testing.assert_close(out.gates[r : r + 1], one.gates, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(out.preds[r : r + 1], one.preds, rtol=1e-5, atol=1e-6)

@@ -150,17 +150,21 @@ def test_final_losses_and_summary_match_numpy(filled):
     assert table.loc["shared_bottom", "max"] == pytest.approx(a["shared_bottom"].mean(axis=1).max())
 
 
-def test_gaps_are_paired_by_seed(filled):
+def test_gaps_are_paired_by_seed_and_count_failed_seeds(filled):
     store, a, _ = filled
     gaps = gap_table(final_losses(store, study_runs(store, "a" * 12))).set_index("gap")
     d = a["mmoe"].mean(axis=1) - a["omoe"].mean(axis=1)
-    d = d[np.isfinite(d)]  # the diverged OMoE seed drops out of its pair
-    assert gaps.loc["MMoE − OMoE", "pairs"] == 4
-    assert gaps.loc["MMoE − OMoE", "mean"] == pytest.approx(d.mean())
-    assert gaps.loc["MMoE − OMoE", "se"] == pytest.approx(d.std(ddof=1) / 2)
+    failed = ~np.isfinite(d)
+    assert failed.sum() == 1
+    d = np.where(failed, -np.inf, d)  # the diverged OMoE seed is a loss for OMoE, never dropped
+    row = gaps.loc["MMoE − OMoE"]
+    assert row["pairs"] == 5 and row["failed_b"] == 1 and row["failed_a"] == 0
+    assert row["median"] == pytest.approx(np.median(d))
+    assert row["wins"] == int((d < 0).sum()) and row["win_rate"] == pytest.approx((d < 0).mean())
+    assert row["verdict"] == "too close to call"  # 5 seeds: no 95% interval excludes zero
     assert gaps.loc["MMoE − OMoE", "wins"] == int((d < 0).sum())
     d2 = a["mmoe"].mean(axis=1) - a["shared_bottom"].mean(axis=1)
-    assert gaps.loc["MMoE − Shared-Bottom", "mean"] == pytest.approx(d2.mean())
+    assert gaps.loc["MMoE − Shared-Bottom", "median"] == pytest.approx(np.median(d2))
 
 
 def test_curves_use_partial_runs_and_skip_diverged_seeds(filled):
@@ -211,8 +215,8 @@ class FakeQueue:
     def __init__(self, store: RunStore, max_queued: int):
         self.store, self.max_queued, self.cancelled = store, max_queued, []
 
-    def submit(self, config, owner="", label=""):
-        return self.store.create_run(config, owner=owner, label=label)
+    def submit(self, config, owner="", label="", key_hash=""):
+        return self.store.create_run(config, owner=owner, label=label, key_hash=key_hash)
 
     def cancel(self, run_id):
         self.cancelled.append(run_id)
@@ -234,55 +238,60 @@ def test_submit_is_all_or_nothing_and_stop_cancels_unfinished(tmp_path):
 
 
 # ---------------------------------------------------------------- claims
-def _tables(means: dict[float, dict[str, float]], sds: dict[str, float], se: float = 0.001):
-    summary = pd.DataFrame(
-        [
-            {
-                "correlation": p,
-                "lr": 1e-3,
-                "model": m,
-                "mean": v,
-                "sd": sds[m],
-                "min": 0,
-                "max": 1,
-                "seeds": 8,
-                "diverged": 0,
-            }
-            for p, row in means.items()
-            for m, v in row.items()
-        ]
-    )
-    gaps = pd.DataFrame(
-        [
-            {"correlation": p, "lr": 1e-3, "gap": g, "mean": row[a] - row[b], "se": se, "pairs": 8}
-            for p, row in means.items()
-            for g, a, b in (
-                ("MMoE − OMoE", "mmoe", "omoe"),
-                ("OMoE − Shared-Bottom", "omoe", "shared_bottom"),
-                ("MMoE − Shared-Bottom", "mmoe", "shared_bottom"),
-            )
-        ]
-    )
-    return summary, gaps
+def _final(means: dict[float, dict[str, float]], spread: dict[str, float], seeds: int = 12, noise: float = 0.0):
+    """Per-seed final losses: each model's mean plus its own spread (a fixed pattern per seed) plus noise
+    shared... not shared: `noise` is drawn per model and seed, so paired gaps carry it."""
+    rng = np.random.default_rng(0)
+    pattern = np.linspace(-1, 1, seeds)
+    rows = [
+        {
+            "correlation": p,
+            "lr": 1e-3,
+            "model": m,
+            "replica": r,
+            "test_loss_mean": v + spread[m] * pattern[(r * 5) % seeds] + noise * rng.normal(),
+        }
+        for p, row in means.items()
+        for m, v in row.items()
+        for r in range(seeds)
+    ]
+    return pd.DataFrame(rows)
 
 
-def test_claims_hold_on_the_papers_pattern_and_fail_on_its_reverse():
-    paper = {
-        0.5: {"mmoe": 0.2, "omoe": 0.3, "shared_bottom": 0.4},
-        0.9: {"mmoe": 0.15, "omoe": 0.18, "shared_bottom": 0.3},
-        1.0: {"mmoe": 0.1, "omoe": 0.1, "shared_bottom": 0.25},
-    }
-    sds = {"mmoe": 0.01, "omoe": 0.02, "shared_bottom": 0.1}
-    verdicts = [c.verdict for c in check_claims(*_tables(paper, sds), lr=1e-3)]
-    assert verdicts == ["holds", "holds", "holds"]
-    reverse = {p: {"mmoe": r["shared_bottom"], "omoe": r["omoe"], "shared_bottom": r["mmoe"]} for p, r in paper.items()}
-    sds_rev = {"mmoe": 0.1, "omoe": 0.02, "shared_bottom": 0.01}
-    verdicts = [c.verdict for c in check_claims(*_tables(reverse, sds_rev), lr=1e-3)]
-    assert verdicts == ["does not hold", "does not hold", "does not hold"]
-    noisy = [c.verdict for c in check_claims(*_tables(paper, sds, se=0.03), lr=1e-3)]
-    assert noisy[:2] == ["holds, within noise"] * 2  # right order, but gaps and their trend under 2 se
-    empty = check_claims(*_tables({}, sds), lr=1e-3)
-    assert [c.verdict for c in empty] == ["not enough data"] * 3
+PAPER = {
+    0.5: {"mmoe": 0.2, "omoe": 0.3, "shared_bottom": 0.4},
+    0.9: {"mmoe": 0.15, "omoe": 0.18, "shared_bottom": 0.3},
+    1.0: {"mmoe": 0.1, "omoe": 0.1, "shared_bottom": 0.25},
+}
+SPREAD = {"mmoe": 0.001, "omoe": 0.002, "shared_bottom": 0.05}
+
+
+def test_claims_hold_on_the_papers_pattern_and_are_contradicted_by_its_reverse():
+    assert [c.verdict for c in check_claims(_final(PAPER, SPREAD), lr=1e-3)] == ["holds"] * 3
+    reverse = {p: {"mmoe": r["shared_bottom"], "omoe": r["omoe"], "shared_bottom": r["mmoe"]} for p, r in PAPER.items()}
+    rev_spread = {"mmoe": 0.05, "omoe": 0.002, "shared_bottom": 0.001}
+    assert [c.verdict for c in check_claims(_final(reverse, rev_spread), lr=1e-3)] == ["contradicted"] * 3
+    assert [c.verdict for c in check_claims(_final({}, SPREAD), lr=1e-3)] == ["not enough data"] * 3
+
+
+def test_claims_inside_the_noise_are_too_close_to_call_not_contradicted():
+    noisy = check_claims(_final(PAPER, SPREAD, noise=0.3), lr=1e-3)
+    assert [c.verdict for c in noisy[:2]] == ["too close to call"] * 2
+    few = check_claims(_final(PAPER, SPREAD, seeds=4), lr=1e-3)  # every seed in order, but 4 seeds prove nothing
+    assert few[0].verdict == "too close to call"
+
+
+def test_spread_claim_counts_failed_seeds():
+    """Failed seeds must widen a model's spread: the old claim took the sd of finite seeds only, so a model that
+    diverged on 5 of 12 seeds looked the most reliable."""
+    final = _final(PAPER, {"mmoe": 0.001, "omoe": 0.002, "shared_bottom": 0.003})
+    bad = (final["model"] == "mmoe") & (final["replica"] < 5)
+    final.loc[bad, "test_loss_mean"] = np.nan  # MMoE diverged on 5 of 12 seeds
+    spread = check_claims(final, lr=1e-3)[2]
+    assert spread.verdict == "contradicted"  # MMoE's failures make its spread the widest
+    assert "MMoE: 10-90% width ∞ (5 failed)" in spread.detail
+    order = check_claims(final, lr=1e-3)[0]
+    assert order.verdict != "holds" and "5 failed for the first" in order.detail
 
 
 # ---------------------------------------------------------------- the paper's ordering, on real training
@@ -343,6 +352,9 @@ def test_sweep_cli_runs_a_study_the_page_can_open(tmp_path, capsys):
         for r in data["results"]
     )
     assert data["results"][0]["data_seed"] != data["results"][1]["data_seed"]  # independent data by default
+    # a script picks the rate on validation data: every row has its lr, val loss and status beside the test loss
+    assert all(r["status"] in ("done", "diverged") and "val_loss_mean" in r for r in data["results"])
+    assert all(r["val_loss_mean"] > 0 for r in data["results"] if r["status"] == "done")
     store = RunStore(tmp_path)
     assert list_studies(store)["study_id"].tolist() == [data["study_id"]]
     assert len(sweep_results(final_losses(store, study_runs(store, data["study_id"])))) == 16
@@ -459,3 +471,41 @@ def test_best_lr_is_chosen_per_model_on_the_last_validation_point():
     picked = at_best_lr(per_seed, best_lrs(per_seed))
     assert set(picked["lr"]) == {BEST_LR} and len(picked) == len(per_seed) // 2
     assert picked[picked["model"] == "omoe"]["loss"].eq(0.2).all()
+
+
+def test_best_lr_counts_diverged_seeds_instead_of_skipping_them():
+    """A rate where 3 of 4 seeds diverged must not beat a rate where none did (pandas' mean skipped the NaNs
+    and chose the diverged rate for its one lucky seed)."""
+    from mmoe_core.studies.study import best_lrs
+
+    losses = {1e-2: [0.1, math.nan, math.nan, math.nan], 1e-3: [0.2, 0.21, 0.19, 0.2]}
+    per_seed = pd.DataFrame(
+        [
+            {"correlation": 0.5, "lr": lr, "model": "mmoe", "step": 100, "replica": r, "loss": v}
+            for lr, vals in losses.items()
+            for r, v in enumerate(vals)
+        ]
+    )
+    best = best_lrs(per_seed).iloc[0]
+    assert best["lr"] == 1e-3 and best["failed"] == 0 and best["val_median"] == pytest.approx(0.2)
+    # one failure of four at a rate that is clearly better on the other three still wins: the median sees it
+    losses = {1e-2: [0.1, 0.1, 0.1, math.nan], 1e-3: [0.2, 0.21, 0.19, 0.2]}
+    per_seed["loss"] = [v for vals in losses.values() for v in vals]
+    best = best_lrs(per_seed).iloc[0]
+    assert best["lr"] == 1e-2 and best["failed"] == 1 and best["seeds"] == 4
+
+
+def test_final_rows_keep_diverged_seeds_with_status_and_validation_loss(filled):
+    store, a, _ = filled
+    final = final_losses(store, study_runs(store, "a" * 12))
+    om = final[final["model"] == "omoe"].set_index("replica")
+    assert om.loc[2, "status"] == "diverged" and math.isnan(om.loc[2, "test_loss_mean"])
+    assert (om.drop(index=2)["status"] == "done").all()
+    mm = final[final["model"] == "mmoe"].sort_values("replica")
+    np.testing.assert_allclose(mm["val_loss_mean"], a["mmoe"].mean(axis=1) * (1 + 10 / 11), rtol=1e-6)
+    rows = sweep_results(final)
+    diverged = [r for r in rows if r["model"] == "omoe" and r["seed"] == 5]
+    assert diverged == [
+        {**diverged[0], "status": "diverged", "test_loss_mean": None, "val_loss_mean": None, "lr": 1e-3}
+    ]
+    assert all({"lr", "val_loss_mean", "test_loss_mean", "status"} <= set(r) for r in rows)

@@ -4,15 +4,16 @@ widget values from a config and back, and the data source chosen on the Data pag
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import streamlit as st
 
 from mmoe_core.config import RunConfig, field_help, field_names, field_range
 from mmoe_core.model_kinds import family_fields
+from mmoe_core.source_names import display_name
 
 from . import keys
+from .access import source_refusal
 from .server import device_info
 
 # The Playground's controls, by group. Each key is a RunConfig field; "match_bottom" is the one UI-only switch
@@ -32,7 +33,7 @@ DATA_KEYS = (
 ARCH_KEYS = ("n_experts", "expert_units", "expert_layers", "tower_units", "tower_layers", "bottom_units")
 ARCH_KEYS += family_fields()  # fields some model kinds read on their own (CGC/PLE experts, levels: model_kinds.py)
 ARCH_KEYS += ("top_k", "gate_noise", "balance_weight")  # gate options (Shazeer et al. 2017)
-TRAIN_KEYS = ("steps", "batch_size", "lr", "seeds", "device", "seed", "log_every")
+TRAIN_KEYS = ("steps", "batch_size", "lr", "seeds", "device", "seed", "log_every", "weighting")
 CONTROL_KEYS = DATA_KEYS + ("models",) + ARCH_KEYS + TRAIN_KEYS
 KEEP = "session"  # widget values survive a visit to another page
 
@@ -127,7 +128,7 @@ def data_source() -> dict[str, Any] | None:
 
 def source_label(source: dict[str, Any]) -> str:
     """How a data source is named on the pages: the Data page's label, else the file or set name."""
-    return str(source.get("label") or os.path.basename(str(source.get("dataset", "synthetic"))))
+    return str(source.get("label") or display_name(str(source.get("dataset", "synthetic"))))
 
 
 def build_config() -> tuple[RunConfig | None, str | None]:
@@ -147,6 +148,9 @@ def build_config() -> tuple[RunConfig | None, str | None]:
         config = RunConfig(**values)
     except (TypeError, ValueError) as exc:
         return None, f"{exc}."
+    refusal = source_refusal(config.dataset)  # a path, or another session's upload (a stored run, a link)
+    if refusal:
+        return None, f"{refusal}."
     if config.device == "cuda" and not device_info()["cuda"]:
         return None, "This server has no CUDA GPU; choose Auto or CPU as the device."
     return config, None

@@ -23,7 +23,8 @@ WARMUP_ARMED = "_warmup_armed"  # the page has run once, so the chart warm-up ma
 # --- Runs ---
 RUNS_OPEN = "runs_open"  # the run opened on the Runs page (also its selectbox's key)
 RUNS_PICKED = "_runs_picked"  # the table row picked last, so a new pick opens its run once
-RUNS_ERROR = "_runs_error"  # why Run again failed, shown once
+RUNS_ERROR = "_runs_error"
+RUNS_URL_SEEN = "_runs_url_seen"  # the (run, key) of the address read last, so a link opens once  # why Run again failed, shown once
 RUNS_CONFIRM = "_runs_confirm"  # Delete was pressed: ask to confirm
 RUNS_CLOSING = "_runs_closing"  # the run was deleted from the dialog: close it
 RUNS_LIVE = "_runs_live"  # the opened run was still training at the last full page run
@@ -59,3 +60,9 @@ LESSON_GO = "_lesson_go"  # a step's settings were loaded: switch to the Playgro
 
 # --- Present ---
 PRESENT_LIVE = "_present_live"  # the presented run was still training at the last full page run
+
+# --- Access (ui/access.py) ---
+OWNER_KEYS = "_owner_keys"  # run id or "study:<id>" -> owner secret this browser holds (ui.access)
+UPLOADS = "_uploads"  # upload:<id> -> file name, for the uploads this session made or owns a run of (ui.access)
+ADMIN = "_admin"  # this session typed the admin token (MMOE_ADMIN_TOKEN)
+AUTHED = "_authed"  # this session typed the app password (MMOE_PASSWORD)

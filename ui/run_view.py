@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -17,9 +16,11 @@ import pandas as pd
 import streamlit as st
 
 from mmoe_core.config import RunConfig
-from mmoe_core.plots import gate_evolution, gate_heatmap, loss_curves
+from mmoe_core.gradients import task_pairs
+from mmoe_core.plots import agreement_curves, gate_evolution, gate_heatmap, loss_curves
 from mmoe_core.report import run_report, slide_config, slide_title
 from mmoe_core.runtime.jobs import RunState, run_state
+from mmoe_core.source_names import display_name
 from mmoe_core.views import (
     curve_frame,
     gate_matrix,
@@ -32,9 +33,11 @@ from mmoe_core.views import (
     progress_text,
     results_table,
     task_names,
+    winner,
     winner_text,
 )
 
+from .access import may_read_error
 from .server import get_store, page_path
 
 REFRESH_S = 1.0  # how often a live view re-reads the run store
@@ -89,6 +92,8 @@ def show_status(row: dict | None, state: RunState) -> None:
         st.success(f"Finished {state.total_steps:,} steps{took} on {row.get('device') or 'the server'}.")
     elif state.status == "cancelled":
         st.info(f"Stopped at step {state.step:,} of {state.total_steps:,}. The curves so far are kept.")
+    elif state.status == "failed" and not may_read_error(row):  # the message may quote a private table
+        st.error("The run failed. It trained on private data, so only its owner sees the message.")
     elif state.status == "failed":
         st.error(f"The run failed: {(state.error or 'unknown error').splitlines()[0]}")
     else:
@@ -112,7 +117,7 @@ def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | N
         c1.metric("Task correlation p (set)", f"{config.correlation:g}")
         corr_help = "Pearson correlation of the two tasks' training labels. The sine terms make it lower than p."
     else:
-        c1.metric("Data", os.path.basename(config.dataset))
+        c1.metric("Data", display_name(config.dataset))
         corr_help = "Pearson correlation of the first two tasks' training labels."
     corr = row.get("label_correlation")
     c2.metric("Label correlation (measured)", "…" if corr is None else f"{corr:.3f}", help=corr_help)
@@ -167,6 +172,7 @@ def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | N
             "and the results' *Paper count* follow the paper (§5.1): expert and tower weights only."
         )
 
+    show_agreement(metrics, names, version, key)
     gated = gated_models(gates)
     if gated:
         st.markdown(
@@ -199,9 +205,10 @@ def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | N
 
     if state.finished and row.get("summary"):
         st.markdown("**Results on the test set**")
-        text = winner_text(row["summary"])
-        if text:
-            st.markdown(f":material/emoji_events: **{text}**")
+        text = winner_text(row["summary"], names)
+        if text:  # the trophy only for a winner the evidence supports; plain text keeps user names inert
+            icon = ":material/emoji_events:" if winner(row["summary"], names) else ":material/balance:"
+            st.markdown(f"{icon} {markdown_literal(text)}")
         table = results_table(row["summary"], names, models)
         st.dataframe(table, hide_index=True, key=f"{key}_results", column_config=_result_columns(table))
     elif state.finished:
@@ -210,6 +217,32 @@ def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | N
             st.dataframe(table, hide_index=True, key=f"{key}_results")
     downloads(run_id, row, metrics, names, key)
     return point_count(metrics)
+
+
+def markdown_literal(text: str) -> str:
+    """Text shown literally inside markdown: every ASCII punctuation mark escaped, so a task name from a user's
+    CSV cannot add links, emphasis or directives."""
+    return "".join("\\" + c if c in _PUNCT else c for c in text)
+
+
+_PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def show_agreement(metrics: pd.DataFrame, names: list[str], version: tuple, key: str) -> None:
+    """How much the tasks' gradients on the shared weights agree, per model, over training (#19)."""
+    if not (metrics["metric"] == "grad_agreement").any():
+        return
+    pairs = [f"{names[i]} · {names[j]}" for i, j in task_pairs(len(names))]
+    fig = cached_figure(
+        version + ("agreement",),
+        lambda: agreement_curves(curve_frame(metrics, "grad_agreement", ("probe",)), pairs),
+    )
+    st.markdown("**Gradient agreement** · cosine between the tasks' gradients on the shared weights")
+    st.plotly_chart(fig, key=f"{key}_agreement", config={"displaylogo": False})
+    st.caption(
+        "1: the tasks pull the shared weights the same way; 0: unrelated pulls; below 0: they conflict. "
+        "Measured on each seed's first 512 validation rows, on the expert bank (Shared-Bottom: its bottom)."
+    )
 
 
 def replay_step(gates: pd.DataFrame, state: RunState, key: str) -> int | None:
@@ -239,7 +272,7 @@ def _heatmap(gates: pd.DataFrame, model: str, names: list[str], step: int | None
 def _result_columns(table: pd.DataFrame) -> dict:
     cfg: dict = {}
     for col in table.columns:
-        if "loss" in col or "AUC" in col:
+        if ("loss" in col or "AUC" in col) and table[col].dtype != object:  # "mean ± sd" cells stay text
             cfg[col] = st.column_config.NumberColumn(col, format="%.4f")
         elif col in ("Parameters", "Paper count"):
             cfg[col] = st.column_config.NumberColumn(

@@ -86,7 +86,7 @@ def main() -> None:
     print()
     print(markdown(gaps))
     print()
-    for c in check_claims(summary, gaps, lr):
+    for c in check_claims(final, lr):
         print(f"- {c.claim}: **{c.verdict}** ({c.detail})")
 
 

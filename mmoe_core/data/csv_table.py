@@ -16,9 +16,7 @@ MMOE_MAX_UPLOAD_MB (default 50), MMOE_MAX_ROWS (default 500,000), MMOE_MAX_COLUM
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,23 +112,6 @@ def check_table(df: pd.DataFrame, name: str = "the table") -> None:
             f"{name} has {len(df)} data rows; at least {MIN_ROWS} are needed to split it into "
             "training, validation and test sets"
         )
-
-
-def save_upload(data: bytes, home: str | Path) -> Path:
-    """Check the bytes, then store them under home/uploads/<sha256 prefix>.csv.
-
-    The user's file name never reaches the file system (no path traversal), and the same bytes always map
-    to the same path, so a stored run config that names it can be re-run.
-    """
-    read_csv_bytes(data, "the uploaded file")
-    folder = Path(home) / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}.csv"
-    if not path.exists():
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    return path
 
 
 def _decode(data: bytes) -> str:
@@ -544,6 +525,5 @@ __all__ = [
     "prepare_splits",
     "read_csv_bytes",
     "read_csv_path",
-    "save_upload",
     "target_problem",
 ]

@@ -21,7 +21,9 @@ from .task_data import TaskData
 
 
 def task_loadings(n_tasks: int, correlation: float) -> torch.Tensor:
-    """(k, k) lower-triangular L with L Lᵀ = (1-p)I + p·11ᵀ; row k gives w_k in the orthonormal basis."""
+    """(k, k) L with L Lᵀ = (1-p)I + p·11ᵀ; row k gives w_k in the orthonormal basis. Lower-triangular (the
+    Cholesky factor) except at p = -1/(k-1), where G is singular (the k weight vectors span only k-1
+    dimensions: a regular simplex) and the factor comes from G's eigendecomposition."""
     p = float(correlation)
     if not -1.0 <= p <= 1.0:
         raise ValueError(f"correlation={p!r} is out of range; allowed -1 to 1")
@@ -36,7 +38,11 @@ def task_loadings(n_tasks: int, correlation: float) -> torch.Tensor:
         loadings = torch.zeros(n_tasks, n_tasks, dtype=torch.float64)
         loadings[:, 0] = 1.0 if p >= 1.0 else torch.tensor([1.0, -1.0], dtype=torch.float64)
         return loadings
-    return torch.linalg.cholesky(gram)
+    factor, info = torch.linalg.cholesky_ex(gram)
+    if int(info) == 0:
+        return factor
+    values, vectors = torch.linalg.eigh(gram)  # singular but positive semi-definite: p = -1/(k-1)
+    return vectors * values.clamp(min=0.0).sqrt()  # (k, k): rows' pairwise cosines are p
 
 
 def _weights(

@@ -18,6 +18,7 @@ Shapes: r replicas, b batch, g gates, e experts. Every function works on any lea
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,11 +45,14 @@ def softmax(logits: torch.Tensor) -> torch.Tensor:
     return z / z.sum(dim=-1, keepdim=True)
 
 
-def noise_generator(cache: dict[torch.device, torch.Generator], device: torch.device, seed: int) -> torch.Generator:
-    """The gate noise's own generator per device (kept in `cache`), seeded from the run's seed: never the
-    global RNG, so noisy gates do not shift the data or initialisation draws."""
+def noise_generator(
+    cache: dict[torch.device, list[torch.Generator]], device: torch.device, seed: int, replicas: int
+) -> list[torch.Generator]:
+    """The gate noise's own generators on `device` (kept in `cache`), one per replica seeded from seed + r alone:
+    never the global RNG, so noisy gates do not shift the data or initialisation draws, and replica r of a
+    batched run draws exactly what a single run with seed + r draws."""
     if device not in cache:
-        cache[device] = torch.Generator(device=device).manual_seed(seed * 7_919 + 3)
+        cache[device] = replica_generators(seed, replicas, device)
     return cache[device]
 
 
@@ -63,26 +67,45 @@ def noisy_top_k(
     noise_logits: torch.Tensor | None = None,
     top_k: int = 0,
     mask: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Gate weights from logits: masked, optionally noisy, optionally sparse.
 
     clean: (..., g, e) x W_g. noise_logits: x W_noise of the same shape, or None for no noise (evaluation, or
     a gate without noise). top_k: 0 keeps every allowed expert (a dense softmax). Returns (weights, noisy
-    logits H, noise sd or None); a row keeps min(k, allowed experts) non-zero weights.
+    logits H, noise sd or None); a row keeps min(k, allowed experts) non-zero weights. generator: one, or one per
+    replica (a sequence as long as the leading axis r): replica i then draws only from its own, as it would in a
+    single run with its seed.
     """
     clean = masked_logits(clean, mask)
     std = None
     h = clean
     if noise_logits is not None:
         std = F.softplus(noise_logits) + 1e-2  # Shazeer's noise_epsilon: the load estimator divides by it
-        eps = torch.randn(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
+        eps = _normal(clean, generator)
         h = clean + eps * std  # -inf stays -inf
     if top_k and top_k < clean.shape[-1]:
         h_kept = h.masked_fill(~top_k_mask(h, top_k), float("-inf"))
     else:
         h_kept = h
     return softmax(h_kept), h, std
+
+
+def _normal(like: torch.Tensor, generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
+    """N(0, 1) noise shaped like `like`; with one generator per replica, replica i's slice from generator i."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    if len(generator) != like.shape[0]:
+        raise ValueError(f"{len(generator)} noise generators for {like.shape[0]} replicas; give one per replica")
+    return torch.stack(  # a loop over replicas, not experts: each seed's stream must not depend on the others
+        [torch.randn(like.shape[1:], generator=g, device=like.device, dtype=like.dtype) for g in generator]
+    )
+
+
+def replica_generators(seed: int, replicas: int, device: torch.device) -> list[torch.Generator]:
+    """Gate-noise generators, replica r seeded from seed + r alone (never the global RNG), so replica r of a
+    batched run draws exactly what a single run with seed + r draws."""
+    return [torch.Generator(device=device).manual_seed((seed + r) * 7_919 + 3) for r in range(replicas)]
 
 
 def cv_squared(v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -135,7 +135,7 @@ class MixtureModel(nn.Module):
         noisy = spec.gated and spec.gate_noise
         self.noise_w = nn.Parameter(torch.empty(replicas, d, spec.n_gates * e)) if noisy else None
         self.balance = False  # set by zoo.build_model when balance_weight > 0: forward then returns `aux`
-        self._noise_gen: dict[torch.device, torch.Generator] = {}
+        self._noise_gen: dict[torch.device, list[torch.Generator]] = {}
         route = torch.tensor(spec.route, dtype=torch.float32) if spec.route is not None else torch.ones(k, e) / e
         self.register_buffer("route", route)  # (k, e)
         self._route_plan = _route_plan(spec.route, k)  # per task: the one expert it reads, or a row key
@@ -179,7 +179,9 @@ class MixtureModel(nn.Module):
                 clean,
                 noise,
                 self.spec.top_k,
-                generator=gating.noise_generator(self._noise_gen, x.device, self.seed) if noisy else None,
+                generator=gating.noise_generator(self._noise_gen, x.device, self.seed, self.replicas)
+                if noisy
+                else None,
             )
             aux = gating.balance_loss(weights, clean, h, std, self.spec.top_k) if self.balance else None
             gates = weights.expand(r, b, k, e)  # (r, b, k, e)

@@ -156,7 +156,7 @@ class PLEModel(nn.Module):
             for j in range(spec.levels)
         )
         self.tower_w, self.tower_b = stacked_towers(replicas, spec.n_tasks, (h[-1], *spec.tower_units, 1))
-        self._noise_gen: dict[torch.device, torch.Generator] = {}
+        self._noise_gen: dict[torch.device, list[torch.Generator]] = {}
         init_replicas(self, spec.kind, seed, replicas, self._fan_in)
 
     def _fan_in(self, name: str, p: torch.Tensor) -> int:
@@ -185,7 +185,7 @@ class PLEModel(nn.Module):
                 noise,
                 spec.top_k,
                 level.mask,
-                gating.noise_generator(self._noise_gen, x.device, self.seed) if noisy else None,
+                gating.noise_generator(self._noise_gen, x.device, self.seed, self.replicas) if noisy else None,
             )  # (r, b, g, e)
             if self.balance:
                 aux = aux + gating.balance_loss(weights, clean, h, std, spec.top_k, level.mask)  # (r,)

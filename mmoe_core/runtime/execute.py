@@ -39,7 +39,7 @@ def execute_run(
     try:
         device = resolve_device(config.device)
         store.update_run(run_id, device=_device_name(device))
-        data = load_data(config)
+        data = load_data(config, home=store.home)
         label_corr = float(sum(data.label_correlation) / len(data.label_correlation))
         tasks = {"task_names": list(data.task_names), "task_kinds": list(data.task_kinds), "train_rows": data.n_train}
         store.update_run(run_id, label_correlation=label_corr, summary=tasks)  # pages name the curves from step 0

@@ -113,12 +113,13 @@ class JobQueue:
         self._thread.start()
 
     # ------------------------------------------------------------------ public
-    def submit(self, config: RunConfig, owner: str = "", label: str = "") -> str:
+    def submit(self, config: RunConfig, owner: str = "", label: str = "", key_hash: str = "") -> str:
+        """Queue a run; `key_hash` is the hash of its owner secret (mmoe_core.access) when a browser starts it."""
         if len(self.store.queued()) >= self.max_queued:
             raise QueueFull(
                 f"the queue is full ({self.max_queued} runs waiting); wait for a run to finish or stop one of yours"
             )
-        run_id = self.store.create_run(config, owner=owner, label=label)  # the dispatcher polls every poll_s
+        run_id = self.store.create_run(config, owner=owner, label=label, key_hash=key_hash)  # the dispatcher polls
         return run_id
 
     def cancel(self, run_id: str) -> None:

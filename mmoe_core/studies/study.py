@@ -25,8 +25,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import MODEL_KINDS, RunConfig, server_limits_off
+from ..config import RunConfig, server_limits_off
 from ..runs import FINISHED, RunStore, check_run_id
+from .tables import (  # noqa: F401  (re-exported: pages, the CLI and scripts import them from here)
+    BEST_LR,
+    GAP_COLUMNS,
+    GAPS,
+    at_best_lr,
+    best_lrs,
+    gap_table,
+    summary_table,
+    sweep_results,
+)
 
 LABEL_PREFIX = "study:"
 PAPER_LRS = (1e-4, 1e-3, 1e-2)  # the paper tunes Adam's learning rate over these
@@ -113,8 +123,9 @@ def new_study_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def submit_study(queue: Any, study: Study, owner: str = "") -> str:
-    """Queue every run of the study on a JobQueue; all or nothing when the queue has too little room."""
+def submit_study(queue: Any, study: Study, owner: str = "", key_hash: str = "") -> str:
+    """Queue every run of the study on a JobQueue; all or nothing when the queue has too little room. Every
+    run carries the study's one owner-secret hash (`key_hash`), so one owner link stops them all."""
     configs = study.configs()
     room = queue.max_queued - len(queue.store.queued())
     if len(configs) > room:
@@ -127,7 +138,7 @@ def submit_study(queue: Any, study: Study, owner: str = "") -> str:
     submitted: list[str] = []
     try:
         for config in configs:
-            submitted.append(queue.submit(config, owner=owner, label=study_label(study_id)))
+            submitted.append(queue.submit(config, owner=owner, label=study_label(study_id), key_hash=key_hash))
     except ValueError:  # another session filled the queue meanwhile: take back what we queued
         for run_id in submitted:
             queue.cancel(run_id)
@@ -147,9 +158,8 @@ def stop_study(queue: Any, store: RunStore, study_id: str) -> int:
 # ---------------------------------------------------------------------------------------------- reading
 def study_runs(store: RunStore, study_id: str) -> pd.DataFrame:
     """The study's runs, oldest first, with correlation and lr parsed from each stored config."""
-    label = study_label(study_id)
-    runs = store.runs(limit=100_000)
-    runs = runs[runs["label"] == label].sort_values("created", kind="stable").reset_index(drop=True)
+    runs = store.runs(limit=100_000, label=study_label(study_id))
+    runs = runs.sort_values("created", kind="stable").reset_index(drop=True)
     configs = [json.loads(c) for c in runs["config"]]
     runs["correlation"] = [c["correlation"] for c in configs]
     runs["lr"] = [c["lr"] for c in configs]
@@ -158,8 +168,7 @@ def study_runs(store: RunStore, study_id: str) -> pd.DataFrame:
 
 def list_studies(store: RunStore) -> pd.DataFrame:
     """One row per study, newest first: id, created, runs, seeds, steps, correlations, lrs, status."""
-    runs = store.runs(limit=100_000)
-    runs = runs[runs["label"].fillna("").str.startswith(LABEL_PREFIX)]
+    runs = store.runs(limit=100_000, label_prefix=LABEL_PREFIX)
     rows = []
     for label, group in runs.groupby("label", sort=False):
         configs = [json.loads(c) for c in group["config"]]
@@ -245,15 +254,29 @@ def _duration(seconds: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- aggregation
-FINAL_COLUMNS = ["correlation", "lr", "model", "replica", "seed", "data_seed", "test_loss", "test_loss_mean", "run_id"]
+FINAL_COLUMNS = [
+    "correlation",
+    "lr",
+    "model",
+    "replica",
+    "seed",
+    "data_seed",
+    "test_loss",
+    "test_loss_mean",
+    "val_loss_mean",
+    "status",
+    "run_id",
+]
 
 
 def run_results(store: RunStore, run: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One stored run of a study -> (per-seed held-out curve, final test losses), reading its metrics once.
 
     curve: correlation, lr, model, step, replica, loss: the validation loss averaged over tasks (NaN where a
-    seed diverged). final: FINAL_COLUMNS, one row per model × seed, only once the run has test metrics
-    (done, or stopped: a stopped run is evaluated on the test set where it stopped).
+    seed diverged). final: FINAL_COLUMNS, one row per model × seed of the config, only once the run has test
+    metrics (done, or stopped: a stopped run is evaluated on the test set where it stopped). Every seed is
+    there: one whose loss is NaN/inf has status "diverged", one with no test metric at all "failed"; the others
+    carry the run's status. val_loss_mean is the seed's validation loss at its model's last recorded step.
     """
     m = store.metrics(run["id"])
     m = m[m["metric"] == "loss"]
@@ -265,23 +288,35 @@ def run_results(store: RunStore, run: Mapping[str, Any]) -> tuple[pd.DataFrame, 
     curve.insert(0, "lr", run["lr"])
     curve.insert(0, "correlation", run["correlation"])
     config = json.loads(run["config"])
+    test = m[m["split"] == "test"]
+    if test.empty:
+        return curve, pd.DataFrame(columns=FINAL_COLUMNS)
+    last_val = curve[curve["step"] == curve.groupby("model")["step"].transform("max")]
+    val_at = {(r.model, int(r.replica)): r.loss for r in last_val.itertuples(index=False)}
+    tests = {key: g for key, g in test.groupby(["model", "replica"], sort=False)}
     rows = []
-    for (model, replica), g in m[m["split"] == "test"].groupby(["model", "replica"], sort=False):
-        losses = g.sort_values("task")["value"].to_numpy(dtype=float)
-        finite = bool(np.isfinite(losses).all())
-        rows.append(
-            {
-                "correlation": run["correlation"],
-                "lr": run["lr"],
-                "model": model,
-                "replica": int(replica),
-                "seed": config["seed"] + int(replica),
-                "data_seed": config["data_seed"] + (int(replica) if config["independent_data"] else 0),
-                "test_loss": [float(v) if math.isfinite(v) else None for v in losses],
-                "test_loss_mean": float(losses.mean()) if finite else np.nan,
-                "run_id": run["id"],
-            }
-        )
+    for model in config["models"]:
+        for replica in range(int(config["seeds"])):
+            g = tests.get((model, replica))
+            losses = g.sort_values("task")["value"].to_numpy(dtype=float) if g is not None else np.array([])
+            finite = len(losses) > 0 and bool(np.isfinite(losses).all())
+            status = run.get("status", "done") if finite else "diverged" if len(losses) else "failed"
+            val_loss = val_at.get((model, replica), np.nan)
+            rows.append(
+                {
+                    "correlation": run["correlation"],
+                    "lr": run["lr"],
+                    "model": model,
+                    "replica": replica,
+                    "seed": config["seed"] + replica,
+                    "data_seed": config["data_seed"] + (replica if config["independent_data"] else 0),
+                    "test_loss": [float(v) if math.isfinite(v) else None for v in losses],
+                    "test_loss_mean": float(losses.mean()) if finite else np.nan,
+                    "val_loss_mean": float(val_loss) if val_loss is not None and math.isfinite(val_loss) else np.nan,
+                    "status": status,
+                    "run_id": run["id"],
+                }
+            )
     return curve, pd.DataFrame(rows, columns=FINAL_COLUMNS)
 
 
@@ -299,95 +334,6 @@ def final_losses(store: RunStore, runs: pd.DataFrame) -> pd.DataFrame:
     frames = [run_results(store, run)[1] for _, run in runs.iterrows() if run["status"] in ("done", "cancelled")]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINAL_COLUMNS)
-
-
-BEST_LR = 0.0  # in an lr column: "each model at its own best learning rate" (no real lr is 0: lr >= 1e-6)
-
-
-def best_lrs(per_seed: pd.DataFrame) -> pd.DataFrame:
-    """Per correlation × model, the learning rate with the lowest mean *validation* loss at its last recorded
-    step (the paper tuned Adam's rate per model; choosing on validation keeps the test numbers honest)."""
-    cols = ["correlation", "model", "lr"]
-    if per_seed.empty:
-        return pd.DataFrame(columns=cols)
-    last = per_seed[per_seed["step"] == per_seed.groupby(["correlation", "lr", "model"])["step"].transform("max")]
-    mean = last.groupby(["correlation", "lr", "model"])["loss"].mean().dropna().reset_index()
-    if mean.empty:
-        return pd.DataFrame(columns=cols)
-    best = mean.loc[mean.groupby(["correlation", "model"])["loss"].idxmin(), cols]
-    order = best["model"].map({m: i for i, m in enumerate(MODEL_KINDS)})
-    return best.assign(_o=order).sort_values(["correlation", "_o"]).drop(columns="_o").reset_index(drop=True)
-
-
-def at_best_lr(frame: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
-    """The rows of `frame` (curves or final losses) at each model's best lr, relabelled lr = BEST_LR; seeds
-    stay paired across models because a seed's data and initialisation do not depend on the lr."""
-    keep = frame.merge(best, on=["correlation", "model", "lr"], how="inner")
-    return keep.assign(lr=BEST_LR)[frame.columns]
-
-
-def summary_table(final: pd.DataFrame) -> pd.DataFrame:
-    """Per correlation × lr × model: mean, sd, min, max of the final test loss over seeds; seeds counted and
-    diverged seeds (non-finite loss) counted apart, never averaged in."""
-    cols = ["correlation", "lr", "model", "mean", "sd", "min", "max", "seeds", "diverged"]
-    if final.empty:
-        return pd.DataFrame(columns=cols)
-    g = final.groupby(["correlation", "lr", "model"], sort=False)["test_loss_mean"]
-    out = g.agg(mean="mean", sd="std", min="min", max="max", seeds="count").reset_index()
-    out["diverged"] = g.size().to_numpy() - out["seeds"].to_numpy()
-    out["_order"] = out["model"].map({m: i for i, m in enumerate(MODEL_KINDS)})
-    return out.sort_values(["correlation", "lr", "_order"]).drop(columns="_order").reset_index(drop=True)[cols]
-
-
-GAPS = (("mmoe", "omoe"), ("mmoe", "shared_bottom"), ("omoe", "shared_bottom"), ("cgc", "mmoe"), ("ple", "mmoe"))
-
-
-def gap_table(final: pd.DataFrame) -> pd.DataFrame:
-    """Per correlation × lr: mean loss gap a − b for each pair in GAPS, paired by seed (both models of a seed
-    saw the same data and batches), with its standard error and how many seeds `a` won; negative means `a` is
-    better."""
-    rows = []
-    if final.empty:
-        return pd.DataFrame(columns=["correlation", "lr", "gap", "mean", "se", "wins", "pairs"])
-    for (p, lr), g in final.groupby(["correlation", "lr"], sort=True):
-        wide = g.pivot_table(index="replica", columns="model", values="test_loss_mean", dropna=False)
-        for a, b in GAPS:
-            if a not in wide or b not in wide:
-                continue
-            d = (wide[a] - wide[b]).dropna()
-            se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else np.nan
-            rows.append(
-                {
-                    "correlation": p,
-                    "lr": lr,
-                    "gap": f"{MODEL_KINDS[a]} − {MODEL_KINDS[b]}",
-                    "mean": float(d.mean()) if len(d) else np.nan,
-                    "se": se,
-                    "wins": int((d < 0).sum()),
-                    "pairs": len(d),
-                }
-            )
-    return pd.DataFrame(rows, columns=["correlation", "lr", "gap", "mean", "se", "wins", "pairs"])
-
-
-def sweep_results(final: pd.DataFrame) -> list[dict[str, Any]]:
-    """The CLI's JSON contract: one entry per correlation × lr × model × seed."""
-    out = []
-    for row in final.itertuples(index=False):
-        mean = row.test_loss_mean
-        out.append(
-            {
-                "correlation": row.correlation,
-                "lr": row.lr,
-                "model": row.model,
-                "seed": row.seed,
-                "data_seed": row.data_seed,
-                "test_loss": row.test_loss,
-                "test_loss_mean": None if not math.isfinite(mean) else mean,
-                "run_id": row.run_id,
-            }
-        )
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- paper Fig. 2
