@@ -18,6 +18,7 @@ from mmoe_core.views import (
     n_tasks_of,
     progress_text,
     task_names,
+    winner,
     winner_text,
 )
 from ui import keys
@@ -84,7 +85,10 @@ def slide() -> None:
         if page_path("playground"):
             exit_.page_link(page_path("playground"), label="Exit", icon=":material/close:")
         verdict = winner_text(row.get("summary")) if state.finished else None
-        st.markdown(f":material/emoji_events: **{verdict}**" if verdict else progress_text(state))
+        icon = (
+            ":material/emoji_events:" if winner(row.get("summary")) else ":material/balance:"
+        )  # a trophy only for a winner
+        st.markdown(f"{icon} **{verdict}**" if verdict else progress_text(state))
         left, right = st.columns([3, 2])
         fig = loss_curves(curve_frame(metrics), names, log_y=True, height=500, title=title)
         large(fig)

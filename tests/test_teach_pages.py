@@ -89,7 +89,8 @@ def test_present_shows_one_run_large_and_rejects_a_bad_link(mmoe_home):
     at.switch_page("pages/present.py").run()
     assert not at.exception, [e.message for e in at.exception]
     assert any(m.value == f"## p = 0.4 · run {run_id}" for m in at.markdown)
-    assert any(m.value.startswith(":material/emoji_events: **") and " wins: " in m.value for m in at.markdown)
+    # one seed: the verdict says so, and no trophy (views.winner_text, mmoe_core.compare)
+    assert any(m.value.startswith(":material/balance: **Ahead on one seed") for m in at.markdown)
     bad = app()
     bad.query_params["run"] = "0" * 12
     bad.switch_page("pages/present.py").run()
