@@ -22,14 +22,18 @@ PAGES = [  # file stem, title, icon; the first is the default
     ("experiments", "Experiments", ":material/stacked_line_chart:"),
     ("data", "Data", ":material/table:"),
     ("runs", "Runs", ":material/history:"),
+    ("compare", "Compare", ":material/compare_arrows:"),
+    ("lesson", "Lesson", ":material/co_present:"),
     ("learn", "Learn", ":material/school:"),
+    ("present", "Present", ":material/slideshow:"),
 ]
+HIDDEN = {"present"}  # reached from a run's "Present" button, not from the navigation bar
 
 st.set_page_config(
     page_title="MMoE Playground",
-    page_icon=":material/hub:",
+    page_icon="🧪",  # an emoji: the browser draws it (a :material/ icon is fetched from a font CDN, failing offline)
     layout="wide",
-    initial_sidebar_state="expanded",
+    initial_sidebar_state="auto",  # collapsed on a phone, where it would cover most of the screen
     menu_items={"About": "MMoE Playground: multi-task learning with mixtures of experts, after Ma et al., KDD 2018."},
 )
 
@@ -49,7 +53,7 @@ def store_problem(exc: BaseException) -> None:
 
 
 pages = [
-    st.Page(path, title=title, icon=icon, default=i == 0)
+    st.Page(path, title=title, icon=icon, default=i == 0, visibility="hidden" if stem in HIDDEN else "visible")
     for i, (stem, title, icon) in enumerate(PAGES)
     if (path := page_path(stem))
 ]
@@ -68,11 +72,12 @@ try:
     store = get_store()
     if store.notice:  # a damaged store was replaced at start-up: every visitor is told once
         st.warning(plain(store.notice) + ".", icon=":material/warning:")
-    st.divider()
-    st.caption(
-        f"Server queue: {len(store.with_status('running'))} running, {len(store.queued())} waiting · "
-        "MMoE Playground, after Ma et al., *Modeling Task Relationships in Multi-task Learning with "
-        "Multi-gate Mixture-of-Experts*, KDD 2018."
-    )
+    with st.container(key="app_footer"):  # the Present page hides it
+        st.divider()
+        st.caption(
+            f"Server queue: {len(store.with_status('running'))} running, {len(store.queued())} waiting · "
+            "MMoE Playground, after Ma et al., *Modeling Task Relationships in Multi-task Learning with "
+            "Multi-gate Mixture-of-Experts*, KDD 2018."
+        )
 except (StoreError, sqlite3.Error, OSError) as exc:  # the store's folder or file: one message with the fix
     store_problem(exc)

@@ -159,12 +159,18 @@ def winner_text(summary: Mapping[str, Any] | None, names: Sequence[str] | None =
 
 
 # ---------------------------------------------------------------------------------------------- runs
-def config_summary(config: RunConfig) -> str:
-    """A short line that tells runs apart in a list."""
+def config_summary(config: RunConfig, summary: Mapping[str, Any] | None = None) -> str:
+    """A short line that tells runs apart in a list. `rows` is a synthetic-data setting: for Census or a CSV the
+    row count is the data's own, known once the run has loaded it (its summary's train_rows), else left out."""
     models = ", ".join(model_label(m) for m in config.models)
-    data = f"p = {config.correlation:g}" if config.dataset == "synthetic" else display_name(config.dataset)
     seeds = f", {config.seeds} seeds" if config.seeds > 1 else ""
-    return f"{data} · {config.rows:,} rows · {models} · {config.steps:,} steps{seeds}"
+    if config.dataset == "synthetic":
+        data = f"p = {config.correlation:g} · {config.rows:,} rows"
+    else:
+        data = display_name(config.dataset)
+        rows = (summary or {}).get("train_rows") if isinstance(summary, Mapping) else None
+        data += f" · {int(rows):,} training rows" if isinstance(rows, int) else ""
+    return f"{data} · {models} · {config.steps:,} steps{seeds}"
 
 
 def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -173,10 +179,10 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
     for r in runs.itertuples():
         try:
             cfg = RunConfig.from_json(r.config)
-            what = config_summary(cfg)
+            summary = json.loads(r.summary) if isinstance(r.summary, str) and r.summary else None
+            what = config_summary(cfg, summary)
         except (ValueError, TypeError):
-            what = "(config from another version)"
-        summary = json.loads(r.summary) if isinstance(r.summary, str) and r.summary else None
+            what, summary = "(config from another version)", None
         best = winner(summary)
         rows.append(
             {

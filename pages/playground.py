@@ -64,12 +64,13 @@ def restore_from_url() -> None:
     st.session_state[keys.URL_WARNINGS] = warnings
 
 
-def sync_url(config: RunConfig | None) -> None:
-    """Keep the address bar a shareable link: non-default settings, plus the run being watched."""
+def sync_url(config: RunConfig | None, run_config: RunConfig | None) -> None:
+    """Keep the address bar a shareable link: non-default settings, plus the run being watched while the
+    controls still describe it (moved controls describe a new run: `run=` would point at the old one)."""
     if config is None:
         return
     desired = config.to_query()
-    if st.session_state.get(keys.RUN_ID):
+    if st.session_state.get(keys.RUN_ID) and run_config == config:
         desired.update(owner_query(st.session_state[keys.RUN_ID]))  # the owner's address keeps its key
     if st.query_params.to_dict() != desired:
         st.query_params.from_dict(desired)
@@ -102,8 +103,21 @@ def stop() -> None:
         get_queue().cancel(run_id)
 
 
+TRAINING_RESET = ("steps", "batch_size", "lr", "log_every")  # what the Data page sets for Census or a CSV
+
+
 def use_synthetic() -> None:
+    """Back to the synthetic generator, with its training defaults: Census's or a CSV's steps, batch and
+    learning rate were chosen for that data."""
     st.session_state.pop(keys.DATA_SOURCE, None)
+    defaults = control_values(RunConfig())
+    for key in TRAINING_RESET:
+        st.session_state[key] = defaults[key]
+
+
+def reset_defaults() -> None:
+    """Every control back to RunConfig's defaults, synthetic data."""
+    load_into_controls(RunConfig())
 
 
 # ---------------------------------------------------------------------------------------------- controls
@@ -217,6 +231,14 @@ def controls() -> None:
             help="How the task losses become one update. Equal is the paper's setting; the others balance the "
             "tasks (formulas on the Learn page).",
         )
+    sb.button(
+        "Reset to defaults",
+        on_click=reset_defaults,
+        icon=":material/restart_alt:",
+        width="stretch",
+        key="reset_defaults",
+        help="Every setting back to the paper's defaults, on synthetic data",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- live view
@@ -225,7 +247,7 @@ def live_panel(run_id: str) -> None:
     show_status(row, state)
     points = 0
     if row is not None:
-        st.caption(f"Run `{run_id}` · {plain(config_summary(RunConfig.from_json(row['config'])))}")
+        st.caption(f"Run `{run_id}` · {plain(config_summary(RunConfig.from_json(row['config']), row.get('summary')))}")
         points = show_run(run_id, key="pg", row=row, state=state)
         show_diagnostics(run_id, row, state)
     if st.session_state.get(keys.LIVE) and state.finished:  # the run just ended: redraw Start/Stop once
@@ -251,7 +273,8 @@ def show_diagnostics(run_id: str, row: dict, state: RunState) -> None:
     if probe.empty:
         return
     names = task_names(row, n_tasks_of(probe, RunConfig.from_json(row["config"])))  # per-task rows: 0..k-1
-    st.markdown("**Expert utilisation** · gates on the fixed validation batch, seed 1")
+    seed = RunConfig.from_json(row["config"]).seed
+    st.markdown(f"**Expert utilisation** · gates on the fixed validation batch, seed {seed}")
     for text in diagnostics.warning_messages(diagnostics.latest(probe), MODEL_KINDS, names):
         st.warning(plain(text), icon=":material/warning:")  # names the tasks: user text
     fig = cached_figure(
@@ -261,7 +284,8 @@ def show_diagnostics(run_id: str, row: dict, state: RunState) -> None:
     st.caption(
         "Load entropy: how evenly a task's gate spreads its weight over the experts it may use (0 = one "
         "expert takes all). Largest share: the busiest expert's part of the weight. Similarity: mean "
-        "cosine between the experts' first-layer weights (1 = copies). Dotted: where a warning starts."
+        "cosine between the experts' first-layer weights (1 = copies). Line style: solid = the first task (or "
+        "the whole model), dashed = the second, dotted = the third. Thin grey dotted: where a warning starts."
     )
 
 
@@ -281,7 +305,10 @@ def preview(config: RunConfig | None) -> None:
             help="As the paper counts them (§5.1): expert and tower weights, no biases or gates",
             border=True,
         )
-    st.caption("Parameter counts as in the paper (§5.1), per model.")
+    st.caption(
+        "Parameter counts as in the paper (§5.1): expert and tower weights only. Once training starts, the "
+        "legend counts every trainable parameter (biases and gates too), so its numbers are larger."
+    )
     # Where the curves will be. A plain box, not an empty Plotly chart: loading the chart library cost every
     # page view ~0.7 s of drawing in the browser (bench/load_test.py); the first point after Start pays it once.
     with st.container(border=True, height=300, key="pg_placeholder"):
@@ -364,7 +391,7 @@ elif active:
         "link: keep it to stop the run later; share the link without `key=` to let others watch."
     )
 
-sync_url(config)
+sync_url(config, RunConfig.from_json(row["config"]) if row else None)
 if run_id:
     # Until the first point arrives, look four times a second, so it shows as soon as the worker writes it.
     queue = get_queue()

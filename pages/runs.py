@@ -182,7 +182,7 @@ row, state = load_run(run_id)
 owned = may_change(row)
 config = store.config(run_id)
 st.subheader(f"Run {run_id}")
-st.caption(plain(config_summary(config)))  # the dataset name is user text
+st.caption(plain(config_summary(config, row.get("summary") if row else None)))  # the dataset name is user text
 c1, c2, c3, c4 = st.columns(4)
 c1.button(
     "Run again",

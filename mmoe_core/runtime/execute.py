@@ -49,7 +49,7 @@ def execute_run(
         store.update_run(run_id, device=_device_name(device))
         data = load_data(config, home=store.home)
         label_corr = float(sum(data.label_correlation) / len(data.label_correlation))
-        tasks = {"task_names": list(data.task_names), "task_kinds": list(data.task_kinds)}
+        tasks = {"task_names": list(data.task_names), "task_kinds": list(data.task_kinds), "train_rows": data.n_train}
         store.update_run(run_id, label_correlation=label_corr, summary=tasks)  # pages name the curves from step 0
         trainer = Trainer(config, data, device=device)
         for res in trainer.results.values():
