@@ -10,10 +10,14 @@ line naming the flag and its allowed range. Runs are stored under MMOE_HOME, so 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import fields
@@ -22,9 +26,11 @@ from typing import Any
 
 from . import compare
 from .config import RunConfig, field_help
+from .config import _integer as parse_count
 from .runs import RunStore
 from .runtime.backends import resolve_backend, run_on_ray
 from .runtime.execute import execute_run
+from .store_faults import StoreError
 from .studies.claims import check_claims
 from .studies.regime import regime_table, region_readings
 from .studies.study import (
@@ -82,7 +88,7 @@ def _show(value: Any) -> str:
 def _parse_value(name: str, raw: str, kind: str) -> Any:
     try:
         if kind == "int":
-            return int(raw)
+            return parse_count(raw)  # 2e3 is 2000, as in a URL
         if kind == "float":
             return float(raw)
     except ValueError:
@@ -149,9 +155,55 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _store(args: argparse.Namespace) -> RunStore:
-    if args.no_store:
-        return RunStore(tempfile.mkdtemp(prefix="mmoe_cli_"))
-    return RunStore(args.home)
+    """The run store, opened before any training: a --home that is a file, read-only or on a full disk is one
+    line naming the folder and the fix. --no-store: a temporary folder that main() removes at exit."""
+    try:
+        return RunStore(args.scratch if args.no_store else args.home)
+    except StoreError as exc:
+        raise CliError(exc.detail.replace("MMOE_HOME", "--home / MMOE_HOME", 1)) from None
+
+
+def _check_json_path(path: str | None) -> None:
+    """--json is checked before training, so a typo never costs a finished run its results."""
+    if not path:
+        return
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise CliError(f"--json {path!r} is a folder; give a file name such as {target / 'results.json'}")
+    if not folder.is_dir():
+        raise CliError(f"--json {path!r}: the folder {str(folder)!r} does not exist; create it or choose another")
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise CliError(f"--json {path!r} cannot be written here (permission denied); choose a writable folder")
+
+
+class _Interrupt:
+    """SIGINT/SIGTERM: the first one stops the run at its next step (stored as cancelled, with its curves and
+    test metrics so far); a second one stops at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.run_id: str | None = None
+        self.store: RunStore | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signum or signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM, as shells report them
+
+
+INTERRUPT = _Interrupt()
 
 
 def _progress(total: int, desc: str, quiet: bool):
@@ -162,8 +214,9 @@ def _progress(total: int, desc: str, quiet: bool):
 
 def _run_one(store: RunStore, config: RunConfig, desc: str, quiet: bool, label: str = "") -> tuple[str, dict]:
     run_id = store.create_run(config, label=label, status="running")  # never visible to a job queue
+    INTERRUPT.run_id, INTERRUPT.store = run_id, store
     bar = _progress(config.steps, desc, quiet)
-    summary = execute_run(store, run_id, on_step=lambda s: bar.update(1))
+    summary = execute_run(store, run_id, on_step=lambda s: bar.update(1), interrupted=INTERRUPT.requested)
     bar.close()
     if "error" in summary:
         raise CliError(f"run {run_id} failed: {summary['error']}")
@@ -180,7 +233,12 @@ def _run_all(
     except ValueError as exc:
         raise CliError(_flagify(str(exc))) from None
     if backend == "local":
-        return [_run_one(store, config, desc, args.quiet, label=label) for config, desc in zip(configs, descs)]
+        done = []
+        for config, desc in zip(configs, descs):
+            if INTERRUPT.requested():  # a sweep stops between runs too
+                break
+            done.append(_run_one(store, config, desc, args.quiet, label=label))
+        return done
     bar = _progress(sum(c.steps for c in configs), "ray", args.quiet)
     try:
         return run_on_ray(
@@ -203,6 +261,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
     [(run_id, summary)] = _run_all(store, [config], ["train"], args)
     seconds = time.perf_counter() - t0
     out = {
+        "status": "cancelled" if INTERRUPT.requested() else "done",
         "config": config.to_dict(),
         "run_id": run_id,
         "label_correlation": summary["label_correlation"],
@@ -211,6 +270,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
         "rows_per_s": round(summary["steps"] * config.batch_size / seconds, 1),
         "models": summary["models"],
     }
+    if INTERRUPT.requested():
+        return out  # main() prints the one line
     data = f"p = {config.correlation:g}" if config.dataset == "synthetic" else f"data {config.dataset}"
     print(
         _table(
@@ -259,9 +320,12 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
         label=study_label(study_id),
     )
     seconds = time.perf_counter() - t0
+    if INTERRUPT.requested():
+        return {"status": "cancelled", "config": study.to_dict(), "study_id": study_id, "seconds": round(seconds, 3)}
     final = final_losses(store, study_runs(store, study_id))
     n_runs = len(study.configs())
     out = {
+        "status": "done",
         "config": study.to_dict(),
         "study_id": study_id,
         "seconds": round(seconds, 3),
@@ -355,12 +419,29 @@ def _sweep_table(final, seconds: float, study_id: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        out = cmd_train(args) if args.command == "train" else cmd_sweep(args)
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=2)
+    INTERRUPT.__init__()
+    if args.backend in (None, "local") and threading.current_thread() is threading.main_thread():
+        INTERRUPT.install()  # Ray's driver keeps its own Ctrl-C handling
+    with tempfile.TemporaryDirectory(prefix="mmoe_cli_") if args.no_store else contextlib.nullcontext() as scratch:
+        args.scratch = scratch  # --no-store: the whole store lives here and is removed on every way out
+        try:
+            _check_json_path(args.json)
+            out = cmd_train(args) if args.command == "train" else cmd_sweep(args)
+        except CliError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:  # a second Ctrl-C: stop now, and say what is kept
+            if INTERRUPT.run_id and INTERRUPT.store:
+                INTERRUPT.store.finish_run(INTERRUPT.run_id, "cancelled", error="interrupted", only_if=("running",))
+            print(f"interrupted: run {INTERRUPT.run_id or '-'} stored as cancelled, no JSON written", file=sys.stderr)
+            return INTERRUPT.exit_code
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(out, fh, indent=2)
+        if INTERRUPT.requested():
+            name = signal.Signals(INTERRUPT.signum).name
+            where = f"; results in {args.json}" if args.json else ""
+            kept = "discarded (--no-store)" if args.no_store else "stored as cancelled with its curves"
+            print(f"cancelled by {name}: run {out.get('run_id') or out.get('study_id')} {kept}{where}", file=sys.stderr)
+            return INTERRUPT.exit_code
     return 0

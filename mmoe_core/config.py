@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from . import settings
+from . import limits
 from .model_kinds import MODEL_KINDS, kinds_using
 from .source_names import BUILTIN, browser_refusal, dataset_kind
 
@@ -134,29 +134,14 @@ class RunConfig:
             )
         if self.log_every > self.steps:
             object.__setattr__(self, "log_every", self.steps)
-        max_data_bytes, max_work = settings.get("MMOE_MAX_DATA_BYTES"), settings.get("MMOE_MAX_WORK")
-        data_bytes = 4.0 * self.input_dim * (self.rows + 2 * self.eval_rows)
-        data_bytes *= self.seeds if self.independent_data else 1
-        if data_bytes > max_data_bytes and _limited(self):
-            raise ValueError(
-                f"rows x input_dim x seeds needs {data_bytes / 1e9:.1f} GB of inputs, over this server's "
-                f"limit of {max_data_bytes / 1e9:.1f} GB; lower rows, input_dim or seeds"
-            )
-        if self.work() > max_work and _limited(self):
-            raise ValueError(
-                f"steps x batch_size x seeds x models is too much work for this server ({self.work():.2g} > "
-                f"{max_work:.2g}); lower steps, batch_size or seeds"
-            )
+        if _limited(self):  # parameters x seeds, memory, work and inputs of the whole config (mmoe_core.limits)
+            limits.check(self)
 
     # ------------------------------------------------------------------ derived facts
     def work(self) -> float:
-        """A rough count of multiply-adds, to refuse jobs that would hold a shared server for hours."""
-        width = max(
-            self.n_experts * self.expert_units,
-            self.bottom_units or 0,
-            (self.shared_experts + self.n_tasks * self.task_experts) * self.expert_units,
-        )
-        return 3.0 * self.steps * self.batch_size * self.seeds * len(self.models) * self.input_dim * width
+        """Multiply-adds of the whole run (mmoe_core.limits.estimate), to refuse jobs that would hold a shared
+        server for hours."""
+        return limits.estimate(self).work
 
     def with_(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -194,7 +179,10 @@ class RunConfig:
     @classmethod
     def from_query(cls, query: Mapping[str, Any]) -> tuple[RunConfig, list[str]]:
         """Parse what it can; a bad value falls back to its default with a warning, never an exception.
-        A link is browser input: it may name a data source, never a server path."""
+        A link is browser input: it may name a data source, never a server path. Each value is checked alone
+        for its type and range, then the limits (work, memory, parameters) are checked on the whole
+        configuration: `seeds=1000&steps=1&batch_size=1` is small, `seeds=1000` alone with the default
+        steps is not."""
         warnings: list[str] = []
         values: dict[str, Any] = {}
         types = {f.name: f.type for f in fields(cls)}
@@ -205,14 +193,20 @@ class RunConfig:
                 values[key] = _decode(str(raw), types[key])
                 if key == "dataset" and (refusal := browser_refusal(values[key])):
                     raise ValueError(refusal)
-                cls(**{key: values[key]})  # validate this field alone against the defaults
+                with server_limits_off():  # this field's type and range; the limits judge the whole config
+                    cls(**{key: values[key]})
             except (ValueError, TypeError) as exc:
                 values.pop(key, None)
-                warnings.append(f"URL parameter {key}={raw!r} ignored: {exc}")
+                warnings.append(f"URL parameter {key}={_shorten(str(raw))!r} ignored: {exc}")
         try:
             return cls(**values), warnings
         except ValueError as exc:  # fields fine alone, bad together (e.g. too much work)
             return cls(), warnings + [f"URL configuration ignored: {exc}"]
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    """A value quoted back in a message: a long URL value must not fill the page."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _limited(config: RunConfig) -> bool:
@@ -266,11 +260,30 @@ def _encode(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+def _integer(raw: str) -> int:
+    """'2000', '2e3' or '2000.0' -> 2000: people write big counts in scientific notation; the range check that
+    follows then names the allowed range instead of Python's "invalid literal for int()"."""
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{_shorten(raw)!r} is not a whole number") from None
+    if not math.isfinite(value) or value != int(value):
+        raise ValueError(f"{_shorten(raw)!r} is not a whole number")
+    return int(value)
+
+
 def _decode(raw: str, kind: str) -> Any:
     if kind == "int":
-        return int(raw)
+        return _integer(raw)
     if kind == "float":
-        return float(raw)
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"{_shorten(raw)!r} is not a number") from None
     if kind == "bool":
         if raw.lower() not in ("1", "0", "true", "false"):
             raise ValueError("must be 1 or 0")

@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -34,8 +35,9 @@ EXPERT_COLORS = [
 ]
 SPLIT_DASH = {"train": "dash", "val": "solid", "test": "dot"}
 SPLIT_LABEL = {"train": "train", "val": "validation", "test": "test"}
-# Light to dark blue, spelled out: plotly.js's named "Blues" runs the other way round from plotly.py's.
-GATE_SCALE = [[0.0, "#F7FBFF"], [0.25, "#C6DBEF"], [0.5, "#6BAED6"], [0.75, "#2171B5"], [1.0, "#08306B"]]
+# Gate heatmaps: blue (less than even use) - white (even, 1/n) - orange (more), over ±GATE_OCTAVES doublings.
+GATE_SCALE = [[0.0, "#2166AC"], [0.25, "#92C5DE"], [0.5, "#F7F7F7"], [0.75, "#FDB863"], [1.0, "#B35806"]]
+GATE_OCTAVES = 2  # the colour scale ends at a quarter and at four times even use
 PANEL_GAP = 0.07  # horizontal gap between per-task panels, as a fraction of the width
 
 
@@ -145,8 +147,10 @@ def loss_curves(
     labels: Mapping[str, str] | None = None,
     metric: str = "loss",
     height: int = 380,
+    title: str = "",
 ) -> go.Figure:
     """Per-task panels; a line per model and split (dashed train, solid validation); ±1 sd band over seeds.
+    title: above the legend, e.g. the run's p and id, so a downloaded picture says what it shows.
 
     curves: views.curve_frame output (model, task, split, step, mean, sd, n).
     labels: legend text per model, e.g. 'MMoE · 14,818 params'.
@@ -229,31 +233,49 @@ def loss_curves(
             if ticks:
                 axis = layout[f"yaxis{'' if task == 0 else task + 1}"]
                 axis.update({"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]})
-    return _figure(traces, layout, height)
+    if title:
+        layout["title"] = {"text": title, "x": 0, "y": 0.99, "yanchor": "top", "font": {"size": 14}}
+        layout["margin"] = {"l": 10, "r": 10, "t": 95, "b": 10}
+        layout["legend"] = {"orientation": "h", "yanchor": "bottom", "y": 1.1, "xanchor": "right", "x": 1}
+    return _figure(traces, layout, height + (30 if title else 0))
 
 
 # ---------------------------------------------------------------------------------------------- gates
 def gate_heatmap(
     matrix: pd.DataFrame, task_names: Sequence[str], title: str = "", height: int | None = None
 ) -> go.Figure:
-    """Tasks x experts, fixed 0..1 colour scale so two heatmaps compare by eye, values printed in the cells."""
+    """Tasks x experts, coloured by use relative to even use (1/n of n experts): white = even, orange = more,
+    blue = less, on a fixed log scale from a quarter to four times even, so two heatmaps compare by eye. Gate
+    weights sit near 1/n (0.08-0.28 with 8 experts) and all read pale on a 0-1 scale; relative to 1/n a task
+    that doubles an expert's share is as strong a colour as one that halves another's. The weights themselves
+    are printed in the cells."""
     if matrix.empty:
         return empty_figure("No gate snapshot yet", height or 200)
-    z = matrix.to_numpy().round(4).tolist()
+    weights = matrix.to_numpy()
+    n = weights.shape[1]
+    ratio = np.log2(np.clip(weights * n, 2.0**-GATE_OCTAVES, 2.0**GATE_OCTAVES))  # 0 = even use
     experts = [f"E{int(e) + 1}" for e in matrix.columns]
     tasks = [task_names[int(t)] if int(t) < len(task_names) else f"Task {int(t) + 1}" for t in matrix.index]
+    ticks = list(range(-GATE_OCTAVES, GATE_OCTAVES + 1))
     trace = {
         "type": "heatmap",
-        "z": z,
+        "z": ratio.round(4).tolist(),
         "x": experts,
         "y": tasks,
-        "zmin": 0.0,
-        "zmax": 1.0,
+        "zmin": -float(GATE_OCTAVES),
+        "zmax": float(GATE_OCTAVES),
+        "zmid": 0.0,
         "colorscale": GATE_SCALE,
-        "text": z,
+        "text": weights.round(4).tolist(),
         "texttemplate": "%{text:.2f}",
-        "hovertemplate": "%{y} · expert %{x}: weight %{z:.3f}<extra></extra>",
-        "colorbar": {"title": {"text": "weight", "side": "right"}, "thickness": 10, "len": 0.9},
+        "hovertemplate": "%{y} · expert %{x}: weight %{text:.3f}<extra></extra>",
+        "colorbar": {
+            "title": {"text": "use vs even", "side": "right"},
+            "thickness": 10,
+            "len": 0.9,
+            "tickvals": ticks,
+            "ticktext": [_even_tick(t, n) for t in ticks],
+        },
     }
     layout = {
         "title": {"text": title, "x": 0, "font": {"size": 14}},
@@ -262,6 +284,12 @@ def gate_heatmap(
         "xaxis": {"title": {"text": "expert"}},
     }
     return _figure([trace], layout, height or (110 + 42 * len(tasks)))
+
+
+def _even_tick(octave: int, n: int) -> str:
+    if octave == 0:
+        return f"1/{n} (even)"
+    return f"{2**octave:g}×" if octave > 0 else f"1/{2**-octave}×"
 
 
 def gate_evolution(gates: pd.DataFrame, task_names: Sequence[str], title: str = "", height: int = 340) -> go.Figure:
@@ -306,9 +334,9 @@ def gate_evolution(gates: pd.DataFrame, task_names: Sequence[str], title: str = 
 
 # ---------------------------------------------------------------------------------------------- diagnostics
 DIAGNOSTIC_PANELS = {  # metric -> (panel title, dotted line where the warning starts)
-    "load_entropy": ("Load entropy (1 = balanced)", 0.2),
-    "max_load": ("Largest expert's share", 0.9),
-    "expert_cosine": ("Expert similarity (cosine)", 0.95),
+    "load_entropy": ("Load entropy", 0.2),  # short titles: three panels side by side on a phone
+    "max_load": ("Largest share", 0.9),
+    "expert_cosine": ("Expert similarity", 0.95),
 }
 
 
@@ -362,6 +390,20 @@ def diagnostics_figure(
                 "line": {"color": "#999999", "dash": "dot", "width": 1},
                 "xaxis": _axis_name("x", i),
                 "yaxis": _axis_name("y", i),
+            }
+        )
+    per_task = sorted(int(t) for t in probe["task"].unique() if t >= 0)
+    for task in per_task[: len(dashes)]:  # legend keys for the line styles: which task is which dash
+        name = task_names[task] if task < len(task_names) else f"Task {task + 1}"
+        traces.append(
+            {
+                "type": "scatter",
+                "x": [None],
+                "y": [None],
+                "mode": "lines",
+                "name": f"{name} ({dashes[task]})",
+                "line": {"color": "#666666", "dash": dashes[task]},
+                "legendgroup": f"_task{task}",
             }
         )
     layout = _panels([DIAGNOSTIC_PANELS[m][0] for m in panels], "step", "", {"range": [-0.05, 1.05]})

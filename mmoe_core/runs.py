@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import settings
+from . import settings, store_faults
 from .config import RunConfig
 
 STATUSES = ("queued", "running", "done", "cancelled", "failed", "interrupted")
@@ -73,15 +73,35 @@ def check_run_id(run_id: str) -> str:
 
 class RunStore:
     def __init__(self, home: str | Path | None = None):
+        """Open (or create) the store. A folder that cannot be used raises store_faults.StoreError with the fix;
+        a damaged database is moved aside under a timestamped name, a fresh one is created and `notice` says so."""
         self.home = Path(home) if home is not None else default_home()
-        self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "weights").mkdir(exist_ok=True)
+        store_faults.prepare_home(self.home)
         self.path = self.home / "runs.sqlite"
         self._pool: list[sqlite3.Connection] = []
         self._pool_lock = threading.Lock()
+        self.notice: str | None = None  # set when a damaged database was replaced at start-up
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            if not store_faults.is_corrupt(exc):
+                raise
+            moved = store_faults.move_aside(self.path)
+            print(f"mmoe run store: {self.path} was damaged ({exc}); moved aside to {moved}", flush=True)
+            self.notice = (
+                f"The run store was damaged ({exc}), so it was moved aside as {moved.name} beside the new, empty "
+                "one; runs made before are in that file"
+            )
+            self._open()
+
+    def _open(self) -> None:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                print(f"mmoe run store: quick_check of {self.path}: {check[:2000]}", flush=True)
+                raise sqlite3.DatabaseError("database disk image is malformed")
             have = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
             for name, kind in ADDED_COLUMNS:
                 if name not in have:
@@ -95,11 +115,20 @@ class RunStore:
         with self._pool_lock:
             db = self._pool.pop() if self._pool else None
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA busy_timeout=30000")
-            db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA busy_timeout=30000")
+                db.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise store_faults.translate(exc, self.home) or exc from exc
         try:
             yield db
+        except sqlite3.Error as exc:
+            db.close()
+            error = store_faults.translate(exc, self.home)  # a full disk or read-only folder: say how to fix it
+            if error is not None:
+                raise error from exc
+            raise
         except BaseException:
             db.close()
             raise
@@ -117,7 +146,8 @@ class RunStore:
                 yield db
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite has already rolled back after SQLITE_FULL: keep the real error
+                    db.execute("ROLLBACK")
                 raise
 
     # ------------------------------------------------------------------ writing
@@ -344,6 +374,15 @@ class RunStore:
         with self._connect() as db:
             rows = db.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY created, rowid").fetchall()
         return [r[0] for r in rows]
+
+    def active_of_owner(self, owner: str) -> list[tuple[str, str]]:
+        """(run id, label) of the owner's queued and running runs: what its per-session quota counts."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id, COALESCE(label, '') FROM runs WHERE owner = ? AND status IN ('queued', 'running')",
+                (owner,),
+            ).fetchall()
+        return [(r[0], r[1]) for r in rows]
 
     def queue_position(self, run_id: str) -> int | None:
         """1 for the next to start; None when the run is not waiting."""

@@ -46,6 +46,12 @@ SETTINGS: dict[str, Setting] = {
             "MMOE_MAX_JOBS", None, _count, "runs trained at once (default 1 locally; Ray: one per GPU or CPU slot)"
         ),
         Setting("MMOE_MAX_QUEUED", 32, _count, "runs that may wait in the server's queue (the regime map is 28 runs)"),
+        Setting(
+            "MMOE_MAX_QUEUED_PER_SESSION",
+            3,
+            _count,
+            "runs (a study counts once) one browser session may have queued or running at a time",
+        ),
         Setting("MMOE_WORKER_THREADS", None, _count, "torch threads per web worker (default: CPUs − 1 over MAX_JOBS)"),
         Setting("MMOE_WORKER_NICE", 10, _count, "niceness of training workers, so the web server stays responsive"),
         Setting(
@@ -54,8 +60,21 @@ SETTINGS: dict[str, Setting] = {
             _number,
             "seconds a closed browser session's queued runs wait for it to reconnect",
         ),
-        Setting("MMOE_MAX_WORK", 5e13, _number, "work limit of one run: steps × batch × seeds × models × hidden"),
+        Setting("MMOE_MAX_WORK", 5e13, _number, "multiply-adds one run may take: parameters × seeds × steps × batch"),
         Setting("MMOE_MAX_DATA_BYTES", 4e9, _number, "bytes of float32 inputs one run may hold in memory"),
+        Setting("MMOE_MAX_PARAMS", 1e8, _number, "parameters of one run: every model, every seed"),
+        Setting(
+            "MMOE_MAX_MEMORY_BYTES",
+            8e9,
+            _number,
+            "training memory of one run: parameters with Adam, one batch of activations, the inputs",
+        ),
+        Setting(
+            "MMOE_PARSE_MEMORY_MB",
+            2_000.0,
+            _number,
+            "memory cap (heap, RLIMIT_DATA) in MB of the subprocess that parses and checks an uploaded CSV",
+        ),
         Setting("MMOE_MAX_UPLOAD_MB", 50.0, _number, "largest CSV upload, in MB"),
         Setting("MMOE_MAX_ROWS", 500_000, _count, "most rows read from a CSV"),
         Setting("MMOE_MAX_COLUMNS", 200, _count, "most columns read from a CSV"),

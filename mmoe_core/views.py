@@ -16,6 +16,7 @@ import pandas as pd
 
 from . import compare
 from .config import MODEL_KINDS, RunConfig
+from .hygiene import csv_safe, dot_label
 from .source_names import display_name
 
 CURVE_COLUMNS = ["model", "task", "split", "step", "mean", "sd", "n"]
@@ -158,12 +159,18 @@ def winner_text(summary: Mapping[str, Any] | None, names: Sequence[str] | None =
 
 
 # ---------------------------------------------------------------------------------------------- runs
-def config_summary(config: RunConfig) -> str:
-    """A short line that tells runs apart in a list."""
+def config_summary(config: RunConfig, summary: Mapping[str, Any] | None = None) -> str:
+    """A short line that tells runs apart in a list. `rows` is a synthetic-data setting: for Census or a CSV the
+    row count is the data's own, known once the run has loaded it (its summary's train_rows), else left out."""
     models = ", ".join(model_label(m) for m in config.models)
-    data = f"p = {config.correlation:g}" if config.dataset == "synthetic" else display_name(config.dataset)
     seeds = f", {config.seeds} seeds" if config.seeds > 1 else ""
-    return f"{data} · {config.rows:,} rows · {models} · {config.steps:,} steps{seeds}"
+    if config.dataset == "synthetic":
+        data = f"p = {config.correlation:g} · {config.rows:,} rows"
+    else:
+        data = display_name(config.dataset)
+        rows = (summary or {}).get("train_rows") if isinstance(summary, Mapping) else None
+        data += f" · {int(rows):,} training rows" if isinstance(rows, int) else ""
+    return f"{data} · {models} · {config.steps:,} steps{seeds}"
 
 
 def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -172,10 +179,10 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
     for r in runs.itertuples():
         try:
             cfg = RunConfig.from_json(r.config)
-            what = config_summary(cfg)
+            summary = json.loads(r.summary) if isinstance(r.summary, str) and r.summary else None
+            what = config_summary(cfg, summary)
         except (ValueError, TypeError):
-            what = "(config from another version)"
-        summary = json.loads(r.summary) if isinstance(r.summary, str) and r.summary else None
+            what, summary = "(config from another version)", None
         best = winner(summary)
         rows.append(
             {
@@ -246,7 +253,7 @@ def metrics_csv(metrics: pd.DataFrame, names: Sequence[str] | None = None) -> by
     out.insert(1, "model_label", out["model"].map(model_label))
     if names is not None:
         out["task_name"] = out["task"].map(lambda k: names[k] if 0 <= k < len(names) else f"Task {k + 1}")
-    return out.to_csv(index=False).encode()
+    return csv_safe(out).to_csv(index=False).encode()  # a task named "=cmd|..." must not run in a spreadsheet
 
 
 def _num(v: Any) -> float | None:
@@ -266,7 +273,7 @@ def model_dot(spec: Any, names: Sequence[str] | None = None) -> str:
     Figure 1: input, experts (or the shared bottom), gates, the per-task mix, towers, outputs. CGC/PLE specs
     (with `gate_mask` and `sources`) draw shared and task experts and only the edges each gate may use."""
     k, e, kind = spec.n_tasks, spec.n_experts, spec.kind
-    names = list(names) if names else [f"Task {i + 1}" for i in range(k)]
+    names = [dot_label(n) for n in names] if names else [f"Task {i + 1}" for i in range(k)]  # user text: quoted
     sizes = "→".join(str(u) for u in (spec.input_dim, *spec.expert_units))
     tower = "→".join(str(u) for u in (spec.expert_units[-1], *spec.tower_units, 1))
     mask = spec.gate_mask(False) if hasattr(spec, "gate_mask") else None  # (k, e) which experts each gate sees

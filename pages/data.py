@@ -16,19 +16,10 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from mmoe_core.config import MODEL_KINDS, RunConfig, field_names
-from mmoe_core.data import census, dataset_defaults
-from mmoe_core.data.csv_table import (
-    MIN_ROWS,
-    TableChoice,
-    check_choice,
-    column_summary,
-    detect_kind,
-    max_columns,
-    max_rows,
-    max_upload_bytes,
-    read_csv_path,
-)
+from mmoe_core.data import census, dataset_defaults, table_probe
+from mmoe_core.data.csv_table import MIN_ROWS, TableChoice, max_columns, max_rows, max_upload_bytes
 from mmoe_core.data.sources import resolve, samples, store_upload
+from mmoe_core.hygiene import plain
 from mmoe_core.runs import default_home
 from mmoe_core.source_names import display_name, sample_name
 from ui.access import grant_upload, source_refusal
@@ -64,21 +55,16 @@ KIND_LABELS = {"auto": "auto", "regression": "regression (MSE)", "binary": "bina
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-@st.cache_data(max_entries=8, show_spinner=False)
-def read_table(path: str, size: int) -> pd.DataFrame:  # size: a changed file is a new cache entry
-    return read_csv_path(path)  # only ever a path resolved from a source this session may use
+# The table itself never enters this process: a child parses it under a memory cap (table_probe) and answers
+# with small JSON (shape, first rows, column summary, the checked choice), which is what is cached here.
+@st.cache_data(max_entries=16, show_spinner="Reading the table…")
+def read_table(path: str, size: int, name: str) -> dict:  # size: a changed file is a new cache entry
+    return table_probe.probe(path, name)
 
 
 @st.cache_data(max_entries=32, show_spinner="Checking the columns…")
-def check(path: str, size: int, targets: tuple, features: tuple, kinds: tuple) -> TableChoice:
-    return check_choice(read_table(path, size), targets, features, kinds)
-
-
-def detected(column: pd.Series) -> str:
-    try:
-        return detect_kind(column)
-    except ValueError:
-        return "not usable"
+def check(path: str, size: int, name: str, targets: tuple, features: tuple, kinds: tuple) -> TableChoice:
+    return TableChoice(**table_probe.check(path, list(targets), list(features), list(kinds), name=name))
 
 
 def use_source(source: dict | None, defaults: dict) -> None:
@@ -100,7 +86,7 @@ def current_label() -> str:
 
 
 def go_to_playground() -> None:
-    st.success(f"The Playground now trains on **{current_label()}**. Press **Start** there.")
+    st.success(f"The Playground now trains on **{plain(current_label())}**. Press **Start** there.")
     try:
         st.page_link(page_path("playground") or "", label="Open the Playground", icon=":material/science:")
     except StreamlitAPIException:  # this page opened on its own, outside app.py's navigation
@@ -207,7 +193,7 @@ def pick_file() -> tuple[str, str] | None:
                 st.session_state[keys.UPLOAD] = None
                 st.session_state[keys.UPLOAD_ERROR] = str(exc)
         if st.session_state.get(keys.UPLOAD) is None:
-            st.error(f"{st.session_state.get(keys.UPLOAD_ERROR, 'This file cannot be used')}.")
+            st.error(plain(f"{st.session_state.get(keys.UPLOAD_ERROR, 'This file cannot be used')}."))
             return None
         return st.session_state[keys.UPLOAD]
     if name:
@@ -230,27 +216,29 @@ def csv_panel() -> None:
             raise ValueError(refusal)
         path = str(resolve(source_id, default_home()).path)
         size = Path(path).stat().st_size
-        df = read_table(path, size)
+        info = read_table(path, size, name)
     except (OSError, ValueError) as exc:  # e.g. the stored upload was deleted meanwhile
-        st.error(f"{name} cannot be read: {exc}. Upload it again.")
+        st.error(plain(f"{name} cannot be read: {exc}. Upload it again."))
         return
-    st.markdown(f"**{name}**: {len(df):,} rows × {df.shape[1]} columns")
-    st.dataframe(df.head(6), hide_index=True)
+    columns = info["columns"]
+    st.markdown(f"**{plain(name)}**: {info['rows']:,} rows × {len(columns)} columns")
+    head = pd.DataFrame(info["head"]["data"], columns=pd.Index(info["head"]["columns"], dtype=object))
+    st.dataframe(head, hide_index=True)
     with st.expander("Columns: type, distinct values, missing values, use as a target"):
-        st.dataframe(column_summary(df), hide_index=True)
+        st.dataframe(pd.DataFrame(info["summary"]), hide_index=True)
 
     st.markdown("**1. What should the models predict?** Pick two or more target columns, one task each.")
     targets = st.multiselect(
-        "Target columns", list(df.columns), key="csv_targets", max_selections=8, placeholder="Choose 2 to 8 columns"
+        "Target columns", columns, key="csv_targets", max_selections=8, placeholder="Choose 2 to 8 columns"
     )
     kinds = []
     if targets:
         cols = st.columns(min(len(targets), 4))
         for i, t in enumerate(targets):
-            auto = f"auto: {detected(df[t])}"
+            auto = f"auto: {info['kinds'].get(t, 'not usable')}"
             kinds.append(
                 cols[i % len(cols)].selectbox(
-                    f"Task kind of {t}",
+                    f"Task kind of {plain(t)}",
                     list(KIND_LABELS),
                     key=f"csv_kind:{t}",
                     format_func=lambda k, auto=auto: auto if k == "auto" else KIND_LABELS[k],
@@ -263,18 +251,18 @@ def csv_panel() -> None:
     )
     left_out = st.multiselect(
         "Leave out of the inputs",
-        [c for c in df.columns if c not in targets],
+        [c for c in columns if c not in targets],
         key="csv_left_out",
         placeholder="Nothing left out",
     )
     if len(targets) < 2:
         st.warning("Choose at least two target columns: multi-task learning needs two or more tasks.")
         return
-    features = [c for c in df.columns if c not in targets and c not in left_out]
+    features = [c for c in columns if c not in targets and c not in left_out]
     try:
-        choice = check(path, size, tuple(targets), tuple(features), tuple(kinds))
+        choice = check(path, size, name, tuple(targets), tuple(features), tuple(kinds))
     except ValueError as exc:
-        st.error(f"{exc}.")
+        st.error(plain(f"{exc}."))
         return
     st.markdown("**3. Check and train**")
     a, b, c = st.columns(3)
@@ -287,13 +275,15 @@ def csv_panel() -> None:
         help="Pearson correlation of the first two targets on the training rows (80% of the table).",
     )
     for note in choice.notes:
-        st.caption(note)
+        st.caption(plain(note))
+    for warning in choice.warnings:  # an input that copies a target: say so before anyone trains on it
+        st.warning(plain(f"{warning}."), icon=":material/warning:")
     source = choice.source(source_id, label=f"{name} ({', '.join(choice.targets)})", all_features=not left_out)
-    defaults = dataset_defaults(source_id, len(df))
+    defaults = dataset_defaults(source_id, info["rows"])
     try:
         RunConfig(**{k: v for k, v in {**source, **defaults}.items() if k in field_names()})
     except ValueError as exc:
-        st.error(f"{exc}.")
+        st.error(plain(f"{exc}."))
         return
     st.button("Train on this table", type="primary", key="use_csv", on_click=use_source, args=(source, defaults))
     if st.session_state.pop(keys.DATA_USED, False):
@@ -309,7 +299,7 @@ def csv_panel() -> None:
 st.title("Data")
 st.markdown(
     "Choose what the models learn from; the **Playground** then races them on it with the same live "
-    f"curves and gate heatmaps. Now training on: **{current_label()}**."
+    f"curves and gate heatmaps. Now training on: **{plain(current_label())}**."
 )
 source_now = st.session_state.get(keys.DATA_SOURCE) or {}
 start = source_now.get("dataset", "synthetic").removesuffix(census.STRICT)

@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from mmoe_core.config import MODEL_KINDS, RunConfig
+from mmoe_core.hygiene import plain
 from mmoe_core.runs import RunStore, check_run_id
 from mmoe_core.studies.claims import check_claims
 from mmoe_core.studies.plots import curves_figure, label_correlation_figure, trainability_figure
@@ -86,6 +87,18 @@ def preset_values(study: Study) -> dict[str, Any]:
     return values
 
 
+def show_in_sidebar(study: Study) -> None:
+    """A linked study's settings in the sidebar (not the default preset beside another study), when the
+    sidebar's choices can show them; the preset that matches it, if one does."""
+    values = preset_values(study)
+    if not (set(values[P + "correlations"]) <= set(CORRELATION_OPTIONS) and set(values[P + "lrs"]) <= set(LR_OPTIONS)):
+        return
+    st.session_state.update(values)
+    match = [name for name, preset in PRESETS.items() if preset_values(preset) == values]
+    if match:
+        st.session_state[keys.EXP_PRESET] = match[0]
+
+
 def apply_preset() -> None:
     st.session_state.update(preset_values(PRESETS[st.session_state[keys.EXP_PRESET]]))
 
@@ -125,13 +138,15 @@ def open_from_url() -> None:
     if sid:
         try:
             check_run_id(sid)
-            if study_runs(get_store(), sid).empty:
+            runs = study_runs(get_store(), sid)
+            if runs.empty:
                 raise ValueError("there is no such study on this server")
             st.session_state[keys.EXP_OPEN] = sid
             if key and not adopt_key(sid, key, study=True):
                 st.session_state[keys.EXP_WARNING] = (
                     "URL parameter key ignored: it is not this study's owner key, so the study opens read-only"
                 )
+            show_in_sidebar(Study.from_configs([RunConfig.from_json(c) for c in runs["config"]]))
         except ValueError as exc:
             st.session_state[keys.EXP_WARNING] = f"URL parameter study={sid!r} ignored: {exc}"
 
@@ -245,6 +260,7 @@ def study_picker() -> str | None:
         format_func=lambda s: _study_label(info.loc[s]),
         help="Every study stored on this server, newest first. Its runs are also on the Runs page.",
     )
+    st.session_state[keys.EXP_SHOWN_STATUS] = info.loc[st.session_state[keys.EXP_OPEN], "status"]
     return st.session_state[keys.EXP_OPEN]
 
 
@@ -281,6 +297,8 @@ def study_view(study_id: str) -> None:
         return
     study = Study.from_configs([RunConfig.from_json(c) for c in runs["config"]])
     progress = study_progress(runs, time.time())
+    if progress.status != st.session_state.get(keys.EXP_SHOWN_STATUS, progress.status):
+        st.rerun()  # queued -> running -> done: redraw the whole page so "Study shown" says it
     base = study.base
     st.caption(
         f"Study `{study_id}` · "
@@ -509,11 +527,11 @@ st.markdown(
     "**reliably** they train. Set the study in the sidebar and press **Start study**."
 )
 if keys.EXP_WARNING in st.session_state:
-    st.warning(st.session_state.pop(keys.EXP_WARNING))
+    st.warning(plain(st.session_state.pop(keys.EXP_WARNING)))
 controls()
 study, error = build_study()
 if error:
-    st.error(error)
+    st.error(plain(error))
 elif study is not None:
     n = len(study.configs())
     st.caption(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mmoe_core.config import RunConfig
+from mmoe_core.hygiene import plain
 from mmoe_core.model_kinds import KINDS, MODEL_KINDS
 from mmoe_core.models.zoo import build_spec, paper_count
 from mmoe_core.views import config_summary, model_dot
@@ -14,6 +15,7 @@ from ui.controls import build_config
 from ui.server import ensure_app_frame, page_path
 
 ensure_app_frame()
+st.html("<style>.katex-display{overflow-x:auto;overflow-y:hidden;padding-bottom:2px}</style>")  # long formulas scroll
 st.title("Learn")
 st.markdown(
     "Multi-task learning trains one network for several related tasks. How much the tasks share, "
@@ -117,9 +119,9 @@ with w2.container(border=True):
 st.header("Your model, as configured")
 config, error = build_config()
 if config is None:
-    st.warning(f"The Playground's settings are not valid yet ({error}); showing the defaults.")
+    st.warning(plain(f"The Playground's settings are not valid yet ({error}); showing the defaults."))
     config = RunConfig()
-st.caption(f"From the Playground's current settings: {config_summary(config)}.")
+st.caption(f"From the Playground's current settings: {plain(config_summary(config))}.")
 if config.dataset != "synthetic":
     st.caption(
         "With real data, the input width d is the number of encoded feature columns and the tasks are "
@@ -139,15 +141,16 @@ choice = (
     or models[0]
 )
 spec = build_spec(choice, config)
-left, right = st.columns([3, 1])
-with left:
-    st.graphviz_chart(model_dot(spec), width="stretch")
-with right:
+# The facts first and the diagram across the whole width: beside them, an 8-expert diagram was scaled down
+# until its labels were ~7 px at 1280×720.
+facts, more = st.columns([1, 3])
+with facts:
     st.metric(
         "Parameters (paper count)",
         f"{paper_count(spec):,}",
         help="Expert and tower weights, as the paper counts them in §5.1 (no biases or gate weights)",
     )
+with more:
     st.markdown(
         f"- **{spec.n_experts}** {'expert' if spec.n_experts == 1 else 'experts'}, layers "
         f"{' → '.join(str(u) for u in (spec.input_dim, *spec.expert_units))}\n"
@@ -157,6 +160,8 @@ with right:
     )
     if page_path("playground"):
         st.page_link(page_path("playground"), label="Change it in the Playground", icon=":material/tune:")
+
+st.graphviz_chart(model_dot(spec), width="stretch")
 
 st.header("The paper's synthetic data (§3.2)")
 st.markdown(

@@ -9,9 +9,11 @@ from __future__ import annotations
 import streamlit as st
 
 from mmoe_core.config import DEVICES, WEIGHTINGS, RunConfig, field_help, field_names
+from mmoe_core.hygiene import plain
 from mmoe_core.model_kinds import KINDS, MODEL_KINDS, family_fields, kinds_using
 from mmoe_core.runs import RUN_ID
 from mmoe_core.runtime.jobs import QueueFull, RunState
+from mmoe_core.store_faults import StoreError
 from mmoe_core.studies.teaching import teaching_evidence
 from mmoe_core.views import config_summary, refresh_mode
 from mmoe_core.weighting import WEIGHTING_LABELS
@@ -63,12 +65,13 @@ def restore_from_url() -> None:
     st.session_state[keys.URL_WARNINGS] = warnings
 
 
-def sync_url(config: RunConfig | None) -> None:
-    """Keep the address bar a shareable link: non-default settings, plus the run being watched."""
+def sync_url(config: RunConfig | None, run_config: RunConfig | None) -> None:
+    """Keep the address bar a shareable link: non-default settings, plus the run being watched while the
+    controls still describe it (moved controls describe a new run: `run=` would point at the old one)."""
     if config is None:
         return
     desired = config.to_query()
-    if st.session_state.get(keys.RUN_ID):
+    if st.session_state.get(keys.RUN_ID) and run_config == config:
         desired.update(owner_query(st.session_state[keys.RUN_ID]))  # the owner's address keeps its key
     if st.query_params.to_dict() != desired:
         st.query_params.from_dict(desired)
@@ -88,7 +91,7 @@ def start() -> None:
     secret, key_hash = new_owner_key()
     try:
         run_id = get_queue().submit(config, owner=session_owner(), key_hash=key_hash)
-    except QueueFull as exc:
+    except (QueueFull, StoreError) as exc:  # a full queue, your quota, a full disk: each says what to do
         st.session_state[keys.START_ERROR] = f"{exc}."
         return
     remember(run_id, secret)
@@ -101,8 +104,21 @@ def stop() -> None:
         get_queue().cancel(run_id)
 
 
+TRAINING_RESET = ("steps", "batch_size", "lr", "log_every")  # what the Data page sets for Census or a CSV
+
+
 def use_synthetic() -> None:
+    """Back to the synthetic generator, with its training defaults: Census's or a CSV's steps, batch and
+    learning rate were chosen for that data."""
     st.session_state.pop(keys.DATA_SOURCE, None)
+    defaults = control_values(RunConfig())
+    for key in TRAINING_RESET:
+        st.session_state[key] = defaults[key]
+
+
+def reset_defaults() -> None:
+    """Every control back to RunConfig's defaults, synthetic data."""
+    load_into_controls(RunConfig())
 
 
 # ---------------------------------------------------------------------------------------------- controls
@@ -111,7 +127,7 @@ def controls() -> None:
     sb.subheader("Data")
     source = data_source()
     if source:
-        sb.info(f"Training on **{source_label(source)}**, chosen on the Data page.")
+        sb.info(f"Training on **{plain(source_label(source))}**, chosen on the Data page.")
         sb.button("Use synthetic data instead", on_click=use_synthetic, width="stretch")
     else:
         sb.slider(
@@ -216,6 +232,14 @@ def controls() -> None:
             help="How the task losses become one update. Equal is the paper's setting; the others balance the "
             "tasks (formulas on the Learn page).",
         )
+    sb.button(
+        "Reset to defaults",
+        on_click=reset_defaults,
+        icon=":material/restart_alt:",
+        width="stretch",
+        key="reset_defaults",
+        help="Every setting back to the paper's defaults, on synthetic data",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- live view
@@ -224,7 +248,7 @@ def live_panel(run_id: str) -> None:
     show_status(row, state)
     points = 0
     if row is not None:
-        st.caption(f"Run `{run_id}` · {config_summary(RunConfig.from_json(row['config']))}")
+        st.caption(f"Run `{run_id}` · {plain(config_summary(RunConfig.from_json(row['config']), row.get('summary')))}")
         points = show_run(run_id, key="pg", row=row, state=state)
         show_diagnostics(run_id, row, state)
     if st.session_state.get(keys.LIVE) and state.finished:  # the run just ended: redraw Start/Stop once
@@ -250,9 +274,10 @@ def show_diagnostics(run_id: str, row: dict, state: RunState) -> None:
     if probe.empty:
         return
     names = task_names(row, n_tasks_of(probe, RunConfig.from_json(row["config"])))  # per-task rows: 0..k-1
-    st.markdown("**Expert utilisation** · gates on the fixed validation batch, seed 1")
+    seed = RunConfig.from_json(row["config"]).seed
+    st.markdown(f"**Expert utilisation** · gates on the fixed validation batch, seed {seed}")
     for text in diagnostics.warning_messages(diagnostics.latest(probe), MODEL_KINDS, names):
-        st.warning(text, icon=":material/warning:")
+        st.warning(plain(text), icon=":material/warning:")  # names the tasks: user text
     fig = cached_figure(
         secondary_version(run_id, state, len(probe)) + ("diagnostics",), lambda: diagnostics_figure(probe, names)
     )
@@ -260,7 +285,8 @@ def show_diagnostics(run_id: str, row: dict, state: RunState) -> None:
     st.caption(
         "Load entropy: how evenly a task's gate spreads its weight over the experts it may use (0 = one "
         "expert takes all). Largest share: the busiest expert's part of the weight. Similarity: mean "
-        "cosine between the experts' first-layer weights (1 = copies). Dotted: where a warning starts."
+        "cosine between the experts' first-layer weights (1 = copies). Line style: solid = the first task (or "
+        "the whole model), dashed = the second, dotted = the third. Thin grey dotted: where a warning starts."
     )
 
 
@@ -270,7 +296,7 @@ def preview(config: RunConfig | None) -> None:
         return
     from mmoe_core.models.zoo import build_spec, paper_count
 
-    st.markdown("**Ready to train**: " + config_summary(config))
+    st.markdown("**Ready to train**: " + plain(config_summary(config)))
     evidence = teaching_evidence(config)  # measured on held-out seeds, shown only at the measured settings
     if evidence:
         st.caption(evidence)
@@ -283,7 +309,10 @@ def preview(config: RunConfig | None) -> None:
             help="As the paper counts them (§5.1): expert and tower weights, no biases or gates",
             border=True,
         )
-    st.caption("Parameter counts as in the paper (§5.1), per model.")
+    st.caption(
+        "Parameter counts as in the paper (§5.1): expert and tower weights only. Once training starts, the "
+        "legend counts every trainable parameter (biases and gates too), so its numbers are larger."
+    )
     # Where the curves will be. A plain box, not an empty Plotly chart: loading the chart library cost every
     # page view ~0.7 s of drawing in the browser (bench/load_test.py); the first point after Start pays it once.
     with st.container(border=True, height=300, key="pg_placeholder"):
@@ -327,15 +356,15 @@ st.markdown(
 controls()
 config, error = build_config()
 for warning in st.session_state.pop(keys.URL_WARNINGS, []):
-    st.warning(warning)
+    st.warning(plain(warning))  # URL values are anyone's text
 if error:
-    st.error(error)
+    st.error(plain(error))
 source = data_source()
 d1, d2 = st.columns([3, 1], vertical_alignment="center")
 if source is None:
     d1.caption("Data: the paper's synthetic generator (§3.2), set in the sidebar.")
 else:
-    d1.caption(f"Data: **{source_label(source)}**, chosen on the Data page.")
+    d1.caption(f"Data: **{plain(source_label(source))}**, chosen on the Data page.")
 if page_path("data"):
     d2.page_link(page_path("data"), label="Choose data", icon=":material/table:")
 
@@ -357,7 +386,7 @@ b1.button(
 )
 b2.button("Stop", on_click=stop, disabled=not (active and owned), width="stretch", icon=":material/stop:", key="stop")
 if st.session_state.get(keys.START_ERROR):
-    b3.error(st.session_state.pop(keys.START_ERROR))
+    b3.error(plain(st.session_state.pop(keys.START_ERROR)))
 elif active and not owned:
     b3.caption(READ_ONLY.format(what="run"))
 elif active:
@@ -366,7 +395,7 @@ elif active:
         "link: keep it to stop the run later; share the link without `key=` to let others watch."
     )
 
-sync_url(config)
+sync_url(config, RunConfig.from_json(row["config"]) if row else None)
 if run_id:
     # Until the first point arrives, look four times a second, so it shows as soon as the worker writes it.
     queue = get_queue()

@@ -8,6 +8,7 @@ import math
 
 import streamlit as st
 
+from mmoe_core.hygiene import plain
 from mmoe_core.runs import RUN_ID
 from mmoe_core.runtime.jobs import QueueFull
 from mmoe_core.views import config_summary, runs_table
@@ -181,7 +182,7 @@ row, state = load_run(run_id)
 owned = may_change(row)
 config = store.config(run_id)
 st.subheader(f"Run {run_id}")
-st.caption(config_summary(config))
+st.caption(plain(config_summary(config, row.get("summary") if row else None)))  # the dataset name is user text
 c1, c2, c3, c4 = st.columns(4)
 c1.button(
     "Run again",
@@ -226,7 +227,7 @@ st.session_state.pop(keys.RUNS_CLOSING, None)  # a full run: no dialog is closin
 if st.session_state.pop(keys.RUNS_CONFIRM, False):
     confirm_delete()
 if st.session_state.get(keys.RUNS_ERROR):
-    st.error(st.session_state.pop(keys.RUNS_ERROR))
+    st.error(plain(st.session_state.pop(keys.RUNS_ERROR)))
 if st.session_state.pop(keys.GO_PLAYGROUND, False) and page_path("playground"):
     st.switch_page(page_path("playground"))
 

@@ -136,7 +136,8 @@ def test_bad_controls_explain_themselves_and_disable_start(mmoe_home):
     at.number_input(key="batch_size").set_value(65_536)
     at.run()
     (message,) = errors(at)
-    assert "too much work for this server" in message and "lower steps, batch_size or seeds" in message
+    assert "too much work for this server" in message and "MMOE_MAX_WORK" in message
+    assert "the biggest factor is steps=1000000 (500x its default 2000): lower it, or batch_size or seeds" in message
     assert at.button(key="start").disabled
 
 

@@ -114,3 +114,52 @@ def test_a_finished_run_shows_results_and_every_page_is_clean(app_server, page):
         page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
         time.sleep(1.0)
         assert page.locator(".stException").count() == 0, f"/{path} shows an exception"
+
+
+LEGEND_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .flatMap(p => (p.data || []).filter(t => t.showlegend !== false).map(t => t.name))"""
+
+
+def test_compare_overlays_two_stored_runs_named_by_what_differs(app_server, page):
+    from helpers import recorded_run
+
+    base, home = app_server
+    a, b = recorded_run(home, 0.3, correlation=0.2), recorded_run(home, 0.5, correlation=0.9)
+    page.goto(f"{base}/compare?compare={a},{b}")
+    page.get_by_text("Settings that differ:").wait_for(timeout=90_000)
+    try:
+        wait_for(lambda: "p = 0.9 · MMoE" in page.evaluate(LEGEND_JS), 120, "the compared curves")
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+    assert {"p = 0.2 · MMoE", "p = 0.9 · MMoE"} <= set(page.evaluate(LEGEND_JS))
+    assert page.get_by_text("Final test results").count() == 1
+    assert f"compare={a}%2C{b}" in page.url or f"compare={a},{b}" in page.url
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": 1280, "height": 720})
+    time.sleep(1.0)
+    page.screenshot(path=str(ARTIFACTS / "compare_1280x720.png"))
+    assert page.locator(".stException").count() == 0
+
+
+def test_each_lesson_step_loads_its_settings_into_the_playground(app_server, page):
+    from urllib.parse import parse_qsl, urlparse
+
+    from mmoe_core.config import RunConfig
+    from mmoe_core.lesson import STEPS
+
+    base, _ = app_server
+    for i, step in enumerate(STEPS):
+        for label, config in step.configs:
+            page.goto(f"{base}/lesson")
+            page.get_by_role("heading", name="Lesson: when does MMoE help?").wait_for(timeout=90_000)
+            page.locator("[data-testid='stButtonGroup'] button", has_text=f"{i + 1}. {step.title}").click()
+            page.get_by_role("heading", name=f"{i + 1}. {step.title}").wait_for(timeout=30_000)
+            page.get_by_role("button", name=label, exact=True).click()
+            page.locator(".st-key-start button").wait_for(timeout=60_000)
+
+            def shown() -> RunConfig:
+                return RunConfig.from_query(dict(parse_qsl(urlparse(page.url).query)))[0]
+
+            wait_for(lambda c=config: shown() == c, 30, f"step {i + 1}'s settings ({label}) in the Playground's link")
+            assert page.locator(".stException").count() == 0, f"step {i + 1}: {label}"

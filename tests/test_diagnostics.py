@@ -116,9 +116,11 @@ def test_diagnostics_figure_has_a_panel_per_metric_and_a_line_per_model_and_task
         rows += dg.metric_rows("cgc", step, dg.diagnose(collapsed(), np.ones((4, 3))))
     frame = pd.DataFrame(rows, columns=["model", "step", "replica", "task", "split", "metric", "value"])
     fig = diagnostics_figure(frame, ["A", "B"])
-    data = [t for t in fig.data if t.hoverinfo != "skip"]
+    keys = [t for t in fig.data if list(t.x) == [None]]
+    assert [(t.name, t.line.dash) for t in keys] == [("A (solid)", "solid"), ("B (dash)", "dash")]  # legend: line style
+    data = [t for t in fig.data if t.hoverinfo != "skip" and t not in keys]
     # load entropy and max load: 2 models x 2 tasks; cosine: 2 models; plus a threshold line per panel
-    assert len(data) == 2 * 2 + 2 * 2 + 2 and len(fig.data) - len(data) == len(DIAGNOSTIC_PANELS)
+    assert len(data) == 2 * 2 + 2 * 2 + 2 and len(fig.data) - len(data) - len(keys) == len(DIAGNOSTIC_PANELS)
     cgc_cos = next(t for t in data if t.yaxis == "y3" and t.name == "CGC")
     assert list(cgc_cos.x) == [0, 50, 100] and list(cgc_cos.y) == [1.0, 1.0, 1.0]
     assert [a.text for a in fig.layout.annotations][0].startswith("<b>Load entropy")

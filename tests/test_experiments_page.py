@@ -176,3 +176,18 @@ def test_a_link_reopens_a_stored_study_or_warns(mmoe_home):
     at.query_params["study"] = "nope"
     at.run()
     assert any("URL parameter study='nope' ignored" in w.value for w in at.warning)
+
+
+def test_a_study_link_shows_that_study_in_the_sidebar(mmoe_home):
+    store = RunStore(mmoe_home)
+    study = Study(correlations=(0.2, 0.9), lrs=(3e-3,), base=RunConfig(steps=40, seeds=3, models=("omoe", "mmoe")))
+    for config in study.configs():
+        store.create_run(config, label=study_label("ef" * 6))
+    at = page()
+    at.query_params["study"] = "ef" * 6
+    at.run()
+    assert not at.exception
+    assert at.multiselect(key="exp_correlations").value == [0.2, 0.9]  # not the default preset's
+    assert at.multiselect(key="exp_lrs").value == [3e-3] and at.number_input(key="exp_seeds").value == 3
+    assert at.pills(key="exp_models").value == ["omoe", "mmoe"]
+    assert at.selectbox(key="exp_open").value == "ef" * 6

@@ -3,6 +3,8 @@ with several seeds, per-task panels, gate heatmaps on a fixed 0..1 scale, gate e
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -95,15 +97,20 @@ def gates(steps=(0, 50), experts=3, tasks=2):
     return pd.DataFrame(rows, columns=["model", "step", "task", "expert", "weight"])
 
 
-def test_gate_heatmap_fixed_scale_values_and_labels():
-    matrix = gate_matrix(gates(), "mmoe")
+def test_gate_heatmap_colours_centre_on_even_use_and_prints_the_weights():
+    matrix = gate_matrix(gates(), "mmoe")  # task 1: 1/6, 2/6, 3/6 over 3 experts -> half, even, 1.5x even
     fig = gate_heatmap(matrix, ["income", "married"], title="MMoE")
     (hm,) = fig.data
-    assert hm.type == "heatmap" and (hm.zmin, hm.zmax) == (0.0, 1.0)
-    assert [list(r) for r in hm.z] == [pytest.approx(list(r), abs=1e-4) for r in matrix.to_numpy()]
+    assert hm.type == "heatmap" and (hm.zmin, hm.zmax, hm.zmid) == (-2.0, 2.0, 0.0)
+    assert list(hm.z[0]) == pytest.approx([-1.0, 0.0, math.log2(1.5)], abs=1e-4)
+    assert [list(r) for r in hm.text] == [pytest.approx(list(r), abs=1e-4) for r in matrix.to_numpy()]
     assert list(hm.x) == ["E1", "E2", "E3"] and list(hm.y) == ["income", "married"]
-    assert hm.texttemplate == "%{text:.2f}" and hm.colorscale[0][1] == "#F7FBFF"  # light = low weight
+    assert hm.texttemplate == "%{text:.2f}" and hm.colorscale[2][1] == "#F7F7F7"  # white = even use
+    assert list(hm.colorbar.ticktext) == ["1/4×", "1/2×", "1/3 (even)", "2×", "4×"]
     assert fig.layout.title.text == "MMoE"
+    dead = matrix.copy()
+    dead.iloc[0] = [0.0, 0.0, 1.0]  # a top-k gate: an unused expert is clipped to the scale's end, not -inf
+    assert list(gate_heatmap(dead, ["a", "b"]).data[0].z[0]) == pytest.approx([-2.0, -2.0, math.log2(3)], abs=1e-4)
     assert "No gate snapshot" in gate_heatmap(pd.DataFrame(), ["a"]).layout.annotations[0].text
 
 

@@ -45,9 +45,21 @@ EXP_URL_DONE = "_exp_url_done"  # the address's ?study= was read once this sessi
 EXP_WARNING = "_exp_warning"  # what the address asked for and could not get, shown once
 EXP_ERROR = "_exp_error"  # why Start did not start, shown once
 EXP_LIVE = "_exp_live"  # the shown study was still running at the last full page run
+EXP_SHOWN_STATUS = "_exp_shown_status"  # the shown study's status when "Study shown" was last drawn
 
 # --- Learn ---
 LEARN_MODEL = "learn_model"  # the model whose diagram is drawn (its selectbox's key)
+
+# --- Compare ---
+CMP_RUNS = "cmp_runs"  # the run ids compared (its multiselect's key)
+CMP_MODELS = "cmp_models"  # the models drawn (its pills' key)
+
+# --- Lesson ---
+LESSON_STEP = "lesson_step"  # the step shown (its segmented control's key)
+LESSON_GO = "_lesson_go"  # a step's settings were loaded: switch to the Playground on this run
+
+# --- Present ---
+PRESENT_LIVE = "_present_live"  # the presented run was still training at the last full page run
 
 # --- Access (ui/access.py) ---
 OWNER_KEYS = "_owner_keys"  # run id or "study:<id>" -> owner secret this browser holds (ui.access)

@@ -17,7 +17,9 @@ import streamlit as st
 
 from mmoe_core.config import RunConfig
 from mmoe_core.gradients import task_pairs
+from mmoe_core.hygiene import plain
 from mmoe_core.plots import agreement_curves, gate_evolution, gate_heatmap, loss_curves
+from mmoe_core.report import run_report, slide_config, slide_title
 from mmoe_core.runtime.jobs import RunState, run_state
 from mmoe_core.source_names import display_name
 from mmoe_core.views import (
@@ -37,7 +39,7 @@ from mmoe_core.views import (
 )
 
 from .access import may_read_error
-from .server import get_store
+from .server import get_store, page_path
 
 REFRESH_S = 1.0  # how often a live view re-reads the run store
 SECONDARY_S = 3.0  # how often, while a run is live, its gate and diagnostics charts are redrawn
@@ -94,9 +96,9 @@ def show_status(row: dict | None, state: RunState) -> None:
     elif state.status == "failed" and not may_read_error(row):  # the message may quote a private table
         st.error("The run failed. It trained on private data, so only its owner sees the message.")
     elif state.status == "failed":
-        st.error(f"The run failed: {(state.error or 'unknown error').splitlines()[0]}")
+        st.error(plain(f"The run failed: {(state.error or 'unknown error').splitlines()[0]}"))
     else:
-        st.warning(state.error or f"This run ended as {state.status}.")
+        st.warning(plain(state.error or f"This run ended as {state.status}."))
 
 
 def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | None = None) -> int:
@@ -148,11 +150,14 @@ def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | N
     version = (run_id, len(metrics), len(gates), tuple(names))  # the store only appends while a run lives
     slow = secondary_version(run_id, state, len(gates), tuple(names))
     log_y = log_y and metric == "loss"
+    title = slide_title(config, run_id)
     fig = cached_figure(
         version + ("loss", metric, log_y, tuple(sorted(labels.items()))),
-        lambda: loss_curves(curve_frame(metrics, metric=metric), names, log_y=log_y, labels=labels, metric=metric),
+        lambda: loss_curves(
+            curve_frame(metrics, metric=metric), names, log_y=log_y, labels=labels, metric=metric, title=title
+        ),
     )
-    st.plotly_chart(fig, key=f"{key}_loss", config={"displaylogo": False})
+    st.plotly_chart(fig, key=f"{key}_loss", config=slide_config(config, run_id, "loss"))
     if metric == "auc":
         st.caption("Validation AUC of each binary task: higher is better.")
     elif config.seeds > 1:
@@ -162,24 +167,38 @@ def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | N
         )
     else:
         st.caption("Dashed: training loss (mean since the previous point), solid: validation loss.")
+    if labels:
+        st.caption(
+            "Legend counts: every trainable parameter, biases and gates included. The count shown before Start "
+            "and the results' *Paper count* follow the paper (§5.1): expert and tower weights only."
+        )
 
     show_agreement(metrics, names, version, key)
     gated = gated_models(gates)
     if gated:
-        st.markdown("**Gate weights** · mean over a fixed validation batch, seed 1. Each row sums to 1.")
+        st.markdown(
+            f"**Gate weights** · mean over a fixed validation batch, seed {config.seed} (the first of "
+            f"{config.seeds}). Each row sums to 1; white = even use (1/n), orange = more, blue = less."
+            if config.seeds > 1
+            else f"**Gate weights** · mean over a fixed validation batch, seed {config.seed}. Each row sums to 1; "
+            "white = even use (1/n), orange = more, blue = less."
+        )
+        step = replay_step(gates, state, key)
         cols = st.columns(len(gated))
         for col, model in zip(cols, gated):
             col.plotly_chart(
-                cached_figure(slow + ("gates", model), lambda m=model: _heatmap(gates, m, names)),
+                cached_figure(slow + ("gates", model, step), lambda m=model: _heatmap(gates, m, names, step, title)),
                 key=f"{key}_gate_{model}",
-                config={"displaylogo": False},
+                config=slide_config(config, run_id, f"gates_{model}"),
             )
         if "mmoe" in gated:
             fig = cached_figure(
                 slow + ("evolution",),
-                lambda: gate_evolution(gates[gates["model"] == "mmoe"], names, title="MMoE gate weights over training"),
+                lambda: gate_evolution(
+                    gates[gates["model"] == "mmoe"], names, title=f"MMoE gate weights over training · {title}"
+                ),
             )
-            st.plotly_chart(fig, key=f"{key}_evolution", config={"displaylogo": False})
+            st.plotly_chart(fig, key=f"{key}_evolution", config=slide_config(config, run_id, "gate_evolution"))
         st.caption(
             "Task difference: how differently the tasks use the experts (0 = the same mix, "
             "1 = disjoint experts). OMoE's single gate is shared, so its difference is 0 by design."
@@ -227,11 +246,28 @@ def show_agreement(metrics: pd.DataFrame, names: list[str], version: tuple, key:
     )
 
 
-def _heatmap(gates: pd.DataFrame, model: str, names: list[str]) -> Any:
-    matrix = gate_matrix(gates, model)
+def replay_step(gates: pd.DataFrame, state: RunState, key: str) -> int | None:
+    """Once a run has ended, a slider over its stored gate snapshots (to narrate the moment the gates split);
+    None = the latest snapshot (always, while the run is live)."""
+    steps = sorted(int(s) for s in gates["step"].unique())
+    if not state.finished or len(steps) < 2:
+        return None
+    step = st.select_slider(
+        "Replay the gates: snapshot at step",
+        steps,
+        value=steps[-1],
+        key=f"{key}_replay",
+        help="Drag to see the gate weights at any recorded step of training",
+    )
+    return None if step == steps[-1] else int(step)
+
+
+def _heatmap(gates: pd.DataFrame, model: str, names: list[str], step: int | None = None, where: str = "") -> Any:
+    matrix = gate_matrix(gates, model, step)
     spec = gate_specialisation(matrix)
     title = model_label(model) + (f" · task difference {spec:.2f}" if spec is not None else "")
-    return gate_heatmap(matrix, names, title=title)
+    title += f" · step {step:,}" if step is not None else ""
+    return gate_heatmap(matrix, names, title=f"{title} · {where}" if where else title)
 
 
 def _result_columns(table: pd.DataFrame) -> dict:
@@ -262,7 +298,7 @@ def _weights(run_id: str) -> bytes:
 
 def downloads(run_id: str, row: dict, metrics: pd.DataFrame, names: list[str], key: str) -> None:
     """Files are made when clicked (deferred data): a live view redraws every second and must stay cheap."""
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     c1.download_button(
         "Metrics (CSV)",
         functools.partial(_metrics_csv, run_id, list(names)),
@@ -297,3 +333,21 @@ def downloads(run_id: str, row: dict, metrics: pd.DataFrame, names: list[str], k
         width="stretch",
         help="Every model's weights with a leading seed axis" if ready else "Saved when the run ends",
     )
+    c4.download_button(
+        "Download report",
+        functools.partial(run_report, get_store(), run_id),
+        file_name=f"mmoe_{run_id}_report.html",
+        mime="text/html",
+        key=f"{key}_dl_report",
+        on_click="ignore",
+        icon=":material/description:",
+        width="stretch",
+        help="One HTML file: interactive figures (works offline), configuration and results",
+    )
+    if page_path("present"):
+        st.page_link(
+            page_path("present"),
+            label="Present this run (full screen, large type)",
+            icon=":material/slideshow:",
+            query_params={"run": run_id},
+        )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,18 +55,21 @@ def read_csv_bytes(data: bytes, name: str = "the file") -> pd.DataFrame:
         )
     if not data.strip():
         raise ValueError(f"{name} is empty; upload a CSV with a header row and at least {MIN_ROWS} data rows")
-    if b"\x00" in data[:65_536]:
+    text = _decode(data)
+    if "\x00" in text[:65_536]:
         raise ValueError(
             f"{name} is not CSV text (it looks like a binary file such as Excel, zip or parquet); "
             "save it as CSV (comma-separated, UTF-8) and upload that"
         )
-    text = _decode(data)
+    check_shape_before_parsing(text, name)
     try:
         df = pd.read_csv(io.StringIO(text), sep=_sniff_delimiter(text), skipinitialspace=True, low_memory=False)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{name} has no columns; upload a CSV with a header row") from None
     except (pd.errors.ParserError, UnicodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "out of memory" in first:  # the parser's own allocation failed: a memory limit, not a bad file
+            raise MemoryError(first) from None
         raise ValueError(
             f"{name} is not a well-formed CSV ({first}); check that every row has the same "
             "number of comma-separated fields"
@@ -75,9 +78,11 @@ def read_csv_bytes(data: bytes, name: str = "the file") -> pd.DataFrame:
     return df
 
 
-def read_csv_path(path: str | Path) -> pd.DataFrame:
-    """Read a CSV that a config names; the size limit is checked before the bytes are read."""
+def read_csv_path(path: str | Path, name: str | None = None) -> pd.DataFrame:
+    """Read a CSV that a config names; the size limit is checked before the bytes are read. `name` is how
+    messages call the file (default: its file name)."""
     p = Path(path)
+    name = name or p.name
     if p.suffix.lower() != ".csv":
         raise ValueError(f"dataset={str(path)!r} does not end in .csv; give the path of a CSV file")
     if not p.is_file():
@@ -85,10 +90,10 @@ def read_csv_path(path: str | Path) -> pd.DataFrame:
     size, limit = p.stat().st_size, max_upload_bytes()
     if size > limit:
         raise ValueError(
-            f"{p.name} is {size / 1e6:.1f} MB, over this server's limit of {limit / 1e6:g} MB "
+            f"{name} is {size / 1e6:.1f} MB, over this server's limit of {limit / 1e6:g} MB "
             "(MMOE_MAX_UPLOAD_MB); use fewer rows or columns"
         )
-    return read_csv_bytes(p.read_bytes(), p.name)
+    return read_csv_bytes(p.read_bytes(), name)
 
 
 def check_table(df: pd.DataFrame, name: str = "the table") -> None:
@@ -114,11 +119,49 @@ def check_table(df: pd.DataFrame, name: str = "the table") -> None:
         )
 
 
+def check_shape_before_parsing(text: str, name: str = "the file") -> None:
+    """Refuse a table by its line and header counts before pandas builds it: parsing is where memory goes
+    (a Python object per text cell), so the limits must hold before it, not after."""
+    lines = text.count("\n") + (not text.endswith("\n"))
+    first = text[: text.find("\n")] if "\n" in text else text
+    columns = max(first.count(d) for d in ",;\t|") + 1
+    if columns > max_columns():
+        raise ValueError(
+            f"{name} has about {columns} columns, over this server's limit of {max_columns()} "
+            "(MMOE_MAX_COLUMNS); keep only the columns you need"
+        )
+    if lines - 1 > max_rows():
+        raise ValueError(
+            f"{name} has about {lines - 1:,} rows, over this server's limit of {max_rows():,} (MMOE_MAX_ROWS); "
+            "upload a sample"
+        )
+
+
 def _decode(data: bytes) -> str:
+    """UTF-8 (with or without a byte-order mark), UTF-16 (Excel's "Unicode text"), else Latin-1."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or _looks_utf16(data[:4_096]):
+        try:
+            return data.decode("utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else _utf16_order(data))
+        except UnicodeDecodeError:
+            pass  # not UTF-16 after all: the checks below call it binary
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return data.decode("latin-1")  # spreadsheets on Windows; never fails, so the parser decides
+
+
+def _looks_utf16(head: bytes) -> bool:
+    """UTF-16 text without a byte-order mark: ASCII letters with a zero byte beside every one."""
+    if len(head) < 4:
+        return False
+    even, odd = head[0::2], head[1::2]
+    return (odd.count(0) > 0.9 * len(odd) and even.count(0) == 0) or (
+        even.count(0) > 0.9 * len(even) and odd.count(0) == 0
+    )
+
+
+def _utf16_order(data: bytes) -> str:
+    return "utf-16-le" if data[1::2][:2048].count(0) > data[0::2][:2048].count(0) else "utf-16-be"
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -307,11 +350,14 @@ def prepare_splits(
     targets: Sequence[str],
     kinds: Sequence[str],
     numeric: Sequence[str] | None = None,
+    expand: bool = True,
 ) -> PreparedTable:
     """Encode targets, drop rows whose target is missing, fit the preprocessor on 'train', transform all.
 
     `numeric` names the columns to scale; None takes every numeric-typed input (a coded column such as an
-    industry code is a category even though it is written as a number: name the numeric ones then)."""
+    industry code is a category even though it is written as a number: name the numeric ones then).
+    expand=False stops after the size check, before any one-hot matrix exists: x stays empty, the names and
+    targets are filled (what the Data page needs to show a choice)."""
     leaked = sorted(set(features) & set(targets))
     if leaked:
         raise ValueError(f"column {leaked[0]!r} is both a target and an input; remove it from the inputs")
@@ -357,6 +403,9 @@ def prepare_splits(
             f"this server's limit of {_size(MAX_DATA_BYTES)} (MMOE_MAX_DATA_BYTES); leave out "
             "text columns with many values, or use fewer rows"
         )
+    if not expand:
+        names = [str(c) for c in numeric] + [f"{c}={v}" for c, vocab in vocabs.items() for v in vocab]
+        return PreparedTable({}, ys, names, len(numeric), notes)
     coded = {
         s: pd.DataFrame(
             {**{c: df[c].to_numpy() for c in numeric}, **{c: category_codes(df[c], vocabs[c]) for c in categorical}}
@@ -443,6 +492,7 @@ class TableChoice:
     n_train: int
     label_correlation: float
     notes: list[str]
+    warnings: list[str] = field(default_factory=list)  # e.g. an input that gives a target away (leakage.py)
 
     def source(self, path: str | Path, label: str, all_features: bool) -> dict:
         """RunConfig values for this choice (the Playground merges them into its config)."""
@@ -466,10 +516,14 @@ def check_choice(
     task_kinds: Sequence[str] = (),
     data_seed: int = 0,
 ) -> TableChoice:
-    """Everything load_csv would check and compute, on a table already read (raises ValueError)."""
+    """Everything load_csv would check and compute, on a table already read (raises ValueError). The inputs are
+    sized, not built: the one-hot matrix of a wide table is the largest thing in memory, and only the training
+    worker needs it."""
+    from .leakage import leak_warnings
+
     targets, feats, kinds = resolve_columns(df, targets, features, task_kinds)
     frames = {s: df.iloc[i].reset_index(drop=True) for s, i in split_rows(len(df), data_seed).items()}
-    table = prepare_splits(frames, feats, targets, kinds)
+    table = prepare_splits(frames, feats, targets, kinds, expand=False)
     return TableChoice(
         targets,
         feats,
@@ -478,6 +532,7 @@ def check_choice(
         len(table.y["train"]),
         pearson_first_two(table.y["train"]),
         table.notes,
+        leak_warnings(frames["train"], feats, targets, kinds),
     )
 
 

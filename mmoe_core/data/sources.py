@@ -21,7 +21,7 @@ from ..config import RunConfig
 from ..source_names import SAMPLE_PREFIX, UPLOAD_PREFIX, dataset_kind
 from .census import DATASETS as CENSUS_GROUPS
 from .census import load_census
-from .csv_table import load_csv, read_csv_bytes
+from .csv_table import load_csv
 from .synthetic import make_synthetic_tasks
 from .task_data import TaskData
 
@@ -141,14 +141,28 @@ def store_upload(data: bytes, home: str | Path | None = None) -> str:
 
     The id is random, not a hash of the bytes: it neither reveals nor confirms a file's contents, and two
     people uploading the same file get different ids. The user's file name never reaches the file system."""
-    read_csv_bytes(data, "the uploaded file")
+    from .csv_table import max_upload_bytes
+    from .table_probe import probe, remember
+
+    limit = max_upload_bytes()
+    if len(data) > limit:
+        raise ValueError(
+            f"the uploaded file is {len(data) / 1e6:.1f} MB, over this server's upload limit of {limit / 1e6:g} MB "
+            "(MMOE_MAX_UPLOAD_MB); upload fewer rows or columns"
+        )
     folder = uploads_dir(home)
     folder.mkdir(parents=True, exist_ok=True)
     upload_id = secrets.token_hex(8)
     path = folder / f"{upload_id}.csv"
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.csv")
     tmp.write_bytes(data)
+    try:  # parsed and checked in a child process with a memory cap (table_probe), never in this process
+        answer = probe(tmp, "the uploaded file")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
+    remember(path, answer)  # the Data page shows this answer without parsing the file again
     return UPLOAD_PREFIX + upload_id
 
 

@@ -213,14 +213,19 @@ def matched_bottom_units(config: RunConfig) -> int:
     """The Shared-Bottom width whose parameter count is closest to MMoE's (113 at the paper's sizes)."""
     kw = _kwargs(config, bottom_units=1)
     target = paper_count(mmoe(**kw))
-    best, width = None, 1
-    while True:
-        n = paper_count(shared_bottom(**{**kw, "bottom_units": width}))
-        if best is None or abs(n - target) < abs(best[1] - target):
-            best = (width, n)
-        if n > target:
-            return best[0]
-        width += 1
+
+    def count(width: int) -> int:
+        return paper_count(shared_bottom(**{**kw, "bottom_units": width}))
+
+    lo, hi = 1, 2  # the count grows with the width: bisect for the last width at or below the target
+    while count(hi) <= target:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if count(mid) <= target else (lo, mid)
+    if count(lo) > target:  # even one unit is over: nothing smaller to try
+        return lo
+    return hi if abs(count(hi) - target) < abs(count(lo) - target) else lo
 
 
 def _kwargs(config: RunConfig, **over: int) -> dict[str, int]:

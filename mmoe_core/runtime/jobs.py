@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .. import settings
+from .. import settings, store_faults
 from ..config import RunConfig
 from ..runs import FINISHED, RunStore
 from .backends import launcher, resolve_backend
@@ -98,6 +98,7 @@ class JobQueue:
         self.threads = threads  # torch threads per worker; None: the CPUs shared among max_concurrent jobs
         self.max_concurrent = max_concurrent or (self._ray.slots() if self._ray else _default_max_concurrent())
         self.max_queued = settings.get("MMOE_MAX_QUEUED") if max_queued is None else max_queued
+        self.max_per_owner = max(1, settings.get("MMOE_MAX_QUEUED_PER_SESSION"))
         self.warm = warm
         self.poll_s = poll_s
         self._lock = threading.Lock()
@@ -114,12 +115,25 @@ class JobQueue:
 
     # ------------------------------------------------------------------ public
     def submit(self, config: RunConfig, owner: str = "", label: str = "", key_hash: str = "") -> str:
-        """Queue a run; `key_hash` is the hash of its owner secret (mmoe_core.access) when a browser starts it."""
+        """Queue a run; `key_hash` is the hash of its owner secret (ui.access) when a browser starts it. The
+        queue holds at most max_queued runs, and an owner (a browser session) at most max_per_owner
+        submissions queued or running, so one person cannot shut everyone else out. A study's runs share a
+        label and count as one submission; the CLI and tests (no owner) are not counted."""
         if len(self.store.queued()) >= self.max_queued:
             raise QueueFull(
                 f"the queue is full ({self.max_queued} runs waiting); wait for a run to finish or stop one of yours"
             )
-        run_id = self.store.create_run(config, owner=owner, label=label, key_hash=key_hash)  # the dispatcher polls
+        if owner:
+            groups = {lab or run_id for run_id, lab in self.store.active_of_owner(owner)}
+            if len(groups) >= self.max_per_owner and not (label and label in groups):
+                raise QueueFull(
+                    f"you already have {len(groups)} runs queued or running, this server's limit per browser "
+                    f"session (MMOE_MAX_QUEUED_PER_SESSION = {self.max_per_owner}); wait for one to finish or "
+                    "stop one of yours"
+                )
+        run_id = self.store.create_run(
+            config, owner=owner, label=label, key_hash=key_hash
+        )  # the dispatcher polls every poll_s
         return run_id
 
     def cancel(self, run_id: str) -> None:
@@ -262,10 +276,11 @@ class JobQueue:
             code = proc.poll()
             if code is None:
                 continue
-            del self._active[run_id]
-            killed_for_stop = self._kill_at.pop(run_id, None) is not None
+            killed_for_stop = run_id in self._kill_at
             if killed_for_stop:
                 self.store.finish_run(run_id, "cancelled", error="stopped by the user", only_if=("running", "queued"))
+            elif code == store_faults.DISK_FULL_EXIT:
+                self.store.finish_run(run_id, "failed", error=store_faults.DISK_FULL, only_if=("running", "queued"))
             else:
                 how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
                 self.store.finish_run(
@@ -275,6 +290,9 @@ class JobQueue:
                     error=f"the worker process ended unexpectedly ({how}); recorded curves are kept. "
                     "If it ran out of memory, lower rows, seeds or batch size",
                 )
+            # only now: a store that could not take the final state (a full disk) is asked again next tick
+            del self._active[run_id]
+            self._kill_at.pop(run_id, None)
 
     def _enforce_stops(self) -> None:
         now = time.monotonic()

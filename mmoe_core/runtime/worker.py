@@ -35,7 +35,13 @@ def main() -> int:
     line = sys.stdin.readline().strip()
     if not line:
         return 0
-    execute_run(RunStore(args.home), check_run_id(line), orphaned=lambda: os.getppid() != parent)
+    from .. import store_faults
+    from .execute import DiskFull
+
+    try:
+        execute_run(RunStore(args.home), check_run_id(line), orphaned=lambda: os.getppid() != parent)
+    except DiskFull:
+        return store_faults.DISK_FULL_EXIT
     return 0
 
 
