@@ -5,7 +5,8 @@
 
 Each master seed m trains Shared-Bottom, OMoE and MMoE on SEEDS seeds (seed m + r, each with its own data
 draw m + r) and prints per-model mean/sd/min of the final test loss and the paired gaps (mean, standard
-error) MMoE − OMoE, MMoE − Shared-Bottom, OMoE − Shared-Bottom. docs/REPRODUCTION.md tabulates the runs
+error; median, wins of pairs and the sign-test verdict of mmoe_core.studies.stats) MMoE − OMoE, MMoE − Shared-Bottom,
+OMoE − Shared-Bottom. docs/REPRODUCTION.md tabulates the runs
 that chose the budget of tests/test_study.py::test_mmoe_has_the_lowest_mean_final_loss_at_p_05.
 """
 
@@ -20,6 +21,7 @@ import torch
 
 from mmoe_core.config import RunConfig
 from mmoe_core.data import load_data
+from mmoe_core.studies.stats import paired_gap
 from mmoe_core.training import Trainer
 
 
@@ -43,9 +45,18 @@ def main(argv: list[str]) -> None:
         res = Trainer(c, load_data(c)).run()
         loss = {k: r.test_loss.mean(axis=1) for k, r in res.items()}  # (seeds,) mean over tasks
 
-        def gap(a: str, b: str, loss: dict = loss) -> tuple[float, float]:
+        def gap(a: str, b: str, loss: dict = loss) -> dict:
+            """Mean ± se over finite pairs (as before), and the robust view: median gap, wins, verdict."""
             d = loss[a] - loss[b]
-            return round(float(np.nanmean(d)), 4), round(float(np.nanstd(d, ddof=1) / np.sqrt(np.isfinite(d).sum())), 4)
+            g = paired_gap(loss[a], loss[b])
+            return {
+                "mean": round(float(np.nanmean(d)), 4),
+                "se": round(float(np.nanstd(d, ddof=1) / np.sqrt(np.isfinite(d).sum())), 4),
+                "median": round(g.median, 4),
+                "wins": g.wins,
+                "pairs": g.pairs,
+                "verdict": g.verdict,
+            }
 
         print(
             json.dumps(

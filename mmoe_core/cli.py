@@ -32,6 +32,7 @@ from .runtime.backends import resolve_backend, run_on_ray
 from .runtime.execute import execute_run
 from .store_faults import StoreError
 from .studies.claims import check_claims
+from .studies.regime import regime_table, region_readings
 from .studies.study import (
     PRESETS,
     Study,
@@ -114,11 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train the chosen models side by side on one data set")
     _add_config_flags(train)
     sweep = sub.add_parser("sweep", help="correlations x models x seeds, each seed with its own data by default")
-    sweep.add_argument("--correlations", default="0.5,0.9,1.0", help="comma-separated p values")
+    sweep.add_argument("--correlations", default=None, help="comma-separated p values (default: the preset's)")
     sweep.add_argument(
         "--lrs",
         default=None,
-        help="comma-separated Adam learning rates, one run each (default: just --lr; the paper tried 1e-4,1e-3,1e-2)",
+        help="comma-separated Adam learning rates, one run each (default: the preset's grid, else just --lr; the "
+        "paper tried 1e-4,1e-3,1e-2)",
+    )
+    sweep.add_argument(
+        "--row-sizes",
+        default=None,
+        help="comma-separated training-set sizes, one run each (a regime map; default: the preset's, else --rows)",
     )
     sweep.add_argument(
         "--preset",
@@ -280,21 +287,35 @@ def cmd_train(args: argparse.Namespace) -> dict:
 def cmd_sweep(args: argparse.Namespace) -> dict:
     """A study (mmoe_core.studies.study) run in this process: one stored run per correlation x lr, labelled
     study:<id>, so the Experiments page can open it."""
-    preset = PRESETS[args.preset].base
-    correlations = _float_list(args.correlations, "--correlations", "in [-1, 1] such as 0.5,0.9,1.0")
+    template = PRESETS[args.preset]
+    preset = template.base
+    correlations = (
+        _float_list(args.correlations, "--correlations", "in [-1, 1] such as 0.5,0.9,1.0")
+        if args.correlations
+        else list(template.correlations)
+    )
     base = config_from_args(args, {**_sweep_defaults(preset), "independent_data": not args.fixed_data})
-    lrs = _float_list(args.lrs, "--lrs", "such as 1e-4,1e-3,1e-2") if args.lrs else [base.lr]
+    if args.lrs:
+        lrs = _float_list(args.lrs, "--lrs", "such as 1e-4,1e-3,1e-2")
+    else:  # the preset's grid, unless it has one rate: then --lr (or the preset's) decides
+        lrs = list(template.lrs) if len(template.lrs) > 1 and args.lr is None else [base.lr]
+    if args.row_sizes:
+        sizes = [int(v) for v in _float_list(args.row_sizes, "--row-sizes", "such as 2000,20000,100000")]
+    else:
+        sizes = list(template.row_sizes) if args.rows is None else []
     try:
-        study = Study(correlations=tuple(correlations), lrs=tuple(lrs), base=base)
+        study = Study(correlations=tuple(correlations), lrs=tuple(lrs), base=base, row_sizes=tuple(sizes))
     except ValueError as exc:
-        raise CliError(re.sub(r"^(correlations|lrs)\b=?", lambda m: _flag(m.group(1)) + " ", str(exc))) from None
+        raise CliError(
+            re.sub(r"^(correlations|lrs|row_sizes)\b=?", lambda m: _flag(m.group(1)) + " ", str(exc))
+        ) from None
     store = _store(args)
     study_id = new_study_id()
     t0 = time.perf_counter()
     _run_all(
         store,
         study.configs(),
-        [f"p={c.correlation:g} lr={c.lr:g}" for c in study.configs()],
+        [f"rows={c.rows} p={c.correlation:g} lr={c.lr:g}" for c in study.configs()],
         args,
         label=study_label(study_id),
     )
@@ -311,8 +332,36 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
         "model_rows_per_s": round(n_runs * len(base.models) * base.seeds * base.steps * base.batch_size / seconds, 1),
         "results": sweep_results(final),
     }
-    print(_sweep_table(final, seconds, study_id))
+    if len(study.sizes) > 1:  # a regime map: per rows x p cell, MMoE against each baseline
+        table = regime_table(final[final["lr"] == study.lrs[0]])
+        out["regime"] = table.replace({float("inf"): None, float("-inf"): None}).to_dict("records")
+        print(f"{_regime_text(table)}\n{seconds:.1f} s, study {study_id}")
+    else:
+        print(_sweep_table(final, seconds, study_id))
     return out
+
+
+def _regime_text(table) -> str:
+    """The regime map as text: per cell MMoE's wins of pairs and the verdict, then the reading per region."""
+    lines = ["regime map (MMoE won / seeds; + helps, - hurts, ~ too close to call)"]
+    mark = {"holds": "+", "contradicted": "-", "too close to call": "~", "not enough data": "?"}
+    for other in ("shared_bottom", "omoe"):
+        t = table[table["other"] == other]
+        if t.empty:
+            continue
+        ps = sorted(t["correlation"].unique())
+        lines.append(f"\nMMoE vs {other}: rows \\ p " + " ".join(f"{p:>8g}" for p in ps))
+        cells = t.set_index(["rows", "correlation"])
+        for n in sorted(t["rows"].unique()):
+            row = [
+                f"{int(cells.loc[(n, p), 'wins']):>3}/{int(cells.loc[(n, p), 'pairs']):<3}{mark[cells.loc[(n, p), 'verdict']]}"
+                if (n, p) in cells.index
+                else f"{'':>8}"
+                for p in ps
+            ]
+            lines.append(f"{int(n):>16,} " + " ".join(f"{c:>8}" for c in row))
+        lines += [f"  {s}" for s in region_readings(table, other)]
+    return "\n".join(lines)
 
 
 def _sweep_defaults(preset: RunConfig) -> dict[str, Any]:

@@ -55,7 +55,7 @@ class RunConfig:
         "sample:<file>.csv, upload:<id> from the Data page, or (command line only) the path of a .csv file",
     )
     correlation: float = _f(0.5, -1.0, 1.0, "task correlation p: cosine of the two tasks' weight vectors")
-    rows: int = _f(20_000, 100, 2_000_000, "training rows")
+    rows: int = _f(100_000, 100, 2_000_000, "training rows")
     eval_rows: int = _f(2_000, 50, 500_000, "rows in each of the validation and test sets")
     input_dim: int = _f(100, 2, 2_000, "input dimension d (paper: 100)")
     n_tasks: int = _f(2, 2, 8, "number of tasks")
@@ -84,7 +84,7 @@ class RunConfig:
     balance_weight: float = _f(0.0, 0.0, 100.0, "weight of the importance + load CV² balancing loss; 0 = off")
     weighting: str = _f("equal", help="how task losses are combined: equal, uncertainty, gradnorm or pcgrad")
     # --- training ---
-    steps: int = _f(2_000, 1, 1_000_000, "optimizer steps")
+    steps: int = _f(1_500, 1, 1_000_000, "optimizer steps")
     batch_size: int = _f(256, 1, 65_536, "mini-batch rows")
     lr: float = _f(1e-3, 1e-6, 10.0, "Adam learning rate")
     seed: int = _f(0, 0, 2**31 - 1, "seed of initialisation and batch order; replica r uses seed + r")

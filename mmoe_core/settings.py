@@ -45,7 +45,7 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "MMOE_MAX_JOBS", None, _count, "runs trained at once (default 1 locally; Ray: one per GPU or CPU slot)"
         ),
-        Setting("MMOE_MAX_QUEUED", 20, _count, "runs that may wait in the server's queue"),
+        Setting("MMOE_MAX_QUEUED", 32, _count, "runs that may wait in the server's queue (the regime map is 28 runs)"),
         Setting(
             "MMOE_MAX_QUEUED_PER_SESSION",
             3,

@@ -41,15 +41,18 @@ from mmoe_core.studies.study import (
     submit_study,
     summary_table,
 )
+from mmoe_core.studies.teaching import quick_note
 from ui import keys
 from ui.access import READ_ONLY, adopt_key, held_key, may_change_study, new_owner_key, remember, study_target
 from ui.controls import KEEP, number_field
+from ui.regime_view import regime_view
 from ui.server import ensure_app_frame, get_queue, get_store, session_owner
 
 REFRESH_S = 2.0  # a study's figures aggregate many seeds: redraw every 2 s, not every second
 P = keys.EXP_PREFIX  # widget key prefix (ui/keys.py)
-CORRELATION_OPTIONS = [-1.0, -0.5, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0]
+CORRELATION_OPTIONS = [-1.0, -0.5, 0.0, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 0.95, 1.0]
 LR_OPTIONS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+ROW_OPTIONS = [2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
 BASE_KEYS = (
     "seeds",
     "steps",
@@ -78,6 +81,7 @@ def preset_values(study: Study) -> dict[str, Any]:
             P + "lrs": list(study.lrs),
             P + "models": list(study.base.models),
             P + "fixed_data": not study.base.independent_data,
+            P + "row_sizes": list(study.row_sizes),
         }
     )
     return values
@@ -114,7 +118,12 @@ def build_study() -> tuple[Study | None, str | None]:
             models=tuple(ss[P + "models"]),
             independent_data=not ss[P + "fixed_data"],
         )
-        study = Study(correlations=tuple(sorted(ss[P + "correlations"])), lrs=tuple(sorted(ss[P + "lrs"])), base=base)
+        study = Study(
+            correlations=tuple(sorted(ss[P + "correlations"])),
+            lrs=tuple(sorted(ss[P + "lrs"])),
+            base=base,
+            row_sizes=tuple(sorted(ss.get(P + "row_sizes") or ())),
+        )
     except (TypeError, ValueError) as exc:
         return None, f"{exc}."
     return study, None
@@ -201,6 +210,15 @@ def controls() -> None:
         persist_state=KEEP,
         help="Trained side by side on the same mini-batches of the same data.",
     )
+    sb.multiselect(
+        "Training sizes (a regime map)",
+        ROW_OPTIONS,
+        key=P + "row_sizes",
+        format_func=lambda n: f"{n:,} rows",
+        persist_state=KEEP,
+        help="Empty: one size, *Training rows* below. Several: one run per size × correlation × learning rate, "
+        "and the page draws the regime map (when does MMoE help?).",
+    )
     a, b = sb.columns(2)
     number_field("seeds", a, key_prefix=P, label="Seeds per run")
     number_field("steps", b, key_prefix=P)
@@ -283,7 +301,9 @@ def study_view(study_id: str) -> None:
         st.rerun()  # queued -> running -> done: redraw the whole page so "Study shown" says it
     base = study.base
     st.caption(
-        f"Study `{study_id}` · {_n(len(study.correlations), 'correlation')} × "
+        f"Study `{study_id}` · "
+        + (f"{_n(len(study.sizes), 'training size')} × " if len(study.sizes) > 1 else "")
+        + f"{_n(len(study.correlations), 'correlation')} × "
         f"{_n(len(study.lrs), 'learning rate')} = {_n(len(runs), 'run')}, each training {', '.join(MODEL_KINDS[m] for m in base.models)} "
         f"× {base.seeds} seeds at once · {base.steps:,} steps of {base.batch_size} rows · "
         + ("each seed its own data draw" if base.independent_data else "one data draw for all seeds")
@@ -324,6 +344,12 @@ def study_view(study_id: str) -> None:
     per_seed_df = pd.concat(per_seed, ignore_index=True)
     finals = [f for f in finals if not f.empty]
     final = pd.concat(finals, ignore_index=True) if finals else pd.DataFrame(columns=FINAL_COLUMNS)
+    if len(study.sizes) > 1:  # a regime map: the paper's figures would mix training sizes
+        regime_view(final, study.lrs[0])
+        if st.session_state.get("_exp_live") and progress.finished:
+            st.session_state["_exp_live"] = False
+            st.rerun()
+        return
     lr, judged = choose_lr(study, per_seed_df, final)
     summary, gaps = summary_table(judged), gap_table(judged)
     shown_curves, shown_final = per_seed_df, final
@@ -514,6 +540,8 @@ elif study is not None:
         f"{study.base.seeds} seeds at once for {study.base.steps:,} steps. The default study takes a few "
         "minutes on an idle 2-core CPU, the paper-scale one about half an hour; a busy server takes longer."
     )
+    if st.session_state.get(P + "preset") == "quick":
+        st.caption(quick_note(study.base.seeds))
 b1, b2 = st.columns([1, 4], vertical_alignment="center")
 b1.button(
     "Start study",

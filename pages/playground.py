@@ -14,6 +14,7 @@ from mmoe_core.model_kinds import KINDS, MODEL_KINDS, family_fields, kinds_using
 from mmoe_core.runs import RUN_ID
 from mmoe_core.runtime.jobs import QueueFull, RunState
 from mmoe_core.store_faults import StoreError
+from mmoe_core.studies.teaching import teaching_evidence
 from mmoe_core.views import config_summary, refresh_mode
 from mmoe_core.weighting import WEIGHTING_LABELS
 from ui import keys
@@ -296,6 +297,9 @@ def preview(config: RunConfig | None) -> None:
     from mmoe_core.models.zoo import build_spec, paper_count
 
     st.markdown("**Ready to train**: " + plain(config_summary(config)))
+    evidence = teaching_evidence(config)  # measured on held-out seeds, shown only at the measured settings
+    if evidence:
+        st.caption(evidence)
     cols = st.columns(len(config.models))
     for col, model in zip(cols, config.models):
         count = paper_count(build_spec(model, config))

@@ -47,6 +47,8 @@ def test_controls_build_the_config_and_the_url(mmoe_home):
     at = app().run()
     assert at.title[0].value == "MMoE Playground"
     assert not at.button(key="start").disabled and at.button(key="stop").disabled
+    # at the defaults the page says how often the effect shows, measured on held-out seeds; not elsewhere
+    assert sum("MMoE beats Shared-Bottom on 11 of 16 fresh seeds" in c.value for c in at.caption) == 1
     at.slider(key="correlation").set_value(0.9)
     at.number_input(key="rows").set_value(5_000)
     at.number_input(key="n_experts").set_value(4)
@@ -63,6 +65,7 @@ def test_controls_build_the_config_and_the_url(mmoe_home):
     assert at.query_params["correlation"] == "0.9"  # only non-default values make the link
     assert "batch_size" not in at.query_params
     assert any("p = 0.9 · 5,000 rows · OMoE, MMoE · 300 steps, 3 seeds" in m.value for m in at.markdown)
+    assert not any("fresh seeds" in c.value for c in at.caption)
 
 
 def test_shared_bottom_width_follows_the_match_switch(mmoe_home):
@@ -109,7 +112,7 @@ def test_a_url_restores_every_control(mmoe_home):
     assert at.toggle(key="match_bottom").value is False and at.number_input(key="bottom_units").value == 50
     assert at.number_input(key="seed").value == 7 and at.number_input(key="lr").value == 0.0005
     assert at.selectbox(key="device").value == "cpu"
-    assert at.number_input(key="rows").value == 20_000  # the bad value fell back to its default...
+    assert at.number_input(key="rows").value == RunConfig().rows  # the bad value fell back to its default...
     assert any("rows='not-a-number' ignored" in w.value for w in at.warning)  # ...and said so
     assert url_config(at) == RunConfig(
         correlation=-0.25,

@@ -296,21 +296,26 @@ def test_spread_claim_counts_failed_seeds():
 
 # ---------------------------------------------------------------- the paper's ordering, on real training
 @pytest.mark.timeout(900)
-def test_mmoe_has_the_lowest_mean_final_loss_at_p_05():
-    """The part of the paper's claim (1) that holds at a small budget: at p = 0.5, with each seed's own data,
-    MMoE's mean final test loss is below OMoE's and Shared-Bottom's. docs/REPRODUCTION.md lists the budgets
-    and master seeds measured before choosing this one (OMoE vs Shared-Bottom is not reliable here)."""
+def test_mmoe_leads_both_baselines_at_the_teaching_default():
+    """The ordering the Playground's defaults are chosen to show, by the rule pre-registered in
+    docs/REPRODUCTION.md (rung A of its ladder): at RunConfig's defaults (p = 0.5, 100,000 rows, 1,500 steps),
+    16 seeds each with its own data, MMoE's median paired gap is below zero against Shared-Bottom and against
+    OMoE. It held on both 16-seed blocks measured at this setting (the regime map's, master seed 7,000,000, and
+    the held-out one, 7,200,000); the block pinned here is the held-out one, not a chosen best."""
     from mmoe_core.data import load_data
+    from mmoe_core.studies.stats import paired_gap
+    from mmoe_core.studies.teaching import HELD_OUT_SEED
     from mmoe_core.training import Trainer
 
-    config = PRESETS["default"].base.with_(
-        correlation=0.5, seeds=16, steps=2_000, eval_rows=1_000, log_every=2_000, seed=3_000, data_seed=3_000
-    )  # lr 1e-3, batch 256
+    plain = RunConfig()
+    config = plain.with_(
+        seeds=16, independent_data=True, seed=HELD_OUT_SEED, data_seed=HELD_OUT_SEED, log_every=plain.steps
+    )
     results = Trainer(config, load_data(config)).run()
-    mean = {name: float(np.mean(r.test_loss)) for name, r in results.items()}  # over seeds and both tasks
-    assert all(r.status == "done" and np.isfinite(r.test_loss).all() for r in results.values())
-    assert mean["mmoe"] < mean["omoe"], mean
-    assert mean["mmoe"] < mean["shared_bottom"], mean
+    loss = {name: r.test_loss.mean(axis=1) for name, r in results.items()}  # (seeds,) over both tasks
+    for other in ("shared_bottom", "omoe"):
+        gap = paired_gap(loss["mmoe"], loss[other])
+        assert gap.median < 0, f"MMoE − {other}: {gap.text()}"
 
 
 # ---------------------------------------------------------------- CLI

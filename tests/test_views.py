@@ -261,14 +261,14 @@ def test_runs_table_reads_each_stored_run():
     assert t["Run"].tolist() == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
     first, second = t.to_dict("records")
     assert first["Winner"] == ""  # one seed: no winner named
-    assert first["Configuration"].startswith("p = 0.9 · 20,000 rows")
+    assert first["Configuration"].startswith("p = 0.9 · 100,000 rows")
     assert second["Configuration"] == "(config from another version)" and second["Source"] == "sweep"
 
 
 def test_config_summary_names_data_models_and_seeds():
-    assert config_summary(RunConfig()) == "p = 0.5 · 20,000 rows · Shared-Bottom, OMoE, MMoE · 2,000 steps"
+    assert config_summary(RunConfig()) == "p = 0.5 · 100,000 rows · Shared-Bottom, OMoE, MMoE · 1,500 steps"
     s = config_summary(RunConfig(dataset="census1", seeds=4, models=("mmoe",)))
-    assert s == "census1 · MMoE · 2,000 steps, 4 seeds"  # no "20,000 rows": that is a synthetic-data setting
+    assert s == "census1 · MMoE · 1,500 steps, 4 seeds"  # no "20,000 rows": that is a synthetic-data setting
     csv = RunConfig(dataset="/srv/uploads/abc/churn.csv", targets=("a", "b"), rows=20_000)
     assert config_summary(csv, {"train_rows": 320}).startswith("churn.csv · 320 training rows · ")
 

@@ -236,3 +236,60 @@ def label_correlation_figure(draws: pd.DataFrame, measured: pd.DataFrame | None 
         "yaxis": {"title": {"text": "Pearson correlation of the labels"}},
     }
     return _figure(traces, layout, HEIGHT)
+
+
+VERDICT_MARK = {"holds": "✓", "contradicted": "✗", "too close to call": "·", "not enough data": ""}
+
+
+def regime_heatmap(table: pd.DataFrame, height: int = 360) -> go.Figure:
+    """The regime map (mmoe_core.studies.regime.regime_table): one panel per comparison (MMoE vs Shared-Bottom,
+    MMoE vs OMoE), task correlation p across, training rows down; colour = share of seeds MMoE won (blue above
+    one half, red below), text = wins of pairs and the verdict mark (✓ MMoE helps: the 95% interval of the median
+    gap lies below zero; ✗ it hurts; · too close to call)."""
+    if table.empty:
+        return empty_figure("No finished cell yet: the map fills in as its runs finish.", height)
+    others = [o for o in ("shared_bottom", "omoe") if (table["other"] == o).any()]
+    titles = [f"MMoE vs {MODEL_KINDS[o]}: share of seeds MMoE won" for o in others]
+    layout = _panels(titles, "task correlation p", "training rows")
+    ps = sorted(table["correlation"].unique())
+    sizes = sorted(table["rows"].unique())
+    traces = []
+    for i, other in enumerate(others):
+        t = table[table["other"] == other].set_index(["rows", "correlation"])
+        z, text, hover = [], [], []
+        for n in sizes:
+            zr, tr, hr = [], [], []
+            for p in ps:
+                if (n, p) not in t.index:
+                    zr.append(None), tr.append(""), hr.append("not run yet")
+                    continue
+                c = t.loc[(n, p)]
+                zr.append(float(c["win_rate"]))
+                tr.append(f"{int(c['wins'])}/{int(c['pairs'])} {VERDICT_MARK.get(c['verdict'], '')}")
+                hr.append(
+                    f"{int(n):,} rows, p = {p:g}<br>MMoE won {int(c['wins'])} of {int(c['pairs'])} seeds<br>"
+                    f"median gap {c['median']:+.4f} [{c['lo']:+.4f}, {c['hi']:+.4f}]<br>{c['verdict']}"
+                )
+            z.append(zr), text.append(tr), hover.append(hr)
+        traces.append(
+            {
+                "type": "heatmap",
+                "x": [f"{p:g}" for p in ps],
+                "y": [f"{int(n):,}" for n in sizes],
+                "z": z,
+                "text": text,
+                "texttemplate": "%{text}",
+                "customdata": hover,
+                "hovertemplate": "%{customdata}<extra></extra>",
+                "zmin": 0.0,
+                "zmax": 1.0,
+                "colorscale": [[0.0, "#d6604d"], [0.5, "#f7f7f7"], [1.0, "#4393c3"]],  # red lost, blue won
+                "textfont": {"color": "#222"},
+                "showscale": i == len(others) - 1,
+                "colorbar": {"title": {"text": "MMoE won"}, "tickformat": ".0%"},
+                **_axes(i),
+            }
+        )
+        layout[_axis_name("x", i).replace("x", "xaxis", 1)]["type"] = "category"
+        layout[_axis_name("y", i).replace("y", "yaxis", 1)]["type"] = "category"
+    return _figure(traces, {**layout, "margin": MARGIN}, height)

@@ -41,6 +41,8 @@ from .tables import (  # noqa: F401  (re-exported: pages, the CLI and scripts im
 LABEL_PREFIX = "study:"
 PAPER_LRS = (1e-4, 1e-3, 1e-2)  # the paper tunes Adam's learning rate over these
 PAPER_CORRELATIONS = (0.5, 0.9, 1.0)  # §5.2, Figs. 4 and 5
+REGIME_CORRELATIONS = (-0.5, 0.0, 0.25, 0.5, 0.75, 0.9, 1.0)  # issue 16: when does MMoE help?
+REGIME_ROWS = (2_000, 5_000, 20_000, 100_000)
 
 
 def _study_base(**over: Any) -> RunConfig:
@@ -48,21 +50,32 @@ def _study_base(**over: Any) -> RunConfig:
     32 seeds, each with its own data draw, 1,500 Adam steps (lr 1e-3) of 256 rows. At 2,000 steps the default
     study took 346 CPU-seconds single-threaded (docs/REPRODUCTION.md); 1,500 keeps it under 5 minutes on a
     2-core CPU even with one thread, and MMoE's lead is already there (it shows from about 1,000 steps)."""
-    return RunConfig(**{"seeds": 32, "independent_data": True, "steps": 1_500, **over})
+    return RunConfig(**{"seeds": 32, "independent_data": True, "steps": 1_500, "rows": 20_000, **over})
 
 
 @dataclass(frozen=True)
 class Study:
-    """What a study varies (correlations, learning rates) around one base RunConfig that fixes the rest."""
+    """What a study varies (correlations, learning rates, training-set sizes) around one base RunConfig that
+    fixes the rest. `row_sizes` empty means the base's rows alone (every study before the regime map)."""
 
     correlations: tuple[float, ...] = PAPER_CORRELATIONS
     lrs: tuple[float, ...] = (1e-3,)
     base: RunConfig = field(default_factory=_study_base)
+    row_sizes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "correlations", tuple(float(p) for p in self.correlations))
         object.__setattr__(self, "lrs", tuple(float(v) for v in self.lrs))
-        for name, values in (("correlations", self.correlations), ("lrs", self.lrs)):
+        object.__setattr__(self, "row_sizes", tuple(int(n) for n in self.row_sizes))
+        for n in self.row_sizes:
+            try:
+                self.base.with_(rows=n)
+            except ValueError as exc:
+                raise ValueError(str(exc).replace("rows=", "row_sizes=", 1)) from None
+        checks = [("correlations", self.correlations), ("lrs", self.lrs), ("row_sizes", self.row_sizes)]
+        for name, values in checks:
+            if not values and name == "row_sizes":
+                continue
             if not values:
                 raise ValueError(f"{name} is empty; choose at least one value")
             if len(set(values)) != len(values):
@@ -78,18 +91,29 @@ class Study:
             except ValueError as exc:
                 raise ValueError(str(exc).replace("lr=", "lrs=", 1)) from None
 
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The training-set sizes run: row_sizes, or the base's rows."""
+        return self.row_sizes or (self.base.rows,)
+
     def configs(self) -> list[RunConfig]:
-        """One run per (correlation, lr), correlation-major so each figure panel fills in turn."""
-        return [self.base.with_(correlation=p, lr=lr) for p in self.correlations for lr in self.lrs]
+        """One run per (rows, correlation, lr), correlation-major within a size so each panel fills in turn."""
+        return [
+            self.base.with_(rows=n, correlation=p, lr=lr)
+            for n in self.sizes
+            for p in self.correlations
+            for lr in self.lrs
+        ]
 
     def with_(self, **changes: Any) -> Study:
-        """Change study fields (correlations, lrs) or base RunConfig fields in one call."""
-        own = {k: changes.pop(k) for k in ("correlations", "lrs") if k in changes}
+        """Change study fields (correlations, lrs, row_sizes) or base RunConfig fields in one call."""
+        own = {k: changes.pop(k) for k in ("correlations", "lrs", "row_sizes") if k in changes}
         base = self.base.with_(**changes) if changes else self.base
         return replace(self, base=base, **own)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"correlations": list(self.correlations), "lrs": list(self.lrs), **self.base.to_dict()}
+        out = {"correlations": list(self.correlations), "lrs": list(self.lrs), **self.base.to_dict()}
+        return {**out, "row_sizes": list(self.row_sizes)} if self.row_sizes else out
 
     @classmethod
     def from_configs(cls, configs: Sequence[RunConfig]) -> Study:
@@ -98,19 +122,33 @@ class Study:
             raise ValueError("a study needs at least one run")
         correlations = tuple(dict.fromkeys(c.correlation for c in configs))
         lrs = tuple(sorted(set(c.lr for c in configs)))
-        return cls(correlations=correlations, lrs=lrs, base=configs[0])
+        sizes = tuple(dict.fromkeys(c.rows for c in configs))
+        return cls(correlations=correlations, lrs=lrs, base=configs[0], row_sizes=sizes if len(sizes) > 1 else ())
 
 
 with server_limits_off():  # templates: a server's tighter MMOE_MAX_WORK applies when a study is submitted
     PRESETS: dict[str, Study] = {
-        "quick": Study(base=_study_base(seeds=8, rows=10_000)),
+        # the teaching default's training size (issue 16: the regime map's pre-registered rule, docs/REPRODUCTION.md)
+        "quick": Study(base=_study_base(seeds=8, rows=100_000)),
         "default": Study(),
         "paper": Study(base=_study_base(seeds=200)),
+        # issue 16: the paper's protocol (rate grid, each model's best on validation) on seeds never used while
+        # building, and the regime map (when does MMoE help?) over p x training rows
+        "protocol": Study(
+            lrs=PAPER_LRS, base=_study_base(seeds=200, seed=7_100_000, data_seed=7_100_000, log_every=100)
+        ),
+        "regime": Study(
+            correlations=REGIME_CORRELATIONS,
+            row_sizes=REGIME_ROWS,
+            base=_study_base(seeds=96, seed=7_000_000, data_seed=7_000_000, log_every=250),
+        ),
     }
 PRESET_LABELS = {
     "quick": "Quick look: 8 seeds",
     "default": "Default: 32 seeds",
     "paper": "Paper scale: 200 seeds",
+    "protocol": "Paper protocol: 3 learning rates, each model's best, 200 seeds",
+    "regime": "Regime map: 7 correlations x 4 training sizes, 96 seeds",
 }
 
 
@@ -163,6 +201,7 @@ def study_runs(store: RunStore, study_id: str) -> pd.DataFrame:
     configs = [json.loads(c) for c in runs["config"]]
     runs["correlation"] = [c["correlation"] for c in configs]
     runs["lr"] = [c["lr"] for c in configs]
+    runs["rows"] = [c["rows"] for c in configs]
     return runs
 
 
@@ -266,6 +305,7 @@ FINAL_COLUMNS = [
     "val_loss_mean",
     "status",
     "run_id",
+    "rows",
 ]
 
 
@@ -315,6 +355,7 @@ def run_results(store: RunStore, run: Mapping[str, Any]) -> tuple[pd.DataFrame, 
                     "val_loss_mean": float(val_loss) if val_loss is not None and math.isfinite(val_loss) else np.nan,
                     "status": status,
                     "run_id": run["id"],
+                    "rows": int(config["rows"]),
                 }
             )
     return curve, pd.DataFrame(rows, columns=FINAL_COLUMNS)

@@ -142,6 +142,7 @@ def sweep_results(final: pd.DataFrame) -> list[dict[str, Any]]:
                 "test_loss_mean": None if not math.isfinite(mean) else mean,
                 "val_loss_mean": None if not math.isfinite(val) else val,
                 "run_id": row.run_id,
+                **({"rows": int(row.rows)} if getattr(row, "rows", None) is not None else {}),
             }
         )
     return out
