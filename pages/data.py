@@ -17,7 +17,8 @@ from streamlit.errors import StreamlitAPIException
 
 from mmoe_core.config import MODEL_KINDS, RunConfig, field_names
 from mmoe_core.data import census, dataset_defaults, table_probe
-from mmoe_core.data.csv_table import MIN_ROWS, TableChoice, max_columns, max_rows, max_upload_bytes
+from mmoe_core.data.csv_read import MIN_ROWS, max_columns, max_rows, max_upload_bytes
+from mmoe_core.data.csv_table import TableChoice
 from mmoe_core.data.sources import resolve, samples, store_upload
 from mmoe_core.hygiene import plain
 from mmoe_core.runs import default_home

@@ -16,14 +16,13 @@ import torch
 from mmoe_core.cli import main as cli_main
 from mmoe_core.config import RunConfig
 from mmoe_core.data import dataset_defaults, load_data
+from mmoe_core.data.csv_read import read_csv_bytes, read_csv_path
 from mmoe_core.data.csv_table import (
     check_choice,
     column_summary,
     detect_kind,
     encode_target,
     load_csv,
-    read_csv_bytes,
-    read_csv_path,
 )
 from mmoe_core.data.sources import resolve, store_upload
 from mmoe_core.training import Trainer

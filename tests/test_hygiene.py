@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mmoe_core.data.csv_table import check_choice, read_csv_bytes
+from mmoe_core.data.csv_read import read_csv_bytes
+from mmoe_core.data.csv_table import check_choice
 from mmoe_core.hygiene import csv_safe, dot_label, plain
 from mmoe_core.views import metrics_csv, model_dot
 
 EVIL = ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def table(n: int = 300, seed: int = 0) -> pd.DataFrame:
@@ -68,7 +72,7 @@ def test_markdown_in_user_text_is_escaped_character_for_character():
 
 
 def test_a_dataset_with_markdown_in_its_name_shows_as_plain_text_on_the_playground(mmoe_home):
-    at = AppTest.from_file("app.py", default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state["data_source"] = {
         "dataset": "x.csv",
         "targets": ("a", "b"),
@@ -122,7 +126,7 @@ def test_an_input_that_copies_a_target_is_flagged_and_an_honest_one_is_not():
 def test_the_data_page_warns_about_a_copied_target_before_training(mmoe_home):
     df = table(400)
     df["spend_copy"] = -df["spend"]
-    at = AppTest.from_file("pages/data.py", default_timeout=180).run()
+    at = AppTest.from_file(str(ROOT / "pages" / "data.py"), default_timeout=180).run()
     at.radio(key="data_choice").set_value("csv").run()
     at.file_uploader(key="csv_upload").set_value(("leak.csv", df.to_csv(index=False).encode(), "text/csv")).run()
     at.multiselect(key="csv_targets").set_value(["spend", "churn"]).run()

@@ -12,7 +12,8 @@ import pytest
 
 from mmoe_core.config import RunConfig
 from mmoe_core.data import table_probe
-from mmoe_core.data.csv_table import check_choice, read_csv_bytes
+from mmoe_core.data.csv_read import read_csv_bytes
+from mmoe_core.data.csv_table import check_choice
 from mmoe_core.data.sources import store_upload
 from mmoe_core.limits import estimate, model_cost
 from mmoe_core.models.zoo import build_model, matched_bottom_units

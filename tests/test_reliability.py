@@ -253,9 +253,9 @@ def test_a_sessions_queued_runs_leave_when_streamlit_releases_the_session(mmoe_h
 
 def test_server_limits_are_read_from_the_environment(tmp_path):
     code = (
-        "from mmoe_core import settings; from mmoe_core.runtime import jobs; from mmoe_core.data import csv_table;"
+        "from mmoe_core import settings; from mmoe_core.runtime import jobs; from mmoe_core.data import csv_read;"
         "g = settings.get; print(g('MMOE_MAX_WORK'), g('MMOE_MAX_DATA_BYTES'), g('MMOE_MAX_QUEUED'),"
-        " jobs._default_max_concurrent(), csv_table.max_upload_bytes())"
+        " jobs._default_max_concurrent(), csv_read.max_upload_bytes())"
     )
     env = {
         **os.environ,

@@ -141,7 +141,7 @@ def store_upload(data: bytes, home: str | Path | None = None) -> str:
 
     The id is random, not a hash of the bytes: it neither reveals nor confirms a file's contents, and two
     people uploading the same file get different ids. The user's file name never reaches the file system."""
-    from .csv_table import max_upload_bytes
+    from .csv_read import max_upload_bytes
     from .table_probe import probe, remember
 
     limit = max_upload_bytes()

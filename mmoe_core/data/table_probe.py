@@ -45,7 +45,8 @@ def memory_cap_bytes() -> int:
 
 # ---------------------------------------------------------------------------------------------- in the child
 def _probe(path: str, name: str) -> dict[str, Any]:
-    from .csv_table import column_summary, detect_kind, read_csv_path, target_problem
+    from .csv_read import read_csv_path
+    from .csv_table import column_summary, detect_kind, target_problem
 
     df = read_csv_path(path, name)
     kinds = {}
@@ -66,7 +67,8 @@ def _check(
 ) -> dict[str, Any]:
     import dataclasses
 
-    from .csv_table import check_choice, read_csv_path
+    from .csv_read import read_csv_path
+    from .csv_table import check_choice
 
     choice = check_choice(read_csv_path(path, name), targets, features, kinds, data_seed=data_seed)
     out = dataclasses.asdict(choice)
