@@ -15,10 +15,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from mmoe_core.agreement_plots import agreement_curves
 from mmoe_core.config import RunConfig
 from mmoe_core.gradients import task_pairs
 from mmoe_core.hygiene import plain
-from mmoe_core.plots import agreement_curves, gate_evolution, gate_heatmap, loss_curves
+from mmoe_core.plots import gate_evolution, gate_heatmap, loss_curves
 from mmoe_core.report import run_report, slide_config, slide_title
 from mmoe_core.runtime.jobs import RunState, run_state
 from mmoe_core.source_names import display_name
