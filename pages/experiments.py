@@ -1,11 +1,7 @@
 """Experiments: the paper's synthetic studies (Ma et al. 2018, §5) — correlations × models × seeds.
 
-widgets -> Study (mmoe_core.studies.study) -> one queued run per correlation × learning rate, all seeds batched ->
-a fragment that re-reads the run store every few seconds and redraws the paper's Figs. 2, 4 and 5, a summary
-table and the paper's claims checked on these numbers. Only the study id is kept in the session.
-
-    streamlit run app.py          # then open Experiments; or alone: streamlit run pages/experiments.py
-"""
+widgets -> Study -> one queued run per correlation × learning rate (all seeds batched) -> a fragment that redraws
+the paper's Figs. 2, 4 and 5, the tables (ui/study_tables.py) and the claims. Only the study id is kept."""
 
 from __future__ import annotations
 
@@ -17,10 +13,8 @@ import streamlit as st
 
 from mmoe_core.config import MODEL_KINDS, RunConfig
 from mmoe_core.hygiene import plain
-from mmoe_core.runs import RunStore, check_run_id
-from mmoe_core.studies.claims import check_claims
+from mmoe_core.runs import check_run_id
 from mmoe_core.studies.plots import curves_figure, label_correlation_figure, trainability_figure
-from mmoe_core.studies.stats import fmt as fmt_signed
 from mmoe_core.studies.study import (
     BEST_LR,
     FINAL_COLUMNS,
@@ -32,9 +26,7 @@ from mmoe_core.studies.study import (
     best_lrs,
     curves,
     gap_table,
-    label_correlations,
     list_studies,
-    run_results,
     stop_study,
     study_progress,
     study_runs,
@@ -47,6 +39,15 @@ from ui.access import READ_ONLY, adopt_key, held_key, may_change_study, new_owne
 from ui.controls import KEEP, number_field
 from ui.regime_view import regime_view
 from ui.server import ensure_app_frame, get_queue, get_store, session_owner
+from ui.study_tables import (
+    choose_lr,
+    claims_view,
+    label_corr_grid,
+    plural,
+    run_frames,
+    study_label_text,
+    table_view,
+)
 
 REFRESH_S = 2.0  # a study's figures aggregate many seeds: redraw every 2 s, not every second
 P = keys.EXP_PREFIX  # widget key prefix (ui/keys.py)
@@ -68,7 +69,6 @@ BASE_KEYS = (
     "data_seed",
     "log_every",
 )
-VERDICT_COLOR = {"holds": "green", "too close to call": "orange", "contradicted": "red", "not enough data": "gray"}
 
 
 # ---------------------------------------------------------------------------------------------- state
@@ -257,36 +257,11 @@ def study_picker() -> str | None:
         "Study shown",
         ids,
         key=keys.EXP_OPEN,
-        format_func=lambda s: _study_label(info.loc[s]),
+        format_func=lambda s: study_label_text(info.loc[s]),
         help="Every study stored on this server, newest first. Its runs are also on the Runs page.",
     )
     st.session_state[keys.EXP_SHOWN_STATUS] = info.loc[st.session_state[keys.EXP_OPEN], "status"]
     return st.session_state[keys.EXP_OPEN]
-
-
-def _study_label(row: pd.Series) -> str:
-    ps = "/".join(f"{p:g}" for p in row["correlations"])
-    lrs = "/".join(f"{v:g}" for v in row["lrs"])
-    when = time.strftime("%d %b %H:%M", time.localtime(row["created"]))
-    return f"{when} · p {ps} · lr {lrs} · {row['seeds']} seeds × {row['steps']:,} steps · {row['status']}"
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' * (count != 1)}"
-
-
-# ---------------------------------------------------------------------------------------------- results
-@st.cache_data(max_entries=256, show_spinner=False)
-def _run_frames(home: str, run: dict, status: str, step: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A run's curves and final losses; a finished run's never change, so they are read once."""
-    return run_results(RunStore(home), run)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _label_corr(base_json: str, correlations: tuple[float, ...], draws: int) -> pd.DataFrame:
-    base = RunConfig.from_json(base_json)
-    grid = sorted({0.0, 0.2, 0.4, 0.6, 0.8, 1.0} | set(correlations))
-    return label_correlations(base, grid, draws=draws, rows=1_000)
 
 
 def study_view(study_id: str) -> None:
@@ -302,9 +277,9 @@ def study_view(study_id: str) -> None:
     base = study.base
     st.caption(
         f"Study `{study_id}` · "
-        + (f"{_n(len(study.sizes), 'training size')} × " if len(study.sizes) > 1 else "")
-        + f"{_n(len(study.correlations), 'correlation')} × "
-        f"{_n(len(study.lrs), 'learning rate')} = {_n(len(runs), 'run')}, each training {', '.join(MODEL_KINDS[m] for m in base.models)} "
+        + (f"{plural(len(study.sizes), 'training size')} × " if len(study.sizes) > 1 else "")
+        + f"{plural(len(study.correlations), 'correlation')} × "
+        f"{plural(len(study.lrs), 'learning rate')} = {plural(len(runs), 'run')}, each training {', '.join(MODEL_KINDS[m] for m in base.models)} "
         f"× {base.seeds} seeds at once · {base.steps:,} steps of {base.batch_size} rows · "
         + ("each seed its own data draw" if base.independent_data else "one data draw for all seeds")
     )
@@ -337,7 +312,7 @@ def study_view(study_id: str) -> None:
     per_seed, finals = [], []
     for run in runs.to_dict("records"):
         row = {k: run[k] for k in ("id", "config", "correlation", "lr", "status")}
-        curve, final = _run_frames(str(store.home), row, run["status"], int(run["step"] or 0))
+        curve, final = run_frames(str(store.home), row, run["status"], int(run["step"] or 0))
         per_seed.append(curve)
         if run["status"] in ("done", "cancelled"):
             finals.append(final)
@@ -398,7 +373,7 @@ def study_view(study_id: str) -> None:
         draws = min(base.seeds, 16)
         measured = runs[["correlation", "label_correlation"]].dropna().rename(columns={"correlation": "p"})
         st.plotly_chart(
-            label_correlation_figure(_label_corr(base.to_json(), study.correlations, draws), measured),
+            label_correlation_figure(label_corr_grid(base.to_json(), study.correlations, draws), measured),
             key=P + "fig2",
             config={"displaylogo": False},
         )
@@ -410,107 +385,6 @@ def study_view(study_id: str) -> None:
     if st.session_state.get(keys.EXP_LIVE) and progress.finished:  # the study just ended: stop polling
         st.session_state[keys.EXP_LIVE] = False
         st.rerun()
-
-
-def choose_lr(study: Study, per_seed: pd.DataFrame, final: pd.DataFrame) -> tuple[float, pd.DataFrame]:
-    """The learning rate the figures show (or BEST_LR), and the per-seed final losses of every rate plus each
-    model's best (relabelled lr = BEST_LR) that the tables and claims read."""
-    if len(study.lrs) == 1:
-        return study.lrs[0], final
-    options = [*study.lrs, BEST_LR]
-    lr = st.radio(
-        "Learning rate shown",
-        options,
-        index=len(options) - 1,
-        horizontal=True,
-        key=P + "lr_shown",
-        format_func=lambda v: "each model's best" if v == BEST_LR else f"{v:g}",
-        help="The paper tuned Adam's learning rate per model. *Each model's best* picks, per model and "
-        "correlation, the rate with the lowest median validation loss over seeds, a diverged seed counting as "
-        "the worst; the test numbers then report it.",
-    )
-    best = best_lrs(per_seed)
-    if lr == BEST_LR and len(best):
-        st.caption(
-            "Chosen on validation: "
-            + "; ".join(
-                f"p = {p:g}: "
-                + ", ".join(
-                    f"{MODEL_KINDS[m]} {v:g}" + (f" ({f} of {n} seeds diverged)" if f else "")
-                    for m, v, f, n in zip(g["model"], g["lr"], g["failed"], g["seeds"])
-                )
-                for p, g in best.groupby("correlation")
-            )
-        )
-    return lr, pd.concat([final, at_best_lr(final, best)], ignore_index=True)
-
-
-def claims_view(final: pd.DataFrame, lr: float) -> None:
-    st.markdown("**The paper's claims, checked on this study**")
-    claims = check_claims(final, lr)
-    lines = [
-        f"- :{VERDICT_COLOR[c.verdict]}-badge[{c.verdict}] {c.claim}  \n  <small>{c.detail}</small>" for c in claims
-    ]
-    st.markdown("\n".join(lines), unsafe_allow_html=True)
-    st.caption(
-        "Judged on paired per-seed gaps: the median gap and its 95% interval (sign test; a bootstrap for the "
-        "trend and the spread). *Holds*: the interval excludes zero in the claimed direction; *contradicted*: it "
-        "excludes zero the other way; *too close to call*: zero is inside, so more seeds would be needed. A "
-        "diverged seed counts as a loss for its model."
-    )
-
-
-def table_view(summary: pd.DataFrame, gaps: pd.DataFrame) -> None:
-    if summary.empty:
-        st.info("The table fills in as each correlation's run finishes.")
-        return
-
-    def lr_text(v: float) -> str:
-        return "each model's best" if v == BEST_LR else f"{v:g}"
-
-    s = summary.assign(model=summary["model"].map(MODEL_KINDS), lr=summary["lr"].map(lr_text))
-    gaps = gaps.assign(lr=gaps["lr"].map(lr_text), lo=gaps["lo"].map(fmt_signed), hi=gaps["hi"].map(fmt_signed))
-    fmt = st.column_config.NumberColumn(format="%.4f")
-    st.dataframe(
-        s,
-        hide_index=True,
-        key=P + "summary",
-        column_config={
-            "correlation": st.column_config.NumberColumn("p", format="%g"),
-            "median": st.column_config.NumberColumn("median", format="%.4f", help="Median over seeds that trained"),
-            "mean": fmt,
-            "sd": fmt,
-            "min": fmt,
-            "max": fmt,
-            "seeds": st.column_config.NumberColumn("seeds", help="Seeds with a finite final loss"),
-            "diverged": st.column_config.NumberColumn(
-                "diverged", help="Seeds whose loss became NaN/inf: counted here, never averaged in"
-            ),
-        },
-    )
-    st.markdown(
-        "**Gaps between models** (paired by seed: both models saw the same data and batches; "
-        "negative = the first model has the lower loss; a diverged seed is a loss for its model)"
-    )
-    st.dataframe(
-        gaps,
-        hide_index=True,
-        key=P + "gaps",
-        column_config={
-            "correlation": st.column_config.NumberColumn("p", format="%g"),
-            "median": st.column_config.NumberColumn("median gap", format="%.4f"),
-            "lo": st.column_config.TextColumn("95% from", help="Sign-test interval of the median gap"),
-            "hi": st.column_config.TextColumn("to"),
-            "wins": st.column_config.NumberColumn(
-                "first wins", help="Seeds on which the first model had the lower loss"
-            ),
-            "win_rate": st.column_config.NumberColumn("win rate", format="%.2f", help="A tie counts half"),
-            "failed_a": st.column_config.NumberColumn("first failed", help="Seeds the first model diverged on"),
-            "failed_b": st.column_config.NumberColumn("second failed", help="Seeds the second model diverged on"),
-            "p_value": st.column_config.NumberColumn("sign test p", format="%.3g"),
-            "verdict": st.column_config.TextColumn("first is better?"),
-        },
-    )
 
 
 # ---------------------------------------------------------------------------------------------- page
@@ -535,8 +409,8 @@ if error:
 elif study is not None:
     n = len(study.configs())
     st.caption(
-        f"**Start study** queues {_n(n, 'run')} ({_n(len(study.correlations), 'correlation')} × "
-        f"{_n(len(study.lrs), 'learning rate')}); each trains {len(study.base.models)} models × "
+        f"**Start study** queues {plural(n, 'run')} ({plural(len(study.correlations), 'correlation')} × "
+        f"{plural(len(study.lrs), 'learning rate')}); each trains {len(study.base.models)} models × "
         f"{study.base.seeds} seeds at once for {study.base.steps:,} steps. The default study takes a few "
         "minutes on an idle 2-core CPU, the paper-scale one about half an hour; a busy server takes longer."
     )
