@@ -15,8 +15,6 @@ from mmoe_core.cli import main as cli_main
 from mmoe_core.config import RunConfig
 from mmoe_core.models.zoo import matched_bottom_units
 from mmoe_core.runs import RunStore
-from mmoe_core.studies.claims import check_claims
-from mmoe_core.studies.plots import curves_figure, label_correlation_figure, trainability_figure
 from mmoe_core.studies.study import (
     PRESETS,
     Study,
@@ -238,63 +236,6 @@ def test_submit_is_all_or_nothing_and_stop_cancels_unfinished(tmp_path):
 
 
 # ---------------------------------------------------------------- claims
-def _final(means: dict[float, dict[str, float]], spread: dict[str, float], seeds: int = 12, noise: float = 0.0):
-    """Per-seed final losses: each model's mean plus its own spread (a fixed pattern per seed) plus noise
-    shared... not shared: `noise` is drawn per model and seed, so paired gaps carry it."""
-    rng = np.random.default_rng(0)
-    pattern = np.linspace(-1, 1, seeds)
-    rows = [
-        {
-            "correlation": p,
-            "lr": 1e-3,
-            "model": m,
-            "replica": r,
-            "test_loss_mean": v + spread[m] * pattern[(r * 5) % seeds] + noise * rng.normal(),
-        }
-        for p, row in means.items()
-        for m, v in row.items()
-        for r in range(seeds)
-    ]
-    return pd.DataFrame(rows)
-
-
-PAPER = {
-    0.5: {"mmoe": 0.2, "omoe": 0.3, "shared_bottom": 0.4},
-    0.9: {"mmoe": 0.15, "omoe": 0.18, "shared_bottom": 0.3},
-    1.0: {"mmoe": 0.1, "omoe": 0.1, "shared_bottom": 0.25},
-}
-SPREAD = {"mmoe": 0.001, "omoe": 0.002, "shared_bottom": 0.05}
-
-
-def test_claims_hold_on_the_papers_pattern_and_are_contradicted_by_its_reverse():
-    assert [c.verdict for c in check_claims(_final(PAPER, SPREAD), lr=1e-3)] == ["holds"] * 3
-    reverse = {p: {"mmoe": r["shared_bottom"], "omoe": r["omoe"], "shared_bottom": r["mmoe"]} for p, r in PAPER.items()}
-    rev_spread = {"mmoe": 0.05, "omoe": 0.002, "shared_bottom": 0.001}
-    assert [c.verdict for c in check_claims(_final(reverse, rev_spread), lr=1e-3)] == ["contradicted"] * 3
-    assert [c.verdict for c in check_claims(_final({}, SPREAD), lr=1e-3)] == ["not enough data"] * 3
-
-
-def test_claims_inside_the_noise_are_too_close_to_call_not_contradicted():
-    noisy = check_claims(_final(PAPER, SPREAD, noise=0.3), lr=1e-3)
-    assert [c.verdict for c in noisy[:2]] == ["too close to call"] * 2
-    few = check_claims(_final(PAPER, SPREAD, seeds=4), lr=1e-3)  # every seed in order, but 4 seeds prove nothing
-    assert few[0].verdict == "too close to call"
-
-
-def test_spread_claim_counts_failed_seeds():
-    """Failed seeds must widen a model's spread: the old claim took the sd of finite seeds only, so a model that
-    diverged on 5 of 12 seeds looked the most reliable."""
-    final = _final(PAPER, {"mmoe": 0.001, "omoe": 0.002, "shared_bottom": 0.003})
-    bad = (final["model"] == "mmoe") & (final["replica"] < 5)
-    final.loc[bad, "test_loss_mean"] = np.nan  # MMoE diverged on 5 of 12 seeds
-    spread = check_claims(final, lr=1e-3)[2]
-    assert spread.verdict == "contradicted"  # MMoE's failures make its spread the widest
-    assert "MMoE: 10-90% width ∞ (5 failed)" in spread.detail
-    order = check_claims(final, lr=1e-3)[0]
-    assert order.verdict != "holds" and "5 failed for the first" in order.detail
-
-
-# ---------------------------------------------------------------- the paper's ordering, on real training
 @pytest.mark.timeout(900)
 def test_mmoe_leads_both_baselines_at_the_teaching_default():
     """The ordering the Playground's defaults are chosen to show, by the rule pre-registered in
@@ -393,65 +334,6 @@ def test_label_correlation_equals_p_for_linear_tasks_and_falls_with_sine_terms()
 
 
 # ---------------------------------------------------------------- figures
-def _curves() -> pd.DataFrame:
-    rows = [
-        {"correlation": p, "lr": 1e-3, "model": m, "step": s, "mean": 1.0 / (s + 1), "sd": 0.1, "n": 4}
-        for p in (0.5, 1.0)
-        for m in ("mmoe", "shared_bottom")
-        for s in (0, 10, 20)
-    ]
-    return pd.DataFrame(rows)
-
-
-def test_curves_figure_has_a_panel_per_correlation_and_one_legend_entry_per_model():
-    fig = curves_figure(_curves(), [0.5, 0.9, 1.0], steps=40)
-    assert [a.text for a in fig.layout.annotations] == ["<b>p = 0.5</b>", "<b>p = 0.9</b>", "<b>p = 1</b>"]
-    lines = [t for t in fig.data if t.mode == "lines"]
-    assert len(lines) == 4 and sorted(t.name for t in lines if t.showlegend) == ["MMoE", "Shared-Bottom"]
-    assert lines[0].name == "Shared-Bottom" and lines[0].xaxis == "x" and lines[2].xaxis == "x3"  # p = 1 panel
-    band, line = fig.data[0], fig.data[1]
-    n = len(line.y)
-    assert np.allclose(np.asarray(band.y[:n]), np.asarray(line.y) + 0.1)  # the band is mean ± 1 sd
-    assert np.allclose(np.asarray(band.y[n:][::-1]), np.maximum(np.asarray(line.y) - 0.1, 0))
-    assert list(fig.layout.xaxis.range) == [0, 40]  # the whole run, so a partial one shows its progress
-    assert list(fig.layout.yaxis.range) == pytest.approx([0, 1.1 * (1 / 11 + 0.1)])  # from step 10 on
-    assert curves_figure(_curves().iloc[0:0], [0.5]).layout.annotations[0].text.startswith("No points yet")
-
-
-def test_trainability_figure_draws_every_seed():
-    final = pd.DataFrame(
-        {
-            "correlation": [0.5] * 6 + [1.0] * 3,
-            "lr": 1e-3,
-            "model": ["mmoe"] * 3 + ["omoe"] * 3 + ["mmoe"] * 3,
-            "test_loss_mean": [0.1, 0.2, np.nan, 0.3, 0.4, 0.5, 0.1, 0.1, 0.2],
-        }
-    )
-    fig = trainability_figure(final, [0.5, 1.0, 0.9])
-    assert [len(t.y) for t in fig.data] == [3, 2, 3]  # OMoE first (paper order); the diverged seed is not drawn
-    assert [t.xaxis for t in fig.data] == ["x", "x", "x2"]
-    note, third = fig.layout.annotations[-1], fig.layout.xaxis3.domain
-    assert note.text == "not finished yet" and note.x == pytest.approx((third[0] + third[1]) / 2)
-    hist = trainability_figure(final, [0.5, 1.0], kind="histogram")
-    assert hist.layout.barmode == "overlay"
-    assert [t.type for t in hist.data] == ["histogram"] * 3
-    with pytest.raises(ValueError, match="kind='box' is unknown"):
-        trainability_figure(final, [0.5], kind="box")
-
-
-def test_label_correlation_figure_marks_the_studys_runs():
-    draws = pd.DataFrame(
-        {"p": [0.0, 0.5, 0.0, 0.5], "sine_terms": [0, 0, 10, 10], "draw": 0, "label_correlation": [0.0, 0.5, 0.0, 0.3]}
-    )
-    fig = label_correlation_figure(draws, pd.DataFrame({"p": [0.5], "label_correlation": [0.31]}))
-    assert [t.name for t in fig.data] == [
-        "label correlation = p",
-        "linear tasks (m = 0)",
-        "with 10 sine terms (m = 10)",
-        "this study's runs (mean over seeds)",
-    ]
-
-
 def test_best_lr_is_chosen_per_model_on_the_last_validation_point():
     from mmoe_core.studies.study import BEST_LR, at_best_lr, best_lrs
 
