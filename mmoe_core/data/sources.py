@@ -29,7 +29,7 @@ SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 
 # Census: all four of the paper's models at its §5.1 sizes (8 experts of 16 units, towers of 8); 400 Adam steps
 # of 1,024 rows at lr 3e-3 (2 epochs) take every model past the paper's Table 1 AUCs in about a minute of
-# 2-core CPU time (measurements: docs/census_results.md).
+# 2-core CPU time (to measure: `OMP_NUM_THREADS=1 python -m bench.census_tables --seeds 10`).
 CENSUS_DEFAULTS: dict[str, Any] = {
     "models": ("single_task", "shared_bottom", "omoe", "mmoe"),
     "n_experts": 8,
