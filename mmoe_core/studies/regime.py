@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
+from .tables import paired_gaps
 
 COMPARISONS = (("mmoe", "shared_bottom"), ("mmoe", "omoe"))
 NAMES = {"mmoe": "MMoE", "omoe": "OMoE", "shared_bottom": "Shared-Bottom"}
@@ -45,28 +46,23 @@ def regime_table(final: pd.DataFrame) -> pd.DataFrame:
     rows = []
     if final.empty:
         return pd.DataFrame(columns=MAP_COLUMNS)
-    for (n, p), g in final.groupby(["rows", "correlation"], sort=True):
-        wide = g.pivot_table(index="replica", columns="model", values="test_loss_mean", dropna=False, aggfunc="first")
-        for a, b in COMPARISONS:
-            if a not in wide or b not in wide:
-                continue
-            gap = stats.paired_gap(wide[a].to_numpy(dtype=float), wide[b].to_numpy(dtype=float))
-            rows.append(
-                {
-                    "rows": int(n),
-                    "correlation": float(p),
-                    "other": b,
-                    "median": gap.median,
-                    "lo": gap.lo,
-                    "hi": gap.hi,
-                    "wins": gap.wins,
-                    "pairs": gap.pairs,
-                    "win_rate": gap.win_rate,
-                    "failed_mmoe": gap.failed_a,
-                    "failed_other": gap.failed_b,
-                    "verdict": gap.verdict,
-                }
-            )
+    for (n, p), _, b, gap in paired_gaps(final, ["rows", "correlation"], COMPARISONS):
+        rows.append(
+            {
+                "rows": int(n),
+                "correlation": float(p),
+                "other": b,
+                "median": gap.median,
+                "lo": gap.lo,
+                "hi": gap.hi,
+                "wins": gap.wins,
+                "pairs": gap.pairs,
+                "win_rate": gap.win_rate,
+                "failed_mmoe": gap.failed_a,
+                "failed_other": gap.failed_b,
+                "verdict": gap.verdict,
+            }
+        )
     return pd.DataFrame(rows, columns=MAP_COLUMNS)
 
 

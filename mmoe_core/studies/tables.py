@@ -6,6 +6,7 @@ sweep CLI's JSON rows. Every verdict goes through `stats` (medians, sign-test in
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -90,6 +91,16 @@ GAP_COLUMNS = [
 ]
 
 
+def paired_gaps(final: pd.DataFrame, by: list[str], pairs: Sequence[tuple[str, str]]) -> Iterator[tuple]:
+    """Per group of `by` and per pair (a, b) present in it: (group keys, a, b, stats.paired_gap of a − b over the
+    seeds). A seed missing for a model (its run failed) is NaN there, so it counts as that model's failure."""
+    for keys, g in final.groupby(by, sort=True):
+        wide = g.pivot_table(index="replica", columns="model", values="test_loss_mean", dropna=False, aggfunc="first")
+        for a, b in pairs:
+            if a in wide and b in wide:
+                yield keys, a, b, stats.paired_gap(wide[a].to_numpy(dtype=float), wide[b].to_numpy(dtype=float))
+
+
 def gap_table(final: pd.DataFrame) -> pd.DataFrame:
     """Per correlation × lr: the paired per-seed gap a − b for each pair in GAPS (both models of a seed saw the
     same data and batches; negative = `a` better), by `stats.paired_gap`: median, its 95% sign-test interval
@@ -98,29 +109,24 @@ def gap_table(final: pd.DataFrame) -> pd.DataFrame:
     rows = []
     if final.empty:
         return pd.DataFrame(columns=GAP_COLUMNS)
-    for (p, lr), g in final.groupby(["correlation", "lr"], sort=True):
-        wide = g.pivot_table(index="replica", columns="model", values="test_loss_mean", dropna=False, aggfunc="first")
-        for a, b in GAPS:
-            if a not in wide or b not in wide:
-                continue
-            gap = stats.paired_gap(wide[a].to_numpy(dtype=float), wide[b].to_numpy(dtype=float))
-            rows.append(
-                {
-                    "correlation": p,
-                    "lr": lr,
-                    "gap": f"{MODEL_KINDS[a]} − {MODEL_KINDS[b]}",
-                    "median": gap.median,
-                    "lo": gap.lo,
-                    "hi": gap.hi,
-                    "wins": gap.wins,
-                    "pairs": gap.pairs,
-                    "win_rate": gap.win_rate,
-                    "failed_a": gap.failed_a,
-                    "failed_b": gap.failed_b,
-                    "p_value": gap.p_value,
-                    "verdict": gap.verdict,
-                }
-            )
+    for (p, lr), a, b, gap in paired_gaps(final, ["correlation", "lr"], GAPS):
+        rows.append(
+            {
+                "correlation": p,
+                "lr": lr,
+                "gap": f"{MODEL_KINDS[a]} − {MODEL_KINDS[b]}",
+                "median": gap.median,
+                "lo": gap.lo,
+                "hi": gap.hi,
+                "wins": gap.wins,
+                "pairs": gap.pairs,
+                "win_rate": gap.win_rate,
+                "failed_a": gap.failed_a,
+                "failed_b": gap.failed_b,
+                "p_value": gap.p_value,
+                "verdict": gap.verdict,
+            }
+        )
     return pd.DataFrame(rows, columns=GAP_COLUMNS)
 
 
