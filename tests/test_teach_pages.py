@@ -104,14 +104,16 @@ def test_reset_to_defaults_and_synthetic_after_census(mmoe_home):
     at.slider(key="correlation").set_value(0.1)
     at.run()
     at.button(key="reset_defaults").click().run()
-    assert at.number_input(key="steps").value == 2_000 and at.slider(key="correlation").value == 0.5
+    default = RunConfig()
+    assert default.steps != 700 and default.correlation != 0.1  # so the reset below is seen
+    assert at.number_input(key="steps").value == default.steps
+    assert at.slider(key="correlation").value == default.correlation
     at.session_state["data_source"] = {"dataset": "census1", "label": "Census"}
     for key, value in {"steps": 900, "batch_size": 512, "lr": 0.01}.items():
         at.session_state[key] = value
     at.run()
     at.button[[b.label for b in at.button].index("Use synthetic data instead")].click().run()
     assert "data_source" not in at.session_state
-    default = RunConfig()
     assert (at.number_input(key="steps").value, at.number_input(key="batch_size").value) == (
         default.steps,
         default.batch_size,

@@ -279,7 +279,9 @@ class RayLauncher:
         self.store.update_run(run_id, pid=os.getpid())
         options = self.task_options(RunConfig.from_json(row["config"]).device)
         threads = 1 if "num_gpus" in options else self.cpus_per_task
-        stream = mmoe_train_run.options(name=TASK_NAME, **options).remote(run_id, row["config"], self.board, threads)
+        stream = mmoe_train_run.options(name=TASK_NAME, **options).remote(
+            run_id, row["config"], self.board, threads, str(self.store.home)
+        )
         return RayRun(self, run_id, stream)
 
     def run_all(

@@ -42,10 +42,12 @@ class StopBoard:
 class RemoteStore:
     """The RunStore methods `execute_run` calls, recorded instead of written. A batch of calls leaves the
     worker with each recorded point (`add_points`) and once at the end, so the stream's length depends only
-    on the config. Weights go to a temporary file here and travel as bytes in the final batch."""
+    on the config. Weights go to a temporary file here and travel as bytes in the final batch. `home` is the
+    driver's run-store folder: uploads resolve there (the same path on every node, docs/SCALING.md)."""
 
-    def __init__(self, run_id: str, config: RunConfig, board: Any, sink: Callable[[dict], None]):
+    def __init__(self, run_id: str, config: RunConfig, board: Any, sink: Callable[[dict], None], home: str):
         self._run_id, self._config, self._board, self._sink = run_id, config, board, sink
+        self.home = Path(home)
         self._calls: list[tuple[str, tuple, dict]] = []
         self._dir = Path(tempfile.mkdtemp(prefix="mmoe_ray_"))
         self._next_poll = 0.0
@@ -100,7 +102,7 @@ class RemoteStore:
 
 
 @ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)
-def mmoe_train_run(run_id: str, config_json: str, board: Any, threads: int):
+def mmoe_train_run(run_id: str, config_json: str, board: Any, threads: int, home: str):
     """A Ray generator task: hello (pid and node), one batch per recorded point, a final batch.
     `execute_run` trains in a thread so its store calls can be yielded as they happen."""
     import torch
@@ -110,7 +112,7 @@ def mmoe_train_run(run_id: str, config_json: str, board: Any, threads: int):
     torch.set_num_threads(max(1, threads))
     yield {"hello": {"pid": os.getpid(), "node": ray.util.get_node_ip_address()}}
     out: queue.Queue = queue.Queue()
-    store = RemoteStore(run_id, RunConfig.from_json(config_json), board, out.put)
+    store = RemoteStore(run_id, RunConfig.from_json(config_json), board, out.put, home)
 
     def train() -> None:
         try:
