@@ -8,13 +8,14 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .config import MODEL_KINDS
-from .plots import _axis_name, _figure, _panels, _rgba, empty_figure, model_color, model_order
+from .plots import _axis_name, _figure, _panels, _rgba, empty_figure, figure_text, model_color, model_order
 
 
 def agreement_curves(curves: pd.DataFrame, pair_names: Sequence[str], height: int = 300) -> go.Figure:
     """Gradient agreement over training: a panel per task pair, a line per model (mean over seeds, ±1 sd band).
 
     curves: views.curve_frame(metrics, "grad_agreement", ("probe",)); its task column is the pair index."""
+    pair_names = figure_text(pair_names)
     if curves.empty:
         return empty_figure("Gradient agreement appears with the first recorded point…", height)
     traces: list[dict] = []

@@ -10,6 +10,7 @@ redraws them every second, and validation cost ~10x the rest (0.2 s vs 0.02 s pe
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -60,6 +61,12 @@ def _rgba(hex_color: str, alpha: float) -> str:
 def _axis_name(prefix: str, i: int) -> str:
     """Panel i's axis: 'x', 'x2', ... as trace references; 'xaxis', 'xaxis2', ... as layout keys."""
     return prefix if i == 0 else f"{prefix}{i + 1}"
+
+
+def figure_text(names: Sequence[str]) -> list[str]:
+    """User strings (task and column names) as Plotly shows them: it renders a subset of HTML in every text,
+    so a name like `<a href=…>` would become a link; escaped, it reads as typed."""
+    return [html.escape(str(n), quote=False) for n in names]
 
 
 def _panels(titles: Sequence[str], x_title: str, y_title: str, y: Mapping[str, Any] | None = None) -> dict:
@@ -155,6 +162,7 @@ def loss_curves(
     curves: views.curve_frame output (model, task, split, step, mean, sd, n).
     labels: legend text per model, e.g. 'MMoE · 14,818 params'.
     """
+    task_names = figure_text(task_names)
     if curves.empty:
         return empty_figure("Waiting for the first recorded point…", height)
     traces: list[dict] = []
@@ -249,6 +257,7 @@ def gate_heatmap(
     weights sit near 1/n (0.08-0.28 with 8 experts) and all read pale on a 0-1 scale; relative to 1/n a task
     that doubles an expert's share is as strong a colour as one that halves another's. The weights themselves
     are printed in the cells."""
+    task_names = figure_text(task_names)
     if matrix.empty:
         return empty_figure("No gate snapshot yet", height or 200)
     weights = matrix.to_numpy()
@@ -295,6 +304,7 @@ def _even_tick(octave: int, n: int) -> str:
 def gate_evolution(gates: pd.DataFrame, task_names: Sequence[str], title: str = "", height: int = 340) -> go.Figure:
     """Each expert's mean gate weight over training steps, a panel per task (one model's gate rows). The y axis
     starts at 0 and ends a little above the largest weight, so a gate moving from 1/8 to 1/4 is visible."""
+    task_names = figure_text(task_names)
     if gates.empty:
         return empty_figure("No gate snapshot yet", height)
     traces = []
@@ -347,6 +357,7 @@ def diagnostics_figure(
     model (and task: solid first task, dashed the others); dotted lines mark the warning thresholds.
 
     probe: metric rows with split 'probe' (model, step, task, metric, value); task -1 = model-wide."""
+    task_names = figure_text(task_names)
     if probe.empty:
         return empty_figure("No diagnostics yet", height)
     traces: list[dict] = []

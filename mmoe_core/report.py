@@ -95,7 +95,7 @@ def run_report(store: RunStore, run_id: str) -> str:
     config = RunConfig.from_json(row["config"])
     metrics = store.metrics(run_id)
     names = task_names(row, n_tasks_of(metrics, config))
-    figs = run_figures(store, run_id, [html.escape(n) for n in names])
+    figs = run_figures(store, run_id, names)  # the figures escape the names themselves
     values = config.to_dict()
     settings = pd.DataFrame(
         [{"Setting": n, "Value": json.dumps(values[n]), "Meaning": field_help(n)} for n in field_names()]

@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .config import MODEL_KINDS, RunConfig
-from .plots import EXPERT_COLORS, _axis_name, _figure, _panels, empty_figure, log_ticks, model_order
+from .plots import EXPERT_COLORS, _axis_name, _figure, _panels, empty_figure, figure_text, log_ticks, model_order
 from .runs import RUN_ID
 
 MAX_COMPARED = 8  # runs on one chart: more lines than this are no longer readable, and each costs a store read
@@ -105,6 +105,7 @@ def compare_curves(
 
     curves: run id -> views.curve_frame output (model, task, split, step, mean, sd, n); only split 'val' drawn.
     labels: run id -> legend text (run_labels). models: the models to draw (default: every one present)."""
+    task_names = figure_text(task_names)
     present = sorted({m for c in curves.values() if len(c) for m in c["model"].unique()})
     order = model_order([m for m in present if models is None or m in models])
     if not order:

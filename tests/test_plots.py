@@ -128,3 +128,13 @@ def test_gate_evolution_one_line_per_expert_and_task():
     assert gate_evolution(flat, ["Task 1", "Task 2"]).layout.yaxis.range[1] == 0.3
     peaked = gates().assign(weight=0.95)
     assert gate_evolution(peaked, ["Task 1", "Task 2"]).layout.yaxis.range[1] == 1.0
+
+
+def test_task_names_in_figures_are_text_not_html():
+    """Plotly renders a subset of HTML in titles, legends and ticks: a column named like a link must stay text."""
+    hostile = ['<a href="https://evil.example">click</a>', "<b>bold</b> & co"]
+    shown = ['&lt;a href="https://evil.example"&gt;click&lt;/a&gt;', "&lt;b&gt;bold&lt;/b&gt; &amp; co"]
+    fig = loss_curves(curve_frame(metrics(), "loss", ("train", "val")), hostile)
+    assert [a.text for a in fig.layout.annotations] == [f"<b>{s}</b>" for s in shown]
+    assert list(gate_heatmap(gate_matrix(gates(), "mmoe"), hostile).data[0].y) == shown
+    assert "<a " not in gate_evolution(gates(), hostile).to_json()
