@@ -1,0 +1,52 @@
+"""Adam over the trainer's one flat parameter tensor, without constructing torch.optim.Adam.
+
+torch.optim.Adam's constructor imports torch._dynamo (0.9-1.2 s on an idle 2-core machine, more on a busy one;
+issue #18), which every CLI run and every Playground worker paid before its first step. FlatAdam calls the
+same fused kernel that `torch.optim.Adam(fused=True)` calls, with the same state, so the weights it produces
+are bit-identical (tests/test_flat_adam.py); devices without the fused kernel keep torch.optim.Adam."""
+
+from __future__ import annotations
+
+import torch
+
+FUSED_DEVICES = ("cpu", "cuda")
+
+
+class FlatAdam:
+    """Adam (no weight decay, no AMSGrad) for one parameter tensor whose .grad is filled by backward."""
+
+    def __init__(self, param: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.param, self.lr, self.betas, self.eps = param, float(lr), betas, eps
+        self._fallback: torch.optim.Optimizer | None = None
+        if param.device.type not in FUSED_DEVICES:  # e.g. MPS: the fused kernel is not built there
+            self._fallback = torch.optim.Adam([param], lr=lr, betas=betas, eps=eps, foreach=True)
+            return
+        self.exp_avg = torch.zeros_like(param, memory_format=torch.preserve_format)
+        self.exp_avg_sq = torch.zeros_like(param, memory_format=torch.preserve_format)
+        # torch.optim.Adam(fused=True) keeps the step count as a float32 tensor on the parameter's device
+        self.state_step = torch.zeros((), dtype=torch.float32, device=param.device)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        if self._fallback is not None:
+            self._fallback.step()
+            return
+        grad = self.param.grad
+        if grad is None:
+            return
+        self.state_step += 1
+        torch._fused_adam_(
+            [self.param],
+            [grad],
+            [self.exp_avg],
+            [self.exp_avg_sq],
+            [],
+            [self.state_step],
+            amsgrad=False,
+            lr=self.lr,
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            weight_decay=0.0,
+            eps=self.eps,
+            maximize=False,
+        )

@@ -1,0 +1,53 @@
+"""Protects the fast start (issue #18 item 1): the trainer's Adam is torch's fused Adam bit for bit, and a
+synthetic run imports neither torch._dynamo (torch.optim.Adam's constructor did, ~1 s) nor scikit-learn."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from mmoe_core.flat_adam import FlatAdam
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_flat_adam_matches_torch_fused_adam_bit_for_bit():
+    torch.manual_seed(0)
+    start = torch.randn(4_000)
+    ours, theirs = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    reference = torch.optim.Adam([theirs], lr=3e-3, fused=True)
+    adam = FlatAdam(ours, lr=3e-3)
+    for _ in range(40):
+        grad = torch.randn(4_000) * 10 ** torch.randint(-4, 2, (4_000,)).float()  # gradients over six decades
+        ours.grad, theirs.grad = grad.clone(), grad.clone()
+        adam.step()
+        reference.step()
+    assert not torch.equal(ours.data, start)  # it moved
+    assert torch.equal(ours.data, theirs.data)
+    state = reference.state[theirs]
+    assert torch.equal(adam.exp_avg_sq, state["exp_avg_sq"]) and adam.state_step.item() == state["step"].item() == 40
+
+
+def test_flat_adam_skips_a_step_without_a_gradient():
+    p = torch.nn.Parameter(torch.ones(3))
+    adam = FlatAdam(p, lr=0.1)
+    adam.step()
+    assert torch.equal(p.data, torch.ones(3)) and adam.state_step.item() == 0
+
+
+def test_a_synthetic_cli_run_imports_neither_dynamo_nor_sklearn(tmp_path):
+    code = (
+        "import sys, json; from mmoe_core.cli import main;"
+        f"rc = main(['train', '--steps', '2', '--rows', '500', '--eval-rows', '100', '--no-store', '--json', "
+        f"{str(tmp_path / 'out.json')!r}]);"
+        "print(json.dumps({'rc': rc, 'loaded': [m for m in ('torch._dynamo', 'sklearn') if m in sys.modules]}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"rc": 0, "loaded": []}, seen
+    assert json.loads((tmp_path / "out.json").read_text())["models"]["mmoe"]["status"] == "done"
