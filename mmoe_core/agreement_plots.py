@@ -1,4 +1,5 @@
-"""Gradient agreement over training (mmoe_core.gradients) as a figure: a panel per task pair, a line per model."""
+"""Per-model measures recorded on the probe rows, over training, as figures: gradient agreement
+(mmoe_core.gradients; a panel per task pair) and routing specialisation (mmoe_core.specialisation)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,25 @@ def agreement_curves(curves: pd.DataFrame, pair_names: Sequence[str], height: in
     """Gradient agreement over training: a panel per task pair, a line per model (mean over seeds, ±1 sd band).
 
     curves: views.curve_frame(metrics, "grad_agreement", ("probe",)); its task column is the pair index."""
-    pair_names = figure_text(pair_names)
+    y = {"range": [-1.05, 1.05], "zeroline": True}
+    return probe_curves(curves, figure_text(pair_names), "gradient cosine", y, "Gradient agreement", height)
+
+
+def specialisation_curves(curves: pd.DataFrame, height: int = 280) -> go.Figure:
+    """Routing specialisation S over training, a line per gated model (mean over seeds, ±1 sd band).
+
+    curves: views.curve_frame(metrics, "routing_specialisation", ("probe",)); one model-wide value (task -1)."""
+    curves = curves.assign(task=0)
+    return probe_curves(curves, [""], "specialisation S", {"zeroline": True}, "Routing specialisation", height)
+
+
+def probe_curves(
+    curves: pd.DataFrame, panel_names: Sequence[str], y_title: str, y: dict, what: str, height: int
+) -> go.Figure:
+    """A panel per entry of panel_names (the curves' task column indexes them), a line per model."""
+    pair_names = panel_names
     if curves.empty:
-        return empty_figure("Gradient agreement appears with the first recorded point…", height)
+        return empty_figure(f"{what} appears with the first recorded point…", height)
     traces: list[dict] = []
     for model in model_order(curves["model"].unique()):
         color, name = model_color(model), MODEL_KINDS.get(model, model)
@@ -54,9 +71,8 @@ def agreement_curves(curves: pd.DataFrame, pair_names: Sequence[str], height: in
                     "mode": "lines" if len(steps) > 2 else "lines+markers",
                     "line": {"color": color, "width": 2},
                     "marker": {"size": 4, "color": color},
-                    "hovertemplate": f"{name}<br>cosine %{{y:.3f}}<br>step %{{x}}<extra></extra>",
+                    "hovertemplate": f"{name}<br>{y_title} %{{y:.4f}}<br>step %{{x}}<extra></extra>",
                     **axes,
                 }
             )
-    layout = _panels(pair_names, "step", "gradient cosine", {"range": [-1.05, 1.05], "zeroline": True})
-    return _figure(traces, layout, height)
+    return _figure(traces, _panels(pair_names, "step", y_title, y), height)

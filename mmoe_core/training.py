@@ -25,6 +25,7 @@ from .data import TaskData
 from .flat_adam import FlatAdam
 from .gradients import grad_agreement
 from .models import MixtureModel, build_model
+from .specialisation import expert_alignment, has_specialisation, routing_specialisation
 from .weighting import make_weighting
 
 MetricRow = tuple[str, int, int, int, str, str, float]  # model, step, replica, task, split, metric, value
@@ -53,6 +54,7 @@ class ModelResult:
     test_loss: np.ndarray | None = None  # (r, k)
     test_auc: np.ndarray | None = None  # (r, k), binary tasks only (NaN for regression tasks)
     grad_agreement: np.ndarray | None = None  # (r, pairs) at the last recorded point (mmoe_core.gradients)
+    routing_specialisation: np.ndarray | None = None  # (r,) at the last recorded point (mmoe_core.specialisation)
 
 
 @dataclass
@@ -230,6 +232,26 @@ class Trainer:
                 rows += diagnostics.metric_rows(name, self.step_count, diag)
         return rows
 
+    @torch.no_grad()
+    def probe_specialisation(self) -> list[MetricRow]:
+        """Routing specialisation (mmoe_core.specialisation) of every running gated model, per replica, on its
+        own first PROBE_ROWS validation rows: metric 'routing_specialisation', split 'probe', task -1. Synthetic
+        data only (the task directions are known there)."""
+        rows: list[MetricRow] = []
+        if self.data.task_directions is None or self.data.n_tasks < 2:
+            return rows
+        x = self.data.x_val[:, :PROBE_ROWS]
+        for name, model in self.models.items():
+            res = self.results[name]
+            if res.status != "running" or not has_specialisation(model):
+                continue
+            gates = model(x[0] if x.shape[0] == 1 else x).gates.mean(dim=1)  # (r, p, k, e) -> (r, k, e)
+            alignment = expert_alignment(model, self.data.task_directions)
+            values = routing_specialisation(gates, alignment, model.spec.n_gates).numpy()
+            res.routing_specialisation = values
+            rows += _rows(name, self.step_count, "probe", "routing_specialisation", values[:, None])
+        return [(m, s, r, -1, split, metric, v) for (m, s, r, _, split, metric, v) in rows]
+
     def probe_agreement(self) -> list[MetricRow]:
         """Gradient agreement (mmoe_core.gradients) of every running model, per replica, on its own first
         PROBE_ROWS validation rows; split 'probe', the task column holds the task-pair index. A weighting
@@ -296,6 +318,7 @@ class Trainer:
         ]
         rows += self.probe_diagnostics()
         rows += self.probe_agreement()
+        rows += self.probe_specialisation()
         for name in self._window:
             self._window[name].zero_()
         self._window_steps = 0
@@ -403,6 +426,10 @@ def summarize(results: Iterable[ModelResult]) -> dict[str, dict]:
             entry["grad_agreement"] = _finite_mean_cols(res.grad_agreement)  # one number per task pair
             for seed in entry.get("per_seed", []):
                 seed["grad_agreement"] = [_num(v) for v in res.grad_agreement[seed["seed_index"]]]
+        if res.routing_specialisation is not None:
+            entry["routing_specialisation"] = _finite_mean(res.routing_specialisation[:, None])
+            for seed in entry.get("per_seed", []):
+                seed["routing_specialisation"] = _num(res.routing_specialisation[seed["seed_index"]])
         if res.test_auc is not None and np.isfinite(res.test_auc).any():
             # per task column: a regression task's AUC is NaN by design and must not void the binary ones
             entry["test_auc"] = _finite_mean_cols(res.test_auc)

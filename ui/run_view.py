@@ -15,14 +15,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from mmoe_core.agreement_plots import agreement_curves
+from mmoe_core.agreement_plots import agreement_curves, specialisation_curves
 from mmoe_core.config import RunConfig
 from mmoe_core.gradients import task_pairs
 from mmoe_core.hygiene import plain
-from mmoe_core.plots import gate_evolution, gate_heatmap, loss_curves
+from mmoe_core.plots import gate_evolution, gate_heatmap, loss_curves, model_order
 from mmoe_core.report import run_report, slide_config, slide_title
 from mmoe_core.runtime.jobs import RunState, run_state
 from mmoe_core.source_names import display_name
+from mmoe_core.specialisation import reading
 from mmoe_core.views import (
     curve_frame,
     gate_matrix,
@@ -175,6 +176,7 @@ def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | N
         )
 
     show_agreement(metrics, names, version, key)
+    show_specialisation(metrics, version, key)
     gated = gated_models(gates)
     if gated:
         st.markdown(
@@ -244,6 +246,27 @@ def show_agreement(metrics: pd.DataFrame, names: list[str], version: tuple, key:
     st.caption(
         "1: the tasks pull the shared weights the same way; 0: unrelated pulls; below 0: they conflict. "
         "Measured on each seed's first 512 validation rows, on the expert bank (Shared-Bottom: its bottom)."
+    )
+
+
+def show_specialisation(metrics: pd.DataFrame, version: tuple, key: str) -> None:
+    """Whether each task's gate picks the experts that carry that task's direction (synthetic data, #17)."""
+    rows = metrics[metrics["metric"] == "routing_specialisation"]
+    if rows.empty:
+        return
+    fig = cached_figure(
+        version + ("specialisation",),
+        lambda: specialisation_curves(curve_frame(metrics, "routing_specialisation", ("probe",))),
+    )
+    st.markdown("**Routing specialisation S** · do the gates send each task to the experts that carry it?")
+    st.plotly_chart(fig, key=f"{key}_specialisation", config={"displaylogo": False})
+    last = rows[rows["step"] == rows.groupby("model")["step"].transform("max")]
+    for model in model_order(list(last["model"].unique())):
+        st.caption(reading(model_label(model), last[last["model"] == model]["value"].tolist()))
+    st.caption(
+        "Each expert's alignment with task k is how strongly its first layer responds to the task's direction "
+        "w_k (shares summing to 1 over tasks); S is how much more aligned each task's gate-weighted experts are "
+        "than the average expert. 0 for one shared gate (OMoE) and for identical tasks (p = 1)."
     )
 
 

@@ -69,8 +69,9 @@ def _draw(
     n_sine: int,
     noise_std: float,
     seed: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One independent draw of weights, α/β, inputs and noise from its own seed; returns x (n, d), y (n, k)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One independent draw of weights, α/β, inputs and noise from its own seed; returns x (n, d), y (n, k)
+    and the task weights w (d, k)."""
     g = torch.Generator().manual_seed(int(seed))
     _, weights = _weights(g, n_features, n_tasks, correlation, scale)  # (d, k)
     alpha = torch.randn(n_sine, generator=g, dtype=torch.float64)  # (m,)
@@ -79,7 +80,7 @@ def _draw(
     z = x.double() @ weights  # (n, k): w_kᵀx
     y = z + torch.sin(z.unsqueeze(-1) * alpha + beta).sum(-1)  # (n, k, m) summed over m
     y = y + noise_std * torch.randn(n_rows, n_tasks, generator=g, dtype=torch.float64)
-    return x, y.float()
+    return x, y.float(), weights
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -129,8 +130,9 @@ def make_synthetic_tasks(
     n_rows = n_train + n_val + n_test
     # Filled in place: stacking a list of draws held the data twice (4.1 GB peak at 200 seeds instead of 2 GB).
     x, y = torch.empty(len(seeds), n_rows, n_features), torch.empty(len(seeds), n_rows, n_tasks)  # (q, n, d), (q, n, k)
+    directions = torch.empty(len(seeds), n_features, n_tasks, dtype=torch.float64)  # (q, d, k)
     for i, seed in enumerate(seeds):
-        x[i], y[i] = _draw(n_rows, n_features, n_tasks, correlation, scale, n_sine, noise_std, seed)
+        x[i], y[i], directions[i] = _draw(n_rows, n_features, n_tasks, correlation, scale, n_sine, noise_std, seed)
     cut = [n_train, n_train + n_val]
     return TaskData(
         x_train=x[:, : cut[0]],
@@ -144,6 +146,7 @@ def make_synthetic_tasks(
         label_correlation=[pearson(yq[:n_train, 0], yq[:n_train, 1]) for yq in y],
         feature_names=[f"x{i}" for i in range(n_features)],
         description=f"synthetic, p = {correlation:g}, m = {n_sine}, d = {n_features}",
+        task_directions=directions,
     )
 
 

@@ -26,6 +26,7 @@ class TaskData:
     label_correlation: list[float]  # Pearson of tasks 0 and 1 on the training labels, one per replica
     feature_names: list[str] = field(default_factory=list)
     description: str = ""
+    task_directions: torch.Tensor | None = None  # (q, d, k) synthetic data only: w_k of each draw (specialisation.py)
 
     def __post_init__(self) -> None:
         q, _, d = self.x_train.shape
@@ -61,4 +62,5 @@ class TaskData:
             label_correlation=self.label_correlation,
             feature_names=self.feature_names,
             description=self.description,
+            task_directions=self.task_directions,  # stays on the CPU: read at log steps only
         )
