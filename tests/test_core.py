@@ -316,6 +316,12 @@ def test_cli_sweep_json_contract(tmp_path):
     keys = {(r["correlation"], r["model"], r["seed"]) for r in data["results"]}
     assert keys == {(p, m, s) for p in (0.5, 1.0) for m in ("omoe", "mmoe") for s in (5, 6)}
     assert all(len(r["test_loss"]) == 2 and isinstance(r["test_loss_mean"], float) for r in data["results"])
+    # per seed: the gradient agreement of the task pair (#19) and, for gated models, the routing specialisation
+    assert all(len(r["grad_agreement"]) == 1 and -1 <= r["grad_agreement"][0] <= 1 for r in data["results"])
+    assert {r["routing_specialisation"] for r in data["results"] if r["model"] == "omoe"} == {0.0}
+    assert {r["routing_specialisation"] for r in data["results"] if r["correlation"] == 1.0} == {0.0}
+    mmoe = [r["grad_agreement"][0] for r in data["results"] if r["model"] == "mmoe"]
+    assert len(set(mmoe)) == 4  # one value per seed and correlation, not a mean copied to each
 
 
 @pytest.mark.parametrize(

@@ -306,6 +306,8 @@ FINAL_COLUMNS = [
     "status",
     "run_id",
     "rows",
+    "grad_agreement",  # per task pair at the last recorded point (mmoe_core.gradients), or None
+    "routing_specialisation",  # S at the last recorded point (mmoe_core.specialisation), NaN if not recorded
 ]
 
 
@@ -318,8 +320,9 @@ def run_results(store: RunStore, run: Mapping[str, Any]) -> tuple[pd.DataFrame, 
     there: one whose loss is NaN/inf has status "diverged", one with no test metric at all "failed"; the others
     carry the run's status. val_loss_mean is the seed's validation loss at its model's last recorded step.
     """
-    m = store.metrics(run["id"])
-    m = m[m["metric"] == "loss"]
+    everything = store.metrics(run["id"])
+    probes = _last_probe_values(everything)
+    m = everything[everything["metric"] == "loss"]
     m = m.assign(value=m["value"].astype(float).fillna(np.inf))  # SQLite stores NaN as NULL: one bad task
     val = m[m["split"] == "val"]  # must spoil its seed's mean, not vanish
     curve = val.groupby(["model", "step", "replica"], sort=False)["value"].mean().reset_index(name="loss")
@@ -356,9 +359,25 @@ def run_results(store: RunStore, run: Mapping[str, Any]) -> tuple[pd.DataFrame, 
                     "status": status,
                     "run_id": run["id"],
                     "rows": int(config["rows"]),
+                    "grad_agreement": probes.get(("grad_agreement", model, replica)),
+                    "routing_specialisation": (probes.get(("routing_specialisation", model, replica)) or [np.nan])[0],
                 }
             )
     return curve, pd.DataFrame(rows, columns=FINAL_COLUMNS)
+
+
+def _last_probe_values(metrics: pd.DataFrame) -> dict[tuple[str, str, int], list[float | None]]:
+    """(metric, model, replica) -> values by task column at the model's last recorded probe step, for the
+    per-seed probe measures a study reports beside the losses."""
+    rows = metrics[metrics["metric"].isin(["grad_agreement", "routing_specialisation"])]
+    if rows.empty:
+        return {}
+    rows = rows[rows["step"] == rows.groupby(["metric", "model"])["step"].transform("max")]
+    out = {}
+    for (metric, model, replica), g in rows.groupby(["metric", "model", "replica"], sort=False):
+        values = g.sort_values("task")["value"].astype(float).tolist()
+        out[(metric, model, int(replica))] = [v if math.isfinite(v) else None for v in values]
+    return out
 
 
 def curves(per_seed: pd.DataFrame) -> pd.DataFrame:

@@ -130,6 +130,18 @@ def gap_table(final: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=GAP_COLUMNS)
 
 
+def _probe_fields(row: Any) -> dict[str, Any]:
+    """grad_agreement (one number per task pair) and routing_specialisation of one seed, where recorded."""
+    out: dict[str, Any] = {}
+    agreement = getattr(row, "grad_agreement", None)
+    if isinstance(agreement, list):
+        out["grad_agreement"] = agreement
+    s = getattr(row, "routing_specialisation", None)
+    if s is not None and math.isfinite(s):
+        out["routing_specialisation"] = float(s)
+    return out
+
+
 def sweep_results(final: pd.DataFrame) -> list[dict[str, Any]]:
     """The CLI's JSON contract: one entry per correlation × lr × model × seed, every seed included (a diverged
     one with "status": "diverged" and null losses), with the validation loss a script can pick the rate on."""
@@ -149,6 +161,7 @@ def sweep_results(final: pd.DataFrame) -> list[dict[str, Any]]:
                 "val_loss_mean": None if not math.isfinite(val) else val,
                 "run_id": row.run_id,
                 **({"rows": int(row.rows)} if getattr(row, "rows", None) is not None else {}),
+                **_probe_fields(row),
             }
         )
     return out
