@@ -74,8 +74,11 @@ try:
         st.warning(plain(store.notice) + ".", icon=":material/warning:")
     with st.container(key="app_footer"):  # the Present page hides it
         st.divider()
+        running = store.with_status("running")
+        paused = sum(r["paused_since"] is not None for r in running)
         st.caption(
-            f"Server queue: {len(store.with_status('running'))} running, {len(store.queued())} waiting · "
+            f"Server queue: {len(running) - paused} running, {f'{paused} paused, ' if paused else ''}"
+            f"{len(store.queued())} waiting · "
             "MMoE Playground, after Ma et al., *Modeling Task Relationships in Multi-task Learning with "
             "Multi-gate Mixture-of-Experts*, KDD 2018."
         )

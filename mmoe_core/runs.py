@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS gates (
 CREATE INDEX IF NOT EXISTS gates_run ON gates (run_id, step);
 """
 # Columns added after a store was first made: (name, SQL type); added on open, so an old runs.sqlite keeps working.
-ADDED_COLUMNS = (("key_hash", "TEXT"),)
+ADDED_COLUMNS = (("key_hash", "TEXT"), ("pace", "TEXT"), ("paused_since", "REAL"))
 LIST_COLUMNS = (
     "id, kind, status, created, started, finished, device, error, step, total_steps, "
     "rows_per_s, label_correlation, summary, config, owner, label, key_hash"
@@ -198,6 +198,8 @@ class RunStore:
             "pid",
             "label",
             "config",
+            "pace",
+            "paused_since",
         }
         bad = set(fields) - allowed
         assert not bad, bad
@@ -281,6 +283,25 @@ class RunStore:
         with self._connect() as db:
             row = db.execute("SELECT cancel_requested FROM runs WHERE id = ?", (check_run_id(run_id),)).fetchone()
         return bool(row and row[0])
+
+    # Pause / Resume / Step (mmoe_core/runtime/pacing.py): the page writes `pace`, the worker `paused_since`.
+    def pace(self, run_id: str) -> str:
+        with self._connect() as db:
+            row = db.execute("SELECT pace FROM runs WHERE id = ?", (check_run_id(run_id),)).fetchone()
+        return (row[0] or "") if row else ""
+
+    def set_pace(self, run_id: str, pace: str, only_if: str | None = None) -> bool:
+        """Write a pace request; with only_if, only while the current one starts with it (the worker's own
+        writes never undo a newer request from the page)."""
+        sql, args = "UPDATE runs SET pace = ? WHERE id = ?", [pace, check_run_id(run_id)]
+        if only_if is not None:
+            sql, args = sql + " AND pace LIKE ?", [*args, only_if.replace("%", "") + "%"]
+        with self._tx() as db:
+            return db.execute(sql, args).rowcount > 0
+
+    def mark_paused(self, run_id: str, since: float | None, step: int) -> None:
+        """The worker holds (since = time) or goes on (None) at `step`: pages show where it stands."""
+        self.update_run(run_id, paused_since=since, step=step)
 
     def delete_run(self, run_id: str) -> None:
         check_run_id(run_id)
@@ -393,7 +414,8 @@ class RunStore:
         with self._connect() as db:
             db.row_factory = sqlite3.Row
             rows = db.execute(
-                f"SELECT id, pid, status FROM runs WHERE status IN ({','.join('?' * len(statuses))})", statuses
+                f"SELECT id, pid, status, paused_since FROM runs WHERE status IN ({','.join('?' * len(statuses))})",
+                statuses,
             ).fetchall()
         return [dict(r) for r in rows]
 

@@ -55,6 +55,12 @@ SETTINGS: dict[str, Setting] = {
         Setting("MMOE_WORKER_THREADS", None, _count, "torch threads per web worker (default: CPUs − 1 over MAX_JOBS)"),
         Setting("MMOE_WORKER_NICE", 10, _count, "niceness of training workers, so the web server stays responsive"),
         Setting(
+            "MMOE_MAX_PAUSE_S",
+            900.0,
+            _number,
+            "seconds a run may stay paused before it is stopped (its curves kept), so it cannot hold a slot",
+        ),
+        Setting(
             "MMOE_SESSION_GRACE_S",
             30.0,
             _number,

@@ -225,6 +225,8 @@ def progress_text(state: Any) -> str:
     """The line under the progress bar: step, rows/s and time left (a RunState from jobs.run_state)."""
     if state.status == "queued":
         return f"Waiting in the queue, position {state.queue_position}" if state.queue_position else "Waiting"
+    if getattr(state, "paused", False):
+        return f"Paused at step {state.step:,} of {state.total_steps:,} · Resume goes on, Step adds one point"
     parts = [f"step {state.step:,} of {state.total_steps:,}"]
     if state.rows_per_s:
         parts.append(f"{state.rows_per_s:,.0f} rows/s")

@@ -30,7 +30,7 @@ from ui.controls import (
     source_label,
 )
 from ui.run_view import REFRESH_S, load_run, show_run, show_status
-from ui.server import device_label, ensure_app_frame, get_queue, page_path, session_owner
+from ui.server import device_label, ensure_app_frame, get_queue, get_store, page_path, session_owner
 
 FIRST_POINT_S = 0.25  # refresh interval while waiting for a run's first point
 WARMUP_S = 2.0  # after this, an idle Playground loads the chart library (chart_warmup)
@@ -102,6 +102,13 @@ def stop() -> None:
     run_id = st.session_state.get(keys.RUN_ID)
     if run_id and may_change(load_run(run_id)[0]):  # the button is disabled otherwise; checked again here
         get_queue().cancel(run_id)
+
+
+def set_pace(pace: str) -> None:
+    """Pause ("pause"), Step ("step") or Resume (""): a request the run's worker reads between steps."""
+    run_id = st.session_state.get(keys.RUN_ID)
+    if run_id and may_change(load_run(run_id)[0]):  # the buttons are disabled otherwise; checked again here
+        get_store().set_pace(run_id, pace)
 
 
 TRAINING_RESET = ("steps", "batch_size", "lr", "log_every")  # what the Data page sets for Census or a CSV
@@ -268,7 +275,6 @@ def show_diagnostics(run_id: str, row: dict, state: RunState) -> None:
     from mmoe_core.plots import diagnostics_figure
     from mmoe_core.views import n_tasks_of, task_names
     from ui.run_view import cached_figure, secondary_version
-    from ui.server import get_store
 
     probe = get_store().metrics(run_id, split=diagnostics.PROBE_SPLIT)
     if probe.empty:
@@ -374,7 +380,8 @@ active = state is not None and not state.finished
 owned = may_change(row)
 st.session_state[keys.LIVE] = active
 
-b1, b2, b3 = st.columns([1, 1, 4], vertical_alignment="center")
+holding = active and state.status == "running" and (get_store().pace(run_id) or "") != ""  # paused or stepping
+b1, b2, b3, b4, b5 = st.columns([1, 1, 1, 1, 3], vertical_alignment="center")
 b1.button(
     "Start",
     type="primary",
@@ -385,12 +392,32 @@ b1.button(
     key="start",
 )
 b2.button("Stop", on_click=stop, disabled=not (active and owned), width="stretch", icon=":material/stop:", key="stop")
+b3.button(
+    "Resume" if holding else "Pause",
+    on_click=set_pace,
+    args=("" if holding else "pause",),
+    disabled=not (active and owned and state.status == "running"),
+    width="stretch",
+    icon=":material/play_circle:" if holding else ":material/pause:",
+    key="pace",
+    help="Pause holds the run in memory (no progress, no CPU) so you can explain; Resume goes on",
+)
+b4.button(
+    "Step",
+    on_click=set_pace,
+    args=("step",),
+    disabled=not (holding and owned),
+    width="stretch",
+    icon=":material/skip_next:",
+    key="step_once",
+    help="While paused: train to the next recorded point, then pause again",
+)
 if st.session_state.get(keys.START_ERROR):
-    b3.error(plain(st.session_state.pop(keys.START_ERROR)))
+    b5.error(plain(st.session_state.pop(keys.START_ERROR)))
 elif active and not owned:
-    b3.caption(READ_ONLY.format(what="run"))
+    b5.caption(READ_ONLY.format(what="run"))
 elif active:
-    b3.caption(
+    b5.caption(
         "Training in a background worker; you can switch pages and come back. This address is your owner "
         "link: keep it to stop the run later; share the link without `key=` to let others watch."
     )

@@ -73,6 +73,33 @@ def test_live_curves_grow_while_training_and_stop_ends_the_run(app_server, page)
     assert page.locator(".stException").count() == 0
 
 
+def test_pause_holds_the_chart_step_adds_one_point_and_resume_goes_on(app_server, page):
+    base, _ = app_server
+    open_playground(page, base, "?rows=5000&eval_rows=500&steps=100000&log_every=20")
+    page.locator(".st-key-start button").click()
+    wait_for(lambda: loss_points(page) >= 2, 90, "the first plotted points")
+    pace = page.locator(".st-key-pace button p")  # during a redraw Streamlit can briefly show two copies
+    wait_for(lambda: pace.first.inner_text() == "Pause" and pace.first.is_enabled(), 20, "Pause to be enabled")
+    pace.first.click()
+    page.get_by_text("Paused at step").first.wait_for(timeout=30_000)
+    wait_for(lambda: pace.first.inner_text() == "Resume", 20, "the Pause button to read Resume")
+    time.sleep(2.5)  # a refresh or two: nothing moves while paused
+    held = loss_points(page)
+    time.sleep(2.5)
+    assert loss_points(page) == held, "the chart grew while paused"
+    step = page.locator(".st-key-step_once button").first
+    wait_for(lambda: step.is_enabled(), 20, "Step to be enabled while paused")
+    step.click()
+    wait_for(lambda: loss_points(page) == held + 1, 60, "Step to add exactly one point")
+    time.sleep(2.5)
+    assert loss_points(page) == held + 1, "Step trained past its one point"
+    pace.first.click()  # Resume
+    wait_for(lambda: loss_points(page) >= held + 3, 60, "the chart to grow again after Resume")
+    page.locator(".st-key-stop button").first.click()
+    page.get_by_text("Stopped at step").wait_for(timeout=30_000)
+    assert page.locator(".stException").count() == 0
+
+
 # Records, from inside the page, whether the hidden warm-up chart was ever drawn and where: it lives for
 # about one 2 s tick, so polling from the test could miss it on a slow machine.
 WARMUP_WATCH = """new MutationObserver(() => {

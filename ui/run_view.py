@@ -94,7 +94,8 @@ def show_status(row: dict | None, state: RunState) -> None:
     if state.status == "done":
         st.success(f"Finished {state.total_steps:,} steps{took} on {row.get('device') or 'the server'}.")
     elif state.status == "cancelled":
-        st.info(f"Stopped at step {state.step:,} of {state.total_steps:,}. The curves so far are kept.")
+        why = f" ({plain(state.error)})" if state.error and "paused" in state.error else ""  # the pause limit
+        st.info(f"Stopped at step {state.step:,} of {state.total_steps:,}{why}. The curves so far are kept.")
     elif state.status == "failed" and not may_read_error(row):  # the message may quote a private table
         st.error("The run failed. It trained on private data, so only its owner sees the message.")
     elif state.status == "failed":

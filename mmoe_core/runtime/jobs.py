@@ -47,11 +47,14 @@ class RunState:
     queue_position: int | None
     error: str | None
     finished: bool
+    paused: bool = False  # running, held by Pause (mmoe_core/runtime/pacing.py)
 
     @property
     def label(self) -> str:
         if self.status == "queued":
             return f"queued, position {self.queue_position}" if self.queue_position else "queued"
+        if self.paused:
+            return f"paused at step {self.step:,} of {self.total_steps:,}"
         if self.status == "running":
             return f"running, step {self.step:,} of {self.total_steps:,}"
         return self.status
@@ -67,10 +70,12 @@ def run_state(row: dict[str, Any] | None, queue_position: int | None = None) -> 
     fraction = 1.0 if status == "done" else (min(step / total, 1.0) if total else 0.0)
     rate = row.get("rows_per_s")
     eta = None
-    if status == "running" and step and row.get("started"):
+    paused = status == "running" and row.get("paused_since") is not None
+    if status == "running" and step and row.get("started") and not paused:
         elapsed = time.time() - row["started"]
         eta = max(elapsed / step * (total - step), 0.0) if step < total else 0.0
-    return RunState(status, step, total, fraction, rate, eta, queue_position, row.get("error"), status in FINISHED)
+    finished = status in FINISHED
+    return RunState(status, step, total, fraction, rate, eta, queue_position, row.get("error"), finished, paused)
 
 
 def _default_max_concurrent() -> int:
