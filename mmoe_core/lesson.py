@@ -48,7 +48,9 @@ STEPS = (
         "What the experts learned",
         "Train OMoE and MMoE longer on unrelated tasks. When the run ends, drag the replay slider under the gate "
         "heatmaps: find the step where MMoE's two rows start to differ, while OMoE's single gate gives both tasks "
-        "the same row by construction. An orange cell is an expert a task leans on.",
+        "the same row by construction. An orange cell is an expert a task leans on. Just above the heatmaps, the "
+        "routing specialisation S says whether each task's gate leans on the experts that carry its own "
+        "direction: 0 exactly for OMoE, small and usually above 0 for MMoE here (6 of 8 seeds at 2,000 steps).",
         (("Load the long p = 0 run", BASE.with_(correlation=0.0, models=("omoe", "mmoe"), steps=4_000)),),
     ),
     Step(

@@ -79,6 +79,21 @@ with st.container(border=True):
         "nothing."
     )
 
+with st.container(border=True):
+    st.subheader("What each expert learned: routing specialisation")
+    st.latex(
+        r"a_{ik} = \frac{\lVert W_i^\top w_k \rVert^2}{\sum_j \lVert W_i^\top w_j \rVert^2},\quad "
+        r"S = \operatorname{mean}_k \Big(\sum_i g_{ik}\, a_{ik} - \operatorname{mean}_i a_{ik}\Big)"
+    )
+    st.markdown(
+        "On the synthetic data each task's label depends on $x$ only through $w_k^T x$, so expert $i$ serves "
+        "task $k$ to the degree its first-layer weights $W_i$ respond to the direction $w_k$: its alignment "
+        "$a_{ik}$ (shares over the tasks). $S$ is how much more aligned each task's gate-weighted experts "
+        "($g_{ik}$, the gate's mean weight on the validation batch) are than the average expert: above 0 when "
+        "each gate picks the experts that carry its task. It is 0 exactly for one shared gate (OMoE) and for "
+        "identical tasks (p = 1); the Playground draws it for every gated model."
+    )
+
 st.header("Task relationships through gradients")
 with st.container(border=True):
     st.subheader("Gradient agreement")
