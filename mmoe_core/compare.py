@@ -7,7 +7,7 @@ loss for its model. A model is named the *winner* only when, on every task, its 
 (the 95% sign-test interval excludes zero), which needs 6 or more seeds; otherwise the text says who is ahead and
 that it is too close to call.
 
-Reads a run summary (`training.summarize` + task names and kinds, as stored by the worker).
+Reads a run summary (`summary.summarize` + task names and kinds, as stored by the worker).
 """
 
 from __future__ import annotations

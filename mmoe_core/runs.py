@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS gates (
     expert INTEGER NOT NULL, weight REAL
 );
 CREATE INDEX IF NOT EXISTS gates_run ON gates (run_id, step);
+CREATE TABLE IF NOT EXISTS alignment (
+    run_id TEXT NOT NULL, model TEXT NOT NULL, step INTEGER NOT NULL, task INTEGER NOT NULL,
+    expert INTEGER NOT NULL, value REAL
+);
+CREATE INDEX IF NOT EXISTS alignment_run ON alignment (run_id, step);
 """
 # Columns added after a store was first made: (name, SQL type); added on open, so an old runs.sqlite keeps working.
 ADDED_COLUMNS = (("key_hash", "TEXT"), ("pace", "TEXT"), ("paused_since", "REAL"))
@@ -247,8 +252,10 @@ class RunStore:
         gates: list[tuple],
         step: int | None = None,
         rows_per_s: float | None = None,
+        alignment: list[tuple] = (),
     ) -> None:
-        """One transaction per recorded point: readers never see half a point."""
+        """One transaction per recorded point: readers never see half a point. alignment: (model, step, task,
+        expert, a_ik) of the first seed, synthetic data only (mmoe_core.specialisation)."""
         with self._tx() as db:
             db.executemany(
                 "INSERT INTO metrics (run_id, model, step, replica, task, split, metric, value) "
@@ -258,6 +265,10 @@ class RunStore:
             db.executemany(
                 "INSERT INTO gates (run_id, model, step, task, expert, weight) VALUES (?, ?, ?, ?, ?, ?)",
                 [(run_id, *g) for g in gates],
+            )
+            db.executemany(
+                "INSERT INTO alignment (run_id, model, step, task, expert, value) VALUES (?, ?, ?, ?, ?, ?)",
+                [(run_id, *a) for a in alignment],
             )
             if step is not None:
                 db.execute(
@@ -306,7 +317,8 @@ class RunStore:
     def delete_run(self, run_id: str) -> None:
         check_run_id(run_id)
         with self._tx() as db:
-            for table, col in (("metrics", "run_id"), ("gates", "run_id"), ("models", "run_id"), ("runs", "id")):
+            tables = (("metrics", "run_id"), ("gates", "run_id"), ("alignment", "run_id"), ("models", "run_id"))
+            for table, col in (*tables, ("runs", "id")):
                 db.execute(f"DELETE FROM {table} WHERE {col} = ?", (run_id,))
         self.weights_path(run_id).unlink(missing_ok=True)
 
@@ -386,6 +398,16 @@ class RunStore:
         with self._connect() as db:
             return pd.read_sql_query(
                 "SELECT model, step, task, expert, weight FROM gates WHERE run_id = ? ORDER BY rowid",
+                db,
+                params=(check_run_id(run_id),),
+            )
+
+    def alignment(self, run_id: str) -> pd.DataFrame:
+        """Each expert's alignment with each task's direction, first seed, per recorded step (model, step,
+        task, expert, value); empty for runs on real data."""
+        with self._connect() as db:
+            return pd.read_sql_query(
+                "SELECT model, step, task, expert, value FROM alignment WHERE run_id = ? ORDER BY rowid",
                 db,
                 params=(check_run_id(run_id),),
             )

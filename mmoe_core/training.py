@@ -9,9 +9,8 @@ Shapes: r replicas (seeds), q data replicas (1 or r), n rows, b batch, d input, 
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,6 +64,7 @@ class LogRecord:
     metrics: list[MetricRow]
     gates: list[GateRow]
     status_changes: list[ModelResult]
+    alignment: list[GateRow] = field(default_factory=list)  # (model, step, task, expert, a_ik), first seed
 
 
 class Trainer:
@@ -98,6 +98,7 @@ class Trainer:
         self._window = {n: torch.zeros(r, data.n_tasks, device=self.device) for n in self.models}  # (r, k)
         self._window_steps = 0
         self._replica_idx = torch.arange(r, device=self.device).unsqueeze(1)  # (r, 1)
+        self._alignment_rows: list[GateRow] = []  # filled by probe_specialisation at each recorded point
 
     # ------------------------------------------------------------------ batches
     def _next_indices(self) -> torch.Tensor:
@@ -249,6 +250,12 @@ class Trainer:
             alignment = expert_alignment(model, self.data.task_directions)
             values = routing_specialisation(gates, alignment, model.spec.n_gates).numpy()
             res.routing_specialisation = values
+            first = alignment[0].cpu().numpy()  # (e, k): the expert map of the seed the heatmaps show
+            self._alignment_rows += [
+                (name, self.step_count, k, i, float(first[i, k]))
+                for i in range(first.shape[0])
+                for k in range(first.shape[1])
+            ]
             rows += _rows(name, self.step_count, "probe", "routing_specialisation", values[:, None])
         return [(m, s, r, -1, split, metric, v) for (m, s, r, _, split, metric, v) in rows]
 
@@ -318,11 +325,12 @@ class Trainer:
         ]
         rows += self.probe_diagnostics()
         rows += self.probe_agreement()
+        self._alignment_rows = []
         rows += self.probe_specialisation()
         for name in self._window:
             self._window[name].zero_()
         self._window_steps = 0
-        return LogRecord(step, rows, gate_rows, changed)
+        return LogRecord(step, rows, gate_rows, changed, self._alignment_rows)
 
     def finish(self, cancelled: bool = False) -> LogRecord:
         """Test metrics for every model that still has finite weights; final statuses."""
@@ -401,62 +409,3 @@ def _rows(model: str, step: int, split: str, metric: str, values: np.ndarray) ->
         for r in range(values.shape[0])
         for k in range(values.shape[1])
     ]
-
-
-def summarize(results: Iterable[ModelResult]) -> dict[str, dict]:
-    """The per-model JSON of the CLI contract: test losses averaged over finite seeds."""
-    out = {}
-    for res in results:
-        entry: dict = {
-            "params": res.params,
-            "paper_params": res.paper_params,
-            "status": res.status,
-            "message": res.message,
-            "seconds": round(res.seconds, 3),
-        }
-        if res.test_loss is not None:
-            entry["test_loss"] = _nanmean_rows(res.test_loss)
-            entry["test_loss_mean"] = _finite_mean(res.test_loss)
-            if res.test_loss.shape[0] > 1:
-                entry["per_seed"] = [
-                    {"seed_index": r, "test_loss": [_num(v) for v in row], "test_loss_mean": _finite_mean(row[None])}
-                    for r, row in enumerate(res.test_loss)
-                ]
-        if res.grad_agreement is not None:
-            entry["grad_agreement"] = _finite_mean_cols(res.grad_agreement)  # one number per task pair
-            for seed in entry.get("per_seed", []):
-                seed["grad_agreement"] = [_num(v) for v in res.grad_agreement[seed["seed_index"]]]
-        if res.routing_specialisation is not None:
-            entry["routing_specialisation"] = _finite_mean(res.routing_specialisation[:, None])
-            for seed in entry.get("per_seed", []):
-                seed["routing_specialisation"] = _num(res.routing_specialisation[seed["seed_index"]])
-        if res.test_auc is not None and np.isfinite(res.test_auc).any():
-            # per task column: a regression task's AUC is NaN by design and must not void the binary ones
-            entry["test_auc"] = _finite_mean_cols(res.test_auc)
-            entry["test_auc_mean"] = float(np.mean([v for v in entry["test_auc"] if v is not None]))
-            for seed in entry.get("per_seed", []):
-                seed["test_auc"] = [_num(v) for v in res.test_auc[seed["seed_index"]]]
-        out[res.name] = entry
-    return out
-
-
-def _num(v: float) -> float | None:
-    return float(v) if math.isfinite(v) else None
-
-
-def _nanmean_rows(a: np.ndarray) -> list[float | None]:
-    finite = np.isfinite(a).all(axis=1)
-    if not finite.any():
-        return [None] * a.shape[1]
-    return [float(v) for v in a[finite].mean(axis=0)]
-
-
-def _finite_mean_cols(a: np.ndarray) -> list[float | None]:
-    """(r, k) -> per column the mean of its finite entries (None where a column has none)."""
-    finite = np.isfinite(a)
-    return [float(a[finite[:, k], k].mean()) if finite[:, k].any() else None for k in range(a.shape[1])]
-
-
-def _finite_mean(a: np.ndarray) -> float | None:
-    finite = np.isfinite(a).all(axis=1)
-    return float(a[finite].mean()) if finite.any() else None

@@ -12,7 +12,8 @@ import torch
 
 from mmoe_core.config import RunConfig
 from mmoe_core.data import census, load_data
-from mmoe_core.training import Trainer, summarize
+from mmoe_core.summary import summarize
+from mmoe_core.training import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ from mmoe_core.data import load_data, make_synthetic_tasks
 from mmoe_core.data.synthetic import synthetic_weights, task_loadings
 from mmoe_core.runs import RunStore, check_run_id
 from mmoe_core.runtime.execute import execute_run
-from mmoe_core.training import Trainer, summarize
+from mmoe_core.summary import summarize
+from mmoe_core.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(rows=600, eval_rows=200, steps=60, log_every=20, batch_size=64)

@@ -136,6 +136,32 @@ def test_the_run_view_shows_it_for_a_synthetic_run(tmp_path, monkeypatch):
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     assert any("Routing specialisation S" in m.value for m in at.markdown)
+    assert any(m.value.startswith("**Expert map**") for m in at.markdown)
+    alignment = store.alignment(run_id)  # the first seed's a_ik per expert and task at every recorded point
+    assert set(alignment["model"]) == {"omoe", "mmoe"} and sorted(alignment["step"].unique()) == [0, 10, 20]
+    sums = alignment.groupby(["model", "step", "expert"])["value"].sum()
+    assert np.allclose(sums, 1.0)  # shares over the tasks
+    store.delete_run(run_id)
+    assert store.alignment(run_id).empty
     captions = [c.value for c in at.caption]
     assert any(c.startswith("OMoE: S = 0: its gates cannot tell the tasks apart") for c in captions), captions
     assert any(c.startswith("MMoE: S = ") for c in captions), captions
+
+
+def test_the_expert_map_places_experts_by_alignment_and_sizes_them_by_gate_weight():
+    import pandas as pd
+
+    from mmoe_core.expert_map import expert_map
+
+    alignment = pd.DataFrame([[0.9, 0.2, 0.5], [0.1, 0.8, 0.5]])  # (tasks x experts); columns sum to 1
+    gates = pd.DataFrame([[0.7, 0.1, 0.2], [0.1, 0.7, 0.2]])
+    fig = expert_map(gates, alignment, ["income", "<b>churn</b>"], title="MMoE")
+    assert [t.name for t in fig.data] == ["E1", "E2", "E3"]
+    e1 = fig.data[0]
+    assert list(e1.x) == [0.9, 0.1] and list(e1.y) == ["income", "&lt;b&gt;churn&lt;/b&gt;"]
+    assert e1.marker.size[0] > e1.marker.size[1]  # task 1's gate uses E1 more than task 2's does
+    assert fig.layout.shapes[0].x0 == 0.5  # the no-preference line at 1/K
+    assert (
+        "appears with the first recorded point"
+        in expert_map(pd.DataFrame(), alignment, ["a", "b"]).layout.annotations[0].text
+    )

@@ -11,7 +11,8 @@ from mmoe_core.config import RunConfig
 from mmoe_core.data import load_data
 from mmoe_core.gradients import grad_agreement, per_replica_cosine, shared_parameters, task_pairs
 from mmoe_core.models import build_model
-from mmoe_core.training import Trainer, summarize
+from mmoe_core.summary import summarize
+from mmoe_core.training import Trainer
 from mmoe_core.weighting import GRADNORM_ALPHA, WEIGHTINGS, make_weighting
 
 TINY = dict(rows=600, eval_rows=200, steps=40, log_every=20, batch_size=64)

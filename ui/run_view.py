@@ -17,6 +17,7 @@ import streamlit as st
 
 from mmoe_core.agreement_plots import agreement_curves, specialisation_curves
 from mmoe_core.config import RunConfig
+from mmoe_core.expert_map import expert_map, matrix_at
 from mmoe_core.gradients import task_pairs
 from mmoe_core.hygiene import plain
 from mmoe_core.plots import gate_evolution, gate_heatmap, loss_curves, model_order
@@ -195,6 +196,9 @@ def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | N
                 key=f"{key}_gate_{model}",
                 config=slide_config(config, run_id, f"gates_{model}"),
             )
+        alignment = store.alignment(run_id) if config.dataset == "synthetic" else None
+        if alignment is not None and not alignment.empty:
+            show_expert_maps(gates, alignment, gated, names, step, slow, key)
         if "mmoe" in gated:
             fig = cached_figure(
                 slow + ("evolution",),
@@ -268,6 +272,40 @@ def show_specialisation(metrics: pd.DataFrame, version: tuple, key: str) -> None
         "Each expert's alignment with task k is how strongly its first layer responds to the task's direction "
         "w_k (shares summing to 1 over tasks); S is how much more aligned each task's gate-weighted experts are "
         "than the average expert. 0 for one shared gate (OMoE) and for identical tasks (p = 1)."
+    )
+
+
+def show_expert_maps(
+    gates: pd.DataFrame,
+    alignment: pd.DataFrame,
+    gated: list[str],
+    names: list[str],
+    step: int | None,
+    slow: tuple,
+    key: str,
+) -> None:
+    """Beside the heatmaps: what each expert learned, and which experts each task's gate uses (#17)."""
+    shown = [m for m in gated if (alignment["model"] == m).any()]
+    if not shown:
+        return
+    st.markdown(
+        "**Expert map** · each dot is an expert, placed by how strongly it responds to the row's task direction "
+        "(right = this task's expert) and sized by how much that task's gate uses it."
+    )
+    for col, model in zip(st.columns(len(shown)), shown):
+        col.plotly_chart(
+            cached_figure(
+                slow + ("map", model, step),
+                lambda m=model: expert_map(
+                    matrix_at(gates, m, "weight", step), matrix_at(alignment, m, "value", step), names, model_label(m)
+                ),
+            ),
+            key=f"{key}_map_{model}",
+            config={"displaylogo": False},
+        )
+    st.caption(
+        "When the gates specialise, each row's big dots sit right of the dashed line (no preference): every task "
+        "leans on the experts that carry its own direction. OMoE's one gate sizes the dots the same in every row."
     )
 
 

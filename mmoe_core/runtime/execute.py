@@ -15,7 +15,8 @@ from safetensors.torch import save_file
 from .. import store_faults
 from ..data import load_data
 from ..runs import RunStore
-from ..training import LogRecord, Trainer, resolve_device, summarize
+from ..summary import summarize
+from ..training import LogRecord, Trainer, resolve_device
 from .pacing import Pacer
 
 CANCEL_POLL_S = 0.2  # how often a running job looks for Stop (the issue asks for < 2 s end to end)
@@ -77,7 +78,8 @@ def execute_run(
         def on_record(rec: LogRecord) -> None:
             elapsed = max(time.perf_counter() - t_train - pacer.paused_s, 1e-9)
             rows_per_s = rec.step * config.batch_size / elapsed if rec.step else None
-            store.add_points(run_id, rec.metrics, rec.gates, step=rec.step, rows_per_s=rows_per_s)
+            extra = {"alignment": rec.alignment} if rec.alignment else {}  # synthetic data's expert map
+            store.add_points(run_id, rec.metrics, rec.gates, step=rec.step, rows_per_s=rows_per_s, **extra)
             for res in rec.status_changes:
                 store.set_model(run_id, res.name, res.status, res.message, seconds=res.seconds)
 
