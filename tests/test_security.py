@@ -152,6 +152,11 @@ def test_a_view_link_cannot_stop_or_delete_and_the_owner_link_can_after_a_reload
     assert not store.cancel_requested(run_id)
     playground = app(query={"run": run_id})
     assert playground.button(key="stop").disabled and any("Read-only" in c.value for c in playground.caption)
+    assert playground.button(key="pace").disabled and playground.button(key="step_once").disabled  # no Pause/Step
+    store.set_pace(run_id, "pause")  # even while it is paused, Resume is the owner's alone
+    playground.run()
+    assert playground.button(key="pace").label == "Resume" and playground.button(key="pace").disabled
+    store.set_pace(run_id, "")
     wrong = app("pages/runs.py", query={"run": run_id, "key": "guess"})
     assert wrong.button(key="runs_stop").disabled and any("not this run's owner key" in w.value for w in wrong.warning)
 
