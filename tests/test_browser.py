@@ -112,10 +112,11 @@ def test_an_idle_playground_loads_the_chart_library_out_of_sight_so_the_first_po
     base, _ = app_server
     page.add_init_script(WARMUP_WATCH)
     open_playground(page, base, SHORT)
-    box = wait_for(lambda: page.evaluate("window.__warmup"), 30, "the hidden chart that loads the chart library")
+    # 2 s after the page settles, plus a page run: seconds when idle, far longer on a loaded CI machine
+    box = wait_for(lambda: page.evaluate("window.__warmup"), 120, "the hidden chart that loads the chart library")
     assert box["x"] + box["width"] < 0, box  # drawn outside the page, never seen
     # then the page stops its warm-up timer (one rerun) and the chart is gone
-    wait_for(lambda: page.locator(".st-key-pg_chart_warmup").count() == 0, 30, "the warm-up to end")
+    wait_for(lambda: page.locator(".st-key-pg_chart_warmup").count() == 0, 120, "the warm-up to end")
     page.locator(".st-key-start button").click()
     t0 = time.monotonic()
     wait_for(lambda: loss_points(page) >= 1, 60, "the first plotted point")

@@ -61,8 +61,9 @@ def test_record_stores_probe_diagnostics_for_gated_models_only():
     )
     trainer = Trainer(config, load_data(config))
     rec = trainer.record()
-    probe = [r for r in rec.metrics if r[4] == "probe" and not r[5].startswith("grad_agreement")]
-    assert {r[0] for r in probe} == {"mmoe", "cgc"}  # gradient agreement (#19) is every model's; diagnostics gated
+    measures = ("grad_agreement", "routing_specialisation")  # #19: every model's; #17: MMoE's and OMoE's
+    probe = [r for r in rec.metrics if r[4] == "probe" and not r[5].startswith(measures)]
+    assert {r[0] for r in probe} == {"mmoe", "cgc"}  # the diagnostics are the gated models' only
     assert {r[5] for r in probe} == {"max_load", "load_entropy", "gate_entropy", "importance_cv2", "expert_cosine"}
     cos = [r[6] for r in probe if r[5] == "expert_cosine"]
     assert all(abs(c) < 0.2 for c in cos)  # freshly initialised experts are far from copies
