@@ -14,20 +14,10 @@ import plotly.graph_objects as go
 from .plots import EXPERT_COLORS, _figure, empty_figure, figure_text
 
 
-def matrix_at(rows: pd.DataFrame, model: str, value: str, step: int | None = None) -> pd.DataFrame:
-    """(tasks x experts) values of one model at `step` (default: its latest), from gate or alignment rows."""
-    rows = rows[rows["model"] == model]
-    if rows.empty:
-        return pd.DataFrame()
-    step = int(rows["step"].max()) if step is None else step
-    at = rows[rows["step"] == step]
-    return at.pivot_table(index="task", columns="expert", values=value, aggfunc="mean")
-
-
 def expert_map(
     gates: pd.DataFrame, alignment: pd.DataFrame, task_names: Sequence[str], title: str = "", height: int = 260
 ) -> go.Figure:
-    """gates, alignment: (tasks x experts) matrices of one model at one step (matrix_at)."""
+    """gates, alignment: (tasks x experts) matrices of one model at one step (views.gate_matrix)."""
     names = figure_text(task_names)
     if gates.empty or alignment.empty:
         return empty_figure("The expert map appears with the first recorded point…", height)

@@ -62,14 +62,15 @@ def point_count(metrics: pd.DataFrame) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- gates
-def gate_matrix(gates: pd.DataFrame, model: str, step: int | None = None) -> pd.DataFrame:
-    """(tasks x experts) mean gate weights of one model at `step` (default: its latest snapshot)."""
+def gate_matrix(gates: pd.DataFrame, model: str, step: int | None = None, value: str = "weight") -> pd.DataFrame:
+    """(tasks x experts) mean gate weights of one model at `step` (default: its latest snapshot); with
+    value="value", the same from the store's expert alignment rows."""
     rows = gates[gates["model"] == model]
     if rows.empty:
         return pd.DataFrame()
     step = int(rows["step"].max()) if step is None else step
     at = rows[rows["step"] == step]
-    return at.groupby(["task", "expert"])["weight"].mean().unstack("expert").sort_index()  # (k, e)
+    return at.groupby(["task", "expert"])[value].mean().unstack("expert").sort_index()  # (k, e)
 
 
 def gated_models(gates: pd.DataFrame, order: Sequence[str] = tuple(MODEL_KINDS)) -> list[str]:

@@ -17,7 +17,7 @@ import streamlit as st
 
 from mmoe_core.agreement_plots import agreement_curves, specialisation_curves
 from mmoe_core.config import RunConfig
-from mmoe_core.expert_map import expert_map, matrix_at
+from mmoe_core.expert_map import expert_map
 from mmoe_core.gradients import task_pairs
 from mmoe_core.hygiene import plain
 from mmoe_core.plots import gate_evolution, gate_heatmap, loss_curves, model_order
@@ -297,7 +297,7 @@ def show_expert_maps(
             cached_figure(
                 slow + ("map", model, step),
                 lambda m=model: expert_map(
-                    matrix_at(gates, m, "weight", step), matrix_at(alignment, m, "value", step), names, model_label(m)
+                    gate_matrix(gates, m, step), gate_matrix(alignment, m, step, "value"), names, model_label(m)
                 ),
             ),
             key=f"{key}_map_{model}",
