@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .config import MODEL_KINDS
-from .plots import _axis_name, _figure, _panels, _rgba, empty_figure, figure_text, model_color, model_order
+from .plots import _axis_name, _figure, _panels, band_trace, empty_figure, figure_text, model_color, model_order
 
 
 def agreement_curves(curves: pd.DataFrame, pair_names: Sequence[str], height: int = 300) -> go.Figure:
@@ -45,21 +45,7 @@ def probe_curves(
             axes = {"xaxis": _axis_name("x", pair), "yaxis": _axis_name("y", pair)}
             steps, mean, sd = c["step"].tolist(), c["mean"].to_numpy(), c["sd"].to_numpy()
             if (c["n"] > 1).any():
-                band = (mean + sd).tolist() + (mean - sd).tolist()[::-1]
-                traces.append(
-                    {
-                        "type": "scatter",
-                        "x": steps + steps[::-1],
-                        "y": band,
-                        "fill": "toself",
-                        "fillcolor": _rgba(color, 0.15),
-                        "line": {"width": 0},
-                        "hoverinfo": "skip",
-                        "showlegend": False,
-                        "legendgroup": model,
-                        **axes,
-                    }
-                )
+                traces.append(band_trace(steps, mean, sd, color, model, axes))
             traces.append(
                 {
                     "type": "scatter",

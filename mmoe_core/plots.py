@@ -69,6 +69,36 @@ def figure_text(names: Sequence[str]) -> list[str]:
     return [html.escape(str(n), quote=False) for n in names]
 
 
+def band_trace(
+    x: list,
+    mean: Any,
+    sd: Any,
+    color: str,
+    group: str,
+    axes: Mapping[str, str],
+    name: str = "",
+    floor: float | None = None,
+) -> dict:
+    """The ±1 sd band behind a mean line (drawn first, so the line sits on top); `floor` keeps a log axis's
+    lower edge positive."""
+    upper, lower = (mean + sd).tolist(), (mean - sd).tolist()
+    if floor is not None:
+        lower = [max(v, floor) for v in lower]
+    return {
+        "type": "scatter",
+        "x": x + x[::-1],
+        "y": upper + lower[::-1],
+        "fill": "toself",
+        "fillcolor": _rgba(color, 0.15),
+        "line": {"width": 0},
+        "hoverinfo": "skip",
+        "showlegend": False,
+        "legendgroup": group,
+        **({"name": name} if name else {}),
+        **axes,
+    }
+
+
 def _panels(titles: Sequence[str], x_title: str, y_title: str, y: Mapping[str, Any] | None = None) -> dict:
     """Layout of len(titles) side-by-side panels with their own axes and a title above each."""
     k = max(len(titles), 1)
@@ -179,24 +209,8 @@ def loss_curves(
                 axes = {"xaxis": _axis_name("x", task), "yaxis": _axis_name("y", task)}
                 steps, mean, sd = c["step"].tolist(), c["mean"].to_numpy(), c["sd"].to_numpy()
                 if (c["n"] > 1).any():  # the band first, so the line draws on top of it
-                    upper, lower = (mean + sd).tolist(), (mean - sd).tolist()
-                    if log_y:
-                        lower = [max(v, 1e-12) for v in lower]
-                    traces.append(
-                        {
-                            "type": "scatter",
-                            "x": steps + steps[::-1],
-                            "y": upper + lower[::-1],
-                            "fill": "toself",
-                            "fillcolor": _rgba(color, 0.15),
-                            "line": {"width": 0},
-                            "hoverinfo": "skip",
-                            "showlegend": False,
-                            "legendgroup": model,
-                            "name": f"{name} ±1 sd",
-                            **axes,
-                        }
-                    )
+                    floor = 1e-12 if log_y else None
+                    traces.append(band_trace(steps, mean, sd, color, model, axes, f"{name} ±1 sd", floor))
                 first = task == 0 and (split == "val" or not has_val)
                 traces.append(
                     {

@@ -20,7 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..config import MODEL_KINDS
-from ..plots import _axis_name, _figure, _panels, _rgba, empty_figure, log_ticks, model_color, model_order
+from ..plots import _axis_name, _figure, _panels, _rgba, band_trace, empty_figure, log_ticks, model_color, model_order
 
 HEIGHT = 400
 LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.1, "xanchor": "right", "x": 1}
@@ -74,22 +74,7 @@ def curves_figure(
             c = panel[panel["model"] == model].sort_values("step")
             color, label = model_color(model), MODEL_KINDS.get(model, model)
             x, mean, sd = c["step"].tolist(), c["mean"].to_numpy(), c["sd"].fillna(0.0).to_numpy()
-            band_hi, band_lo = (mean + sd).tolist(), [max(v, floor) for v in (mean - sd)]
-            traces.append(
-                {
-                    "type": "scatter",
-                    "x": x + x[::-1],
-                    "y": band_hi + band_lo[::-1],
-                    "fill": "toself",
-                    "fillcolor": _rgba(color, 0.15),
-                    "line": {"width": 0},
-                    "hoverinfo": "skip",
-                    "showlegend": False,
-                    "legendgroup": model,
-                    "name": f"{label} ±1 sd",
-                    **_axes(i),
-                }
-            )
+            traces.append(band_trace(x, mean, sd, color, model, _axes(i), f"{label} ±1 sd", floor))
             traces.append(
                 {
                     "type": "scatter",
