@@ -381,6 +381,7 @@ owned = may_change(row)
 st.session_state[keys.LIVE] = active
 
 holding = active and state.status == "running" and (get_store().pace(run_id) or "") != ""  # paused or stepping
+pacing = active and owned and state.status == "running" and get_queue().backend == "local"  # Ray tasks never pause
 b1, b2, b3, b4, b5 = st.columns([1, 1, 1, 1, 3], vertical_alignment="center")
 b1.button(
     "Start",
@@ -396,17 +397,18 @@ b3.button(
     "Resume" if holding else "Pause",
     on_click=set_pace,
     args=("" if holding else "pause",),
-    disabled=not (active and owned and state.status == "running"),
+    disabled=not pacing,
     width="stretch",
     icon=":material/play_circle:" if holding else ":material/pause:",
     key="pace",
-    help="Pause holds the run in memory (no progress, no CPU) so you can explain; Resume goes on",
+    help="Pause holds the run in memory (no progress, no CPU) so you can explain; Resume goes on. "
+    "Runs on a Ray cluster cannot pause.",
 )
 b4.button(
     "Step",
     on_click=set_pace,
     args=("step",),
-    disabled=not (holding and owned),
+    disabled=not (pacing and holding),
     width="stretch",
     icon=":material/skip_next:",
     key="step_once",
