@@ -130,14 +130,16 @@ class RunStore:
         label: str = "",
         total_steps: int | None = None,
         key_hash: str = "",
+        browser: str = "",
+        address: str = "",
     ) -> str:
         """A new run; `key_hash` is the hash of its owner secret (mmoe_core.access), empty for a run that no
-        browser owns (the command line's)."""
+        browser owns (the command line's). `browser` and `address` say who asked, for the queue's quotas."""
         run_id = uuid.uuid4().hex[:12]
         with self._tx() as db:
             db.execute(
-                "INSERT INTO runs (id, kind, config, status, created, total_steps, owner, label, key_hash) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, kind, config, status, created, total_steps, owner, label, key_hash, browser, "
+                "address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     kind,
@@ -148,6 +150,8 @@ class RunStore:
                     owner,
                     label,
                     key_hash,
+                    browser,
+                    address,
                 ),
             )
         return run_id
@@ -383,12 +387,15 @@ class RunStore:
             rows = db.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY created, rowid").fetchall()
         return [r[0] for r in rows]
 
-    def active_of_owner(self, owner: str) -> list[tuple[str, str]]:
-        """(run id, label) of the owner's queued and running runs: what its per-session quota counts."""
+    def active_of(self, who: str, value: str) -> list[tuple[str, str]]:
+        """(run id, label) of the queued and running runs asked for by one session, browser or address
+        (`who` = "owner", "browser" or "address"): what the queue's quotas count."""
+        if who not in ("owner", "browser", "address"):
+            raise ValueError(f"active_of: unknown column {who!r}")
         with self._connect() as db:
             rows = db.execute(
-                "SELECT id, COALESCE(label, '') FROM runs WHERE owner = ? AND status IN ('queued', 'running')",
-                (owner,),
+                f"SELECT id, COALESCE(label, '') FROM runs WHERE {who} = ? AND status IN ('queued', 'running')",
+                (value,),
             ).fetchall()
         return [(r[0], r[1]) for r in rows]
 

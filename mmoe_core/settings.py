@@ -50,7 +50,14 @@ SETTINGS: dict[str, Setting] = {
             "MMOE_MAX_QUEUED_PER_SESSION",
             3,
             _count,
-            "runs (a study counts once) one browser session may have queued or running at a time",
+            "runs (a study counts once) one browser, all its tabs together, may have queued or running at a time",
+        ),
+        Setting(
+            "MMOE_MAX_QUEUED_PER_ADDRESS",
+            12,
+            _count,
+            "runs (a study counts once) one network address may have queued or running at a time, however many "
+            "browsers it opens; 0: no limit (behind a reverse proxy every visitor has the proxy's address)",
         ),
         Setting("MMOE_WORKER_THREADS", None, _count, "torch threads per web worker (default: CPUs − 1 over MAX_JOBS)"),
         Setting("MMOE_WORKER_NICE", 10, _count, "niceness of training workers, so the web server stays responsive"),

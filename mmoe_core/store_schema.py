@@ -31,7 +31,13 @@ CREATE TABLE IF NOT EXISTS alignment (
 CREATE INDEX IF NOT EXISTS alignment_run ON alignment (run_id, step);
 """
 # Columns added after a store was first made: (name, SQL type); added on open, so an old runs.sqlite keeps working.
-ADDED_COLUMNS = (("key_hash", "TEXT"), ("pace", "TEXT"), ("paused_since", "REAL"))
+ADDED_COLUMNS = (
+    ("key_hash", "TEXT"),
+    ("pace", "TEXT"),
+    ("paused_since", "REAL"),
+    ("browser", "TEXT"),
+    ("address", "TEXT"),
+)
 LIST_COLUMNS = (
     "id, kind, status, created, started, finished, device, error, step, total_steps, "
     "rows_per_s, label_correlation, summary, config, owner, label, key_hash"

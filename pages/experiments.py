@@ -38,7 +38,7 @@ from ui import keys
 from ui.access import READ_ONLY, adopt_key, held_key, may_change_study, new_owner_key, remember, study_target
 from ui.controls import KEEP, number_field
 from ui.regime_view import regime_view
-from ui.server import ensure_app_frame, get_queue, get_store, session_owner
+from ui.server import ensure_app_frame, get_queue, get_store, requester
 from ui.study_tables import (
     choose_lr,
     claims_view,
@@ -159,7 +159,7 @@ def start() -> None:
         return
     secret, key_hash = new_owner_key()
     try:
-        study_id = submit_study(get_queue(), study, owner=session_owner(), key_hash=key_hash)
+        study_id = submit_study(get_queue(), study, **requester(), key_hash=key_hash)
     except ValueError as exc:
         st.session_state[keys.EXP_ERROR] = f"{exc}."
         return

@@ -30,7 +30,7 @@ from ui.controls import (
     source_label,
 )
 from ui.run_view import REFRESH_S, load_run, show_run, show_status
-from ui.server import device_label, ensure_app_frame, get_queue, get_store, page_path, session_owner
+from ui.server import device_label, ensure_app_frame, get_queue, get_store, page_path, requester
 
 FIRST_POINT_S = 0.25  # refresh interval while waiting for a run's first point
 WARMUP_S = 2.0  # after this, an idle Playground loads the chart library (chart_warmup)
@@ -90,7 +90,7 @@ def start() -> None:
         return
     secret, key_hash = new_owner_key()
     try:
-        run_id = get_queue().submit(config, owner=session_owner(), key_hash=key_hash)
+        run_id = get_queue().submit(config, **requester(), key_hash=key_hash)
     except (QueueFull, StoreError) as exc:  # a full queue, your quota, a full disk: each says what to do
         st.session_state[keys.START_ERROR] = f"{exc}."
         return

@@ -16,7 +16,7 @@ from ui import keys
 from ui.access import READ_ONLY, adopt_key, may_change, new_owner_key, owner_query, remember, source_refusal
 from ui.controls import load_into_controls
 from ui.run_view import REFRESH_S, load_run, show_run, show_status
-from ui.server import ensure_app_frame, get_queue, get_store, page_path, session_owner
+from ui.server import ensure_app_frame, get_queue, get_store, page_path, requester
 
 PAGE_ROWS = 100  # runs listed per page: the page reads only these from the store, however many are stored
 
@@ -132,7 +132,7 @@ def rerun_config() -> None:
         return
     secret, key_hash = new_owner_key()
     try:
-        new_id = get_queue().submit(config, owner=session_owner(), key_hash=key_hash)
+        new_id = get_queue().submit(config, **requester(), key_hash=key_hash)
     except QueueFull as exc:
         st.session_state[keys.RUNS_ERROR] = f"{exc}."
         return

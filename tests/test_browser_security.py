@@ -165,3 +165,35 @@ def test_a_second_browser_cannot_stop_a_study_and_the_owner_can_after_a_reload(a
     finally:
         for run_id in ids:
             store.finish_run(run_id, "cancelled")
+
+
+def test_the_tabs_of_one_browser_share_its_queue_quota(app_server, context, other_context):
+    from ui.server import XSRF_COOKIE, browser_id
+
+    base, home = app_server
+    first = context.new_page()
+    first.goto(base + "/")
+    settle(first, "start")
+    cookies = {c["name"]: c["value"] for c in context.cookies()}
+    browser = browser_id(cookies.get(XSRF_COOKIE))
+    assert browser, "Streamlit set no XSRF cookie"
+    store, ids = RunStore(home), []
+    for i in range(3):  # three runs this browser started from other tabs, held as running (no worker: our pid)
+        run_id = store.create_run(RunConfig(steps=100_000), status="running", owner=f"web:tab{i}", browser=browser)
+        store.update_run(run_id, pid=os.getpid())
+        ids.append(run_id)
+    try:
+        tab = context.new_page()  # a fourth tab: a new Streamlit session, the same browser
+        tab.goto(base + "/?rows=1000&eval_rows=200&steps=20&log_every=10&models=mmoe")
+        wait_enabled(tab, "start", "Start to be enabled in the fourth tab")
+        tab.locator(".st-key-start button").click()
+        tab.get_by_text("all its tabs together").first.wait_for(timeout=60_000)
+        assert "run=" not in tab.url
+        other = other_context.new_page()  # another browser still gets in
+        other.goto(base + "/?rows=1000&eval_rows=200&steps=20&log_every=10&models=mmoe")
+        wait_enabled(other, "start", "Start to be enabled in the other browser")
+        start(other)
+        assert "all its tabs together" not in body_text(other)
+    finally:
+        for run_id in ids:
+            store.finish_run(run_id, "cancelled")

@@ -105,6 +105,44 @@ def test_one_session_cannot_fill_the_queue(queue, monkeypatch):
     queue.submit(RunConfig(), owner="web:a")  # a finished run frees a place
 
 
+def test_the_tabs_of_one_browser_share_its_quota(queue, monkeypatch):
+    monkeypatch.setattr(queue, "max_per_owner", 3)
+    for tab in ("web:tab1", "web:tab2", "web:tab3"):  # each tab is its own Streamlit session
+        queue.submit(RunConfig(), owner=tab, browser="browser:aa")
+    with pytest.raises(QueueFull, match=r"you already have 3 runs .*all its tabs together"):
+        queue.submit(RunConfig(), owner="web:tab4", browser="browser:aa")
+    queue.submit(RunConfig(), owner="web:tab5", browser="browser:bb")  # another browser still gets in
+
+
+def test_one_address_cannot_fill_the_queue_with_fresh_browsers(queue, monkeypatch):
+    monkeypatch.setattr(queue, "max_per_owner", 3)
+    monkeypatch.setattr(queue, "max_per_address", 4)
+    for i in range(4):  # a script that drops its cookie each time looks like a new browser
+        queue.submit(RunConfig(), owner=f"web:s{i}", browser=f"browser:{i}", address="203.0.113.7")
+    with pytest.raises(QueueFull, match=r"address already has 4 runs .*MMOE_MAX_QUEUED_PER_ADDRESS = 4"):
+        queue.submit(RunConfig(), owner="web:s9", browser="browser:9", address="203.0.113.7")
+    queue.submit(RunConfig(), owner="web:t", browser="browser:t", address="198.51.100.2")  # others get in
+    monkeypatch.setattr(queue, "max_per_address", 0)  # 0: no per-address limit (a reverse proxy)
+    queue.submit(RunConfig(), owner="web:s9", browser="browser:9", address="203.0.113.7")
+    assert len(queue.store.with_status("queued", "running")) == 6  # the dispatcher may have started one
+
+
+def test_the_browser_id_survives_tornado_remasking_its_xsrf_cookie():
+    from ui.server import browser_id
+
+    token = bytes(range(16))
+
+    def cookie(mask: bytes) -> str:  # tornado's version-2 XSRF cookie: 2|mask|token XOR mask|timestamp
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(token))
+        return f"2|{mask.hex()}|{masked.hex()}|1764700000"
+
+    one, two = browser_id(cookie(b"\x01\x02\x03\x04")), browser_id(cookie(b"\xf0\x0f\xaa\x55"))
+    assert one == two and one.startswith("browser:") and len(one) == len("browser:") + 16
+    assert browser_id(cookie(b"\x01\x02\x03\x04").replace("|0", "|1", 1)) != one  # another token
+    assert browser_id("") == "" and browser_id(None) == ""
+    assert browser_id("2|zz|not hex|1").startswith("browser:")  # a malformed cookie is hashed whole
+
+
 def test_a_study_counts_once_toward_the_quota(queue, monkeypatch):
     monkeypatch.setattr(queue, "max_per_owner", 2)
     queue.submit(RunConfig(), owner="web:a")
@@ -116,9 +154,10 @@ def test_a_study_counts_once_toward_the_quota(queue, monkeypatch):
 
 def test_the_quota_defaults_to_three(monkeypatch, tmp_path):
     monkeypatch.delenv("MMOE_MAX_QUEUED_PER_SESSION", raising=False)
+    monkeypatch.delenv("MMOE_MAX_QUEUED_PER_ADDRESS", raising=False)
     q = JobQueue(RunStore(tmp_path), warm=False, poll_s=3600)
     try:
-        assert q.max_per_owner == 3
+        assert q.max_per_owner == 3 and q.max_per_address == 12
     finally:
         q.shutdown()
 

@@ -213,8 +213,8 @@ class FakeQueue:
     def __init__(self, store: RunStore, max_queued: int):
         self.store, self.max_queued, self.cancelled = store, max_queued, []
 
-    def submit(self, config, owner="", label="", key_hash=""):
-        return self.store.create_run(config, owner=owner, label=label, key_hash=key_hash)
+    def submit(self, config, owner="", label="", key_hash="", **who):
+        return self.store.create_run(config, owner=owner, label=label, key_hash=key_hash, **who)
 
     def cancel(self, run_id):
         self.cancelled.append(run_id)

@@ -4,6 +4,8 @@ lifetime, and the device this server trains on. Nothing here holds a model or a 
 
 from __future__ import annotations
 
+import binascii
+import hashlib
 import os
 import threading
 import uuid
@@ -79,6 +81,38 @@ def session_owner() -> str:
         sid = st_compat.script_session_id() or uuid.uuid4().hex  # no script context: not a browser session
         st.session_state[keys.OWNER] = OWNER_PREFIX + sid
     return st.session_state[keys.OWNER]
+
+
+XSRF_COOKIE = "_streamlit_xsrf"  # set by Streamlit's server for the whole origin: every tab of a browser sends it
+
+
+def browser_id(cookie: str | None) -> str:
+    """A stable, non-secret id of the browser that holds an XSRF cookie. Tornado re-masks the token each time
+    it writes the cookie ("2|mask|masked token|time"), so the id is a hash of the unmasked token; an unknown
+    format is hashed whole. Empty without a cookie."""
+    if not cookie:
+        return ""
+    token = cookie.encode()
+    parts = cookie.split("|")
+    if len(parts) == 4 and parts[0] == "2":
+        try:
+            mask, masked = binascii.a2b_hex(parts[1]), binascii.a2b_hex(parts[2])
+            if mask:
+                token = bytes(b ^ mask[i % len(mask)] for i, b in enumerate(masked))
+        except (binascii.Error, ValueError):
+            pass
+    return "browser:" + hashlib.sha256(token).hexdigest()[:16]
+
+
+def requester() -> dict[str, str]:
+    """Who is asking for a run, as JobQueue.submit's quotas count it: this session (its queued runs leave with
+    it), its browser (all tabs share the XSRF cookie) and its network address."""
+    try:
+        cookie = st.context.cookies.get(XSRF_COOKIE)
+        address = st.context.ip_address or ""
+    except Exception:  # no script context (a bare test): the session alone
+        cookie, address = None, ""
+    return {"owner": session_owner(), "browser": browser_id(cookie), "address": address}
 
 
 class _SessionLease:

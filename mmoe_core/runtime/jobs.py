@@ -104,6 +104,7 @@ class JobQueue:
         self.max_concurrent = max_concurrent or (self._ray.slots() if self._ray else _default_max_concurrent())
         self.max_queued = settings.get("MMOE_MAX_QUEUED") if max_queued is None else max_queued
         self.max_per_owner = max(1, settings.get("MMOE_MAX_QUEUED_PER_SESSION"))
+        self.max_per_address = max(0, settings.get("MMOE_MAX_QUEUED_PER_ADDRESS"))
         self.warm = warm
         self.poll_s = poll_s
         self._lock = threading.Lock()
@@ -119,27 +120,46 @@ class JobQueue:
         self._thread.start()
 
     # ------------------------------------------------------------------ public
-    def submit(self, config: RunConfig, owner: str = "", label: str = "", key_hash: str = "") -> str:
+    def submit(
+        self,
+        config: RunConfig,
+        owner: str = "",
+        label: str = "",
+        key_hash: str = "",
+        browser: str = "",
+        address: str = "",
+    ) -> str:
         """Queue a run; `key_hash` is the hash of its owner secret (ui.access) when a browser starts it. The
-        queue holds at most max_queued runs, and an owner (a browser session) at most max_per_owner
-        submissions queued or running, so one person cannot shut everyone else out. A study's runs share a
-        label and count as one submission; the CLI and tests (no owner) are not counted."""
+        queue holds at most max_queued runs; one browser (`browser`: all its tabs; else the session `owner`)
+        at most max_per_owner submissions queued or running, and one network `address` at most
+        max_per_address, so neither many tabs nor many scripted sessions can shut everyone else out. A study's
+        runs share a label and count as one submission; the CLI and tests (no owner) are not counted."""
         if len(self.store.queued()) >= self.max_queued:
             raise QueueFull(
                 f"the queue is full ({self.max_queued} runs waiting); wait for a run to finish or stop one of yours"
             )
         if owner:
-            groups = {lab or run_id for run_id, lab in self.store.active_of_owner(owner)}
-            if len(groups) >= self.max_per_owner and not (label and label in groups):
-                raise QueueFull(
-                    f"you already have {len(groups)} runs queued or running, this server's limit per browser "
-                    f"session (MMOE_MAX_QUEUED_PER_SESSION = {self.max_per_owner}); wait for one to finish or "
-                    "stop one of yours"
-                )
+            self._check_quota("browser" if browser else "owner", browser or owner, label, self.max_per_owner)
+            if address and self.max_per_address > 0:
+                self._check_quota("address", address, label, self.max_per_address)
         run_id = self.store.create_run(
-            config, owner=owner, label=label, key_hash=key_hash
+            config, owner=owner, label=label, key_hash=key_hash, browser=browser, address=address
         )  # the dispatcher polls every poll_s
         return run_id
+
+    def _check_quota(self, who: str, value: str, label: str, limit: int) -> None:
+        groups = {lab or run_id for run_id, lab in self.store.active_of(who, value)}
+        if len(groups) < limit or (label and label in groups):
+            return
+        if who == "address":
+            raise QueueFull(
+                f"your network address already has {len(groups)} runs queued or running, this server's limit per "
+                f"address (MMOE_MAX_QUEUED_PER_ADDRESS = {limit}); wait for one to finish or stop one of yours"
+            )
+        raise QueueFull(
+            f"you already have {len(groups)} runs queued or running, this server's limit per browser, all its "
+            f"tabs together (MMOE_MAX_QUEUED_PER_SESSION = {limit}); wait for one to finish or stop one of yours"
+        )
 
     def cancel(self, run_id: str) -> None:
         """Queued: cancelled at once. Running: the worker sees the flag within ~0.2 s; killed after a grace."""

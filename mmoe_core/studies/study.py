@@ -161,9 +161,10 @@ def new_study_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def submit_study(queue: Any, study: Study, owner: str = "", key_hash: str = "") -> str:
+def submit_study(queue: Any, study: Study, owner: str = "", key_hash: str = "", **who: str) -> str:
     """Queue every run of the study on a JobQueue; all or nothing when the queue has too little room. Every
-    run carries the study's one owner-secret hash (`key_hash`), so one owner link stops them all."""
+    run carries the study's one owner-secret hash (`key_hash`), so one owner link stops them all; `who`
+    (browser, address) goes to JobQueue.submit for its quotas."""
     configs = study.configs()
     room = queue.max_queued - len(queue.store.queued())
     if len(configs) > room:
@@ -176,7 +177,7 @@ def submit_study(queue: Any, study: Study, owner: str = "", key_hash: str = "") 
     submitted: list[str] = []
     try:
         for config in configs:
-            submitted.append(queue.submit(config, owner=owner, label=study_label(study_id), key_hash=key_hash))
+            submitted.append(queue.submit(config, owner=owner, label=study_label(study_id), key_hash=key_hash, **who))
     except ValueError:  # another session filled the queue meanwhile: take back what we queued
         for run_id in submitted:
             queue.cancel(run_id)
