@@ -29,9 +29,16 @@ def specialisation_curves(curves: pd.DataFrame, height: int = 280) -> go.Figure:
 
 
 def probe_curves(
-    curves: pd.DataFrame, panel_names: Sequence[str], y_title: str, y: dict, what: str, height: int
+    curves: pd.DataFrame,
+    panel_names: Sequence[str],
+    y_title: str,
+    y: dict,
+    what: str,
+    height: int,
+    x_title: str = "step",
 ) -> go.Figure:
-    """A panel per entry of panel_names (the curves' task column indexes them), a line per model."""
+    """A panel per entry of panel_names (the curves' task column indexes them), a line per model over the
+    curves' step column (training steps, or a sweep's p)."""
     pair_names = panel_names
     if curves.empty:
         return empty_figure(f"{what} appears with the first recorded point…", height)
@@ -57,8 +64,17 @@ def probe_curves(
                     "mode": "lines" if len(steps) > 2 else "lines+markers",
                     "line": {"color": color, "width": 2},
                     "marker": {"size": 4, "color": color},
-                    "hovertemplate": f"{name}<br>{y_title} %{{y:.4f}}<br>step %{{x}}<extra></extra>",
+                    "hovertemplate": f"{name}<br>{y_title or what} %{{y:.4f}}<br>{x_title} %{{x}}<extra></extra>",
                     **axes,
                 }
             )
-    return _figure(traces, _panels(pair_names, "step", y_title, y), height)
+    return _figure(traces, _panels(pair_names, x_title, y_title, y), height)
+
+
+def sweep_curves(frame: pd.DataFrame, height: int = 320) -> go.Figure:
+    """The p-sweep (mmoe_core.p_sweep.sweep_frame): validation loss, gate task difference and routing
+    specialisation against p, a line per model (mean over seeds, ±1 sd band): the paper's Fig. 4 and why."""
+    from .p_sweep import MEASURES
+
+    titles = [title for _, _, title in MEASURES]
+    return probe_curves(frame, titles, "", {"zeroline": True}, "The sweep", height, x_title="task correlation p")

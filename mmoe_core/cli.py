@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train the chosen models side by side on one data set")
-    _add_config_flags(train)
+    _add_config_flags(train, skip=("sweep",))  # a p-sweep is the Playground's; the CLI sweeps with `sweep`
     sweep = sub.add_parser("sweep", help="correlations x models x seeds, each seed with its own data by default")
     sweep.add_argument("--correlations", default=None, help="comma-separated p values (default: the preset's)")
     sweep.add_argument(
@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="starting settings that the other flags override: quick (8 seeds), default (32 seeds), paper (200 seeds)",
     )
     sweep.add_argument("--fixed-data", action="store_true", help="one data draw for all seeds (only init varies)")
-    _add_config_flags(sweep, skip=("correlation", "independent_data"))
+    _add_config_flags(sweep, skip=("correlation", "independent_data", "sweep"))
     for p in (train, sweep):
         p.add_argument("--json", metavar="PATH", help="write the results as JSON here")
         p.add_argument("--home", metavar="DIR", help="run store folder (default $MMOE_HOME or ~/.mmoe_playground)")

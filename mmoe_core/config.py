@@ -64,6 +64,11 @@ class RunConfig:
     noise_std: float = _f(0.1, 0.0, 10.0, "label noise sd (paper's N(0, 0.01) read as a variance)")
     data_seed: int = _f(0, 0, 2**31 - 1, "seed of the data: u1, u2, alpha, beta, inputs and noise")
     independent_data: bool = _f(False, help="each seed gets its own data draw (the paper's protocol)")
+    sweep: tuple[float, ...] = _f(
+        (),
+        help="p values to train at once (the Playground's p-sweep): every seed at every p in one batched run, "
+        "each seed's data shared across p; empty trains at `correlation` alone",
+    )
     # --- table data (a .csv dataset; census groups fix their own); empty tuples keep old configs valid ---
     targets: tuple[str, ...] = _f((), help="CSV target columns, 2 to 8, e.g. income,churn (one task each)")
     features: tuple[str, ...] = _f((), help="CSV input columns; empty takes every column that is not a target")
@@ -101,6 +106,7 @@ class RunConfig:
             if isinstance(value, (list, str)):
                 items = value.split(",") if isinstance(value, str) else value
                 object.__setattr__(self, name, tuple(str(m).strip() for m in items if str(m).strip()))
+        _normalise_sweep(self)
         for f in fields(self):
             value = getattr(self, f.name)
             lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
@@ -116,6 +122,7 @@ class RunConfig:
                 f"share a cosine no lower than -1/(n_tasks-1) = {-1.0 / (self.n_tasks - 1):.3f}; raise the "
                 "correlation or use 2 tasks"
             )
+        _check_sweep(self)
         if self.device not in DEVICES:
             raise ValueError(f"device={self.device!r} is unknown; choose one of {', '.join(DEVICES)}")
         if not self.models:
@@ -138,6 +145,15 @@ class RunConfig:
             limits.check(self)
 
     # ------------------------------------------------------------------ derived facts
+    @property
+    def replicas(self) -> int:
+        """Models trained at once per model kind: every seed, at every p of a sweep."""
+        return self.seeds * max(1, len(self.sweep))
+
+    def replica_correlation(self, replica: int) -> float:
+        """The p that replica trains at: a sweep is p-major (replica j·seeds + s is p_j with seed s)."""
+        return self.sweep[replica // self.seeds] if self.sweep else self.correlation
+
     def work(self) -> float:
         """Multiply-adds of the whole run (mmoe_core.limits.estimate), to refuse jobs that would hold a shared
         server for hours."""
@@ -228,6 +244,47 @@ def field_range(name: str) -> tuple[float | None, float | None]:
     return f.metadata.get("lo"), f.metadata.get("hi")
 
 
+SWEEP_MAX = 11
+
+
+def _normalise_sweep(config: RunConfig) -> None:
+    """Accept "0,0.5,1" (URL, CLI) or a list (JSON) for the sweep: a tuple of floats."""
+    value = config.sweep
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = []
+    for item in items:
+        if isinstance(item, str) and not item.strip():
+            continue
+        try:
+            number = float(item)
+        except (TypeError, ValueError):
+            raise ValueError(f"sweep={_shorten(str(item))!r} is not a number; write p values such as 0,0.5,1") from None
+        if not math.isfinite(number) or not -1.0 <= number <= 1.0:
+            raise ValueError(f"sweep={number:g} is out of range; every p lies between -1 and 1")
+        out.append(number)
+    object.__setattr__(config, "sweep", tuple(out))
+
+
+def _check_sweep(config: RunConfig) -> None:
+    ps = config.sweep
+    if not ps:
+        return
+    if config.dataset != "synthetic":
+        raise ValueError(
+            f"sweep={_encode(ps)!r} needs the synthetic data, whose task correlation p can be set; "
+            f"dataset={config.dataset!r} fixes its own tasks (clear the sweep or choose synthetic)"
+        )
+    if not 2 <= len(ps) <= SWEEP_MAX:
+        raise ValueError(f"sweep={_encode(ps)!r} names {len(ps)} p values; allowed 2 to {SWEEP_MAX}")
+    if len(set(ps)) != len(ps):
+        raise ValueError(f"sweep={_encode(ps)!r} names a p value twice; list each once")
+    if config.n_tasks > 2 and min(ps) < -1.0 / (config.n_tasks - 1) - 1e-12:
+        raise ValueError(
+            f"sweep={_encode(ps)!r} includes p = {min(ps):g}, impossible for n_tasks={config.n_tasks}: every pair "
+            f"of tasks can share a cosine no lower than -1/(n_tasks-1) = {-1.0 / (config.n_tasks - 1):.3f}"
+        )
+
+
 def _check_columns(targets: tuple[str, ...], features: tuple[str, ...], task_kinds: tuple[str, ...]) -> None:
     """Checks that need no file; the CSV loader checks the names against the table itself."""
     if len(targets) > 8:
@@ -254,7 +311,7 @@ def _check_number(name: str, value: Any, kind: str, lo: float | None, hi: float 
 
 def _encode(value: Any) -> str:
     if isinstance(value, tuple):
-        return ",".join(value)
+        return ",".join(v if isinstance(v, str) else f"{v:g}" for v in value)
     if isinstance(value, bool):
         return "1" if value else "0"
     return repr(value) if isinstance(value, float) else str(value)
@@ -290,4 +347,6 @@ def _decode(raw: str, kind: str) -> Any:
         return raw.lower() in ("1", "true")
     if kind == "tuple[str, ...]":
         return tuple(s for s in raw.split(",") if s)
+    if kind == "tuple[float, ...]":
+        return raw  # RunConfig parses and checks each p, naming the bad one
     return raw

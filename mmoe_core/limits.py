@@ -99,12 +99,14 @@ def estimate(c: RunConfig) -> Cost:
     params = {m: p for m, (p, _) in per_model.items()}
     seed_params = sum(params.values())
     hidden = sum(h for _, h in per_model.values())
-    data_bytes = 4.0 * c.input_dim * (c.rows + 2 * c.eval_rows) * (c.seeds if c.independent_data else 1)
-    activations = 4.0 * ACTIVATION_COPIES * c.seeds * c.batch_size * (hidden + c.input_dim)
-    memory = BYTES_PER_PARAM * seed_params * c.seeds + activations + data_bytes
+    r = c.replicas  # every seed at every p of a sweep; a seed's inputs are shared across p
+    rows = c.rows + 2 * c.eval_rows
+    data_bytes = 4.0 * rows * (c.input_dim * (c.seeds if c.independent_data else 1) + c.n_tasks * r)
+    activations = 4.0 * ACTIVATION_COPIES * r * c.batch_size * (hidden + c.input_dim)
+    memory = BYTES_PER_PARAM * seed_params * r + activations + data_bytes
     evaluations = c.steps // max(c.log_every, 1) + 2
-    work = c.seeds * seed_params * (3.0 * c.steps * c.batch_size + evaluations * c.eval_rows)
-    return Cost(params, seed_params * c.seeds, memory, data_bytes, work)
+    work = r * seed_params * (3.0 * c.steps * c.batch_size + evaluations * c.eval_rows)
+    return Cost(params, seed_params * r, memory, data_bytes, work)
 
 
 def biggest_factor(c: RunConfig, names: tuple[str, ...]) -> str:
@@ -140,7 +142,7 @@ def check(c: RunConfig) -> None:
         )
     if cost.total_params > max_params:
         raise ValueError(
-            f"the models would have {cost.total_params:,} parameters over {c.seeds} seed(s), over this server's "
+            f"the models would have {cost.total_params:,} parameters over {c.replicas} seed(s) and p values, over this server's "
             f"limit of {max_params:,.0f} (MMOE_MAX_PARAMS); the biggest factor is "
             f"{biggest_factor(c, MODEL_FACTORS)}: lower it{_others(c, MODEL_FACTORS, 'n_experts', 'expert_units', 'expert_layers')}"
         )

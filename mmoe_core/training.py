@@ -71,8 +71,8 @@ class Trainer:
     def __init__(self, config: RunConfig, data: TaskData, device: torch.device | str | None = None):
         self.config = config
         self.device = resolve_device(config.device) if device is None else torch.device(device)
-        if data.replicas not in (1, config.seeds):
-            raise ValueError(f"data has {data.replicas} replicas; expected 1 or seeds={config.seeds}")
+        if data.replicas not in (1, config.replicas):
+            raise ValueError(f"data has {data.replicas} replicas; expected 1 or {config.replicas} (seeds x p values)")
         self.data = data.to(self.device)
         self.kinds = torch.tensor([t == "binary" for t in data.task_kinds], device=self.device)  # (k,)
         self._any_binary = "binary" in data.task_kinds  # a Python bool: reading self.kinds would sync the GPU
@@ -91,13 +91,17 @@ class Trainer:
         self._flat = _flatten_parameters(params)
         self.optimizer = FlatAdam(self._flat, lr=config.lr)  # torch's fused Adam kernel, without torch._dynamo
         self.step_count = 0
-        r = config.seeds
+        r = config.replicas
         self._batch_gens = [torch.Generator().manual_seed((config.seed + i) * 7_919 + 17) for i in range(r)]
         self._perm: torch.Tensor | None = None  # (r, n) this epoch's order per replica
         self._perm_pos = 0
         self._window = {n: torch.zeros(r, data.n_tasks, device=self.device) for n in self.models}  # (r, k)
         self._window_steps = 0
         self._replica_idx = torch.arange(r, device=self.device).unsqueeze(1)  # (r, 1)
+        # the input block of each replica: a sweep shares one seed's inputs across p (TaskData.x_index)
+        self._x_replica = self._replica_idx if data.x_index is None else self.data.x_index.unsqueeze(1)
+        self._x_val = self.data.inputs("val")  # (q, n_val, d) one block per replica: small, so expanded once
+        self._x_test = self.data.inputs("test")
         self._alignment_rows: list[GateRow] = []  # filled by probe_specialisation at each recorded point
 
     # ------------------------------------------------------------------ batches
@@ -113,17 +117,18 @@ class Trainer:
         self._perm_pos += b
         return idx
 
-    def _gather(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """x: (q, n, c), idx: (r, b) -> (r, b, c): one index_select of whole rows, faster than fancy indexing.
+    def _gather(self, x: torch.Tensor, idx: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
+        """x: (q, n, c), idx: (r, b) -> (r, b, c): one index_select of whole rows, faster than fancy indexing;
+        `block` (r, 1) names the replica block of x each replica reads (itself, or a sweep's shared inputs).
 
         x may be a slice of a larger (q, n_all, c) block (train, val and test drawn together), so rows are
         addressed in that block's storage rather than copied into a contiguous tensor (GBs at 200 seeds)."""
         q, n, c = x.shape
         if x.stride(2) != 1 or x.stride(1) != c or x.stride(0) % c:
-            return x[0][idx] if q == 1 else x[self._replica_idx, idx]
+            return x[0][idx] if q == 1 else x[block, idx]
         step = x.stride(0) // c  # rows from one replica's first row to the next's
         rows = x.as_strided(((q - 1) * step + n, c), (c, 1))  # (rows spanned, c) over the same storage
-        flat = idx if q == 1 else idx + self._replica_idx * step  # (r, b)
+        flat = idx if q == 1 else idx + block * step  # (r, b)
         return rows.index_select(0, flat.reshape(-1)).view(*idx.shape, c)
 
     def task_losses(self, preds: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -143,8 +148,8 @@ class Trainer:
         out of the sum: its gradient is zero (Adam's leftover momentum still moves its already non-finite
         weights, which changes nothing the run reports)."""
         idx = self._next_indices()
-        xb = self._gather(self.data.x_train, idx)  # (r, b, d)
-        yb = self._gather(self.data.y_train, idx)  # (r, b, k)
+        xb = self._gather(self.data.x_train, idx, self._x_replica)  # (r, b, d)
+        yb = self._gather(self.data.y_train, idx, self._replica_idx)  # (r, b, k)
         t_start = time.perf_counter()
         forward_s: dict[str, float] = {}
         losses: dict[str, torch.Tensor] = {}
@@ -179,7 +184,7 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, tuple[torch.Tensor, np.ndarray | None]]:
         """Per model: (r, k) loss on the split and (r, k) AUC for binary tasks (NaN for the others)."""
-        x, y = getattr(self.data, f"x_{split}"), getattr(self.data, f"y_{split}")
+        x, y = (self._x_val, self.data.y_val) if split == "val" else (self._x_test, self.data.y_test)
         out = {}
         for name, model in self.models.items():
             preds = self._predict(model, x)  # (r, n, k)
@@ -236,17 +241,19 @@ class Trainer:
     @torch.no_grad()
     def probe_specialisation(self) -> list[MetricRow]:
         """Routing specialisation (mmoe_core.specialisation) of every running gated model, per replica, on its
-        own first PROBE_ROWS validation rows: metric 'routing_specialisation', split 'probe', task -1. Synthetic
+        own first PROBE_ROWS validation rows: metric 'routing_specialisation', split 'probe', task -1, and beside
+        it the gates' task difference per replica ('gate_task_difference', what the p-sweep plots). Synthetic
         data only (the task directions are known there)."""
         rows: list[MetricRow] = []
         if self.data.task_directions is None or self.data.n_tasks < 2:
             return rows
-        x = self.data.x_val[:, :PROBE_ROWS]
+        x = self._x_val[:, :PROBE_ROWS]
         for name, model in self.models.items():
             res = self.results[name]
             if res.status != "running" or not has_specialisation(model):
                 continue
             gates = model(x[0] if x.shape[0] == 1 else x).gates.mean(dim=1)  # (r, p, k, e) -> (r, k, e)
+            rows += _rows(name, self.step_count, "probe", "gate_task_difference", gate_difference(gates)[:, None])
             alignment = expert_alignment(model, self.data.task_directions)
             values = routing_specialisation(gates, alignment, model.spec.n_gates).numpy()
             res.routing_specialisation = values
@@ -266,7 +273,7 @@ class Trainer:
         rows: list[MetricRow] = []
         if self.data.n_tasks < 2:
             return rows
-        x, y = self.data.x_val[:, :PROBE_ROWS], self.data.y_val[:, :PROBE_ROWS]
+        x, y = self._x_val[:, :PROBE_ROWS], self.data.y_val[:, :PROBE_ROWS]
         for name, model in self.models.items():
             res = self.results[name]
             if res.status != "running":
@@ -346,7 +353,7 @@ class Trainer:
             if res.status == "running":
                 res.status = "cancelled" if cancelled else "done"
                 if res.diverged_replicas:
-                    res.message = f"{len(res.diverged_replicas)} of {self.config.seeds} seeds diverged"
+                    res.message = f"{len(res.diverged_replicas)} of {self.config.replicas} seeds diverged"
             changed.append(res)
         return LogRecord(self.step_count, rows, [], changed)
 
@@ -400,6 +407,14 @@ def _flatten_parameters(params: list[nn.Parameter]) -> nn.Parameter:
         p.grad = flat.grad[offset : offset + n].view_as(p)
         offset += n
     return flat
+
+
+def gate_difference(gates: torch.Tensor) -> np.ndarray:
+    """(r, k, e) mean gate weights -> (r,) mean total-variation distance over task pairs (views.gate_specialisation
+    per replica): 0 when every task mixes the experts alike, as one gate must."""
+    k = gates.shape[1]
+    pairs = [0.5 * (gates[:, i] - gates[:, j]).abs().sum(-1) for i in range(k) for j in range(i + 1, k)]
+    return torch.stack(pairs, dim=1).mean(dim=1).double().cpu().numpy()
 
 
 def _rows(model: str, step: int, split: str, metric: str, values: np.ndarray) -> list[MetricRow]:

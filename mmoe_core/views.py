@@ -165,7 +165,10 @@ def config_summary(config: RunConfig, summary: Mapping[str, Any] | None = None) 
     row count is the data's own, known once the run has loaded it (its summary's train_rows), else left out."""
     models = ", ".join(model_label(m) for m in config.models)
     seeds = f", {config.seeds} seeds" if config.seeds > 1 else ""
-    if config.dataset == "synthetic":
+    if config.dataset == "synthetic" and config.sweep:
+        data = f"sweep p = {', '.join(f'{p:g}' for p in config.sweep)} · {config.rows:,} rows"
+        seeds = f", {config.seeds} seeds at each p ({config.replicas} models of each kind)"
+    elif config.dataset == "synthetic":
         data = f"p = {config.correlation:g} · {config.rows:,} rows"
     else:
         data = display_name(config.dataset)

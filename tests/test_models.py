@@ -233,9 +233,11 @@ def test_gather_reads_the_same_rows_as_fancy_indexing():
     trainer = Trainer(config, load_data(config))
     idx = torch.randint(0, 300, (3, 40))
     for x in (trainer.data.x_train, trainer.data.y_train, trainer.data.x_train.contiguous()):
-        assert torch.equal(trainer._gather(x, idx), x[trainer._replica_idx, idx])
+        assert torch.equal(trainer._gather(x, idx, trainer._replica_idx), x[trainer._replica_idx, idx])
     shared = trainer.data.x_train[:1]
-    assert torch.equal(trainer._gather(shared, idx), shared[0][idx])
+    assert torch.equal(trainer._gather(shared, idx, trainer._replica_idx), shared[0][idx])
+    block = torch.tensor([[2], [0], [2]])  # a sweep: replicas read another replica's inputs
+    assert torch.equal(trainer._gather(trainer.data.x_train, idx, block), trainer.data.x_train[block, idx])
 
 
 def test_every_kind_has_one_constructor_and_a_constructor_needs_a_registry_entry():

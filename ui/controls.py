@@ -36,6 +36,9 @@ ARCH_KEYS += ("top_k", "gate_noise", "balance_weight")  # gate options (Shazeer 
 TRAIN_KEYS = ("steps", "batch_size", "lr", "seeds", "device", "seed", "log_every", "weighting")
 CONTROL_KEYS = DATA_KEYS + ("models",) + ARCH_KEYS + TRAIN_KEYS
 KEEP = "session"  # widget values survive a visit to another page
+SWEEP_CHOICES = (-0.5, 0.0, 0.25, 0.5, 0.75, 0.9, 1.0)  # the p values the Playground's sweep offers
+SWEEP_DEFAULT = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)  # the paper's Fig. 4 range, finer where the gap opens
+SWEEP_SEEDS = 4  # seeds a sweep starts with when the Playground had one: enough for a band
 
 # How each numeric RunConfig field is shown: label, step and number format. Its range and help text come from
 # RunConfig's field table (lo, hi, help), so no page types a range.
@@ -96,6 +99,8 @@ def control_values(config: RunConfig) -> dict[str, Any]:
     """Widget values (by key) that show `config`."""
     values: dict[str, Any] = {k: getattr(config, k) for k in CONTROL_KEYS}
     values["models"] = list(config.models)
+    values[keys.SWEEP_ON] = bool(config.sweep)
+    values[keys.SWEEP_VALUES] = [p for p in SWEEP_CHOICES if p in config.sweep] if config.sweep else list(SWEEP_DEFAULT)
     values["match_bottom"] = config.bottom_units == 0
     if config.bottom_units == 0:
         values["bottom_units"] = matched_width(config)
@@ -137,6 +142,11 @@ def build_config() -> tuple[RunConfig | None, str | None]:
     defaults = control_values(RunConfig())
     values = {k: ss.get(k, defaults[k]) for k in CONTROL_KEYS}
     values["models"] = tuple(ss.get("models", defaults["models"]) or ())
+    if ss.get(keys.SWEEP_ON) and not data_source():
+        chosen = tuple(sorted(float(p) for p in ss.get(keys.SWEEP_VALUES) or ()))
+        if len(chosen) < 2:
+            return None, "Choose at least two p values to sweep, or turn the sweep off."
+        values["sweep"] = chosen
     if ss.get(keys.MATCH_BOTTOM, True):
         values["bottom_units"] = 0
     source = data_source()

@@ -66,3 +66,5 @@ OWNER_KEYS = "_owner_keys"  # run id or "study:<id>" -> owner secret this browse
 UPLOADS = "_uploads"  # upload:<id> -> file name, for the uploads this session made or owns a run of (ui.access)
 ADMIN = "_admin"  # this session typed the admin token (MMOE_ADMIN_TOKEN)
 AUTHED = "_authed"  # this session typed the app password (MMOE_PASSWORD)
+SWEEP_ON = "sweep_on"  # the Playground trains at several p at once (RunConfig.sweep)
+SWEEP_VALUES = "sweep_values"  # the p values it sweeps

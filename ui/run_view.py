@@ -43,6 +43,7 @@ from mmoe_core.views import (
 
 from .access import may_read_error
 from .server import get_store, page_path
+from .sweep_view import show_sweep
 
 REFRESH_S = 1.0  # how often a live view re-reads the run store
 SECONDARY_S = 3.0  # how often, while a run is live, its gate and diagnostics charts are redrawn
@@ -118,17 +119,28 @@ def show_run(run_id: str, key: str, row: dict | None = None, state: RunState | N
     names = task_names(row, n_tasks_of(metrics, config))
 
     c1, c2, c3, c4 = st.columns(4)
-    if config.dataset == "synthetic":
+    if config.sweep:
+        c1.metric("Task correlation p (swept)", f"{min(config.sweep):g} to {max(config.sweep):g}")
+    elif config.dataset == "synthetic":
         c1.metric("Task correlation p (set)", f"{config.correlation:g}")
         corr_help = "Pearson correlation of the two tasks' training labels. The sine terms make it lower than p."
     else:
         c1.metric("Data", display_name(config.dataset))
         corr_help = "Pearson correlation of the first two tasks' training labels."
     corr = row.get("label_correlation")
-    c2.metric("Label correlation (measured)", "…" if corr is None else f"{corr:.3f}", help=corr_help)
+    if config.sweep:
+        c2.metric(
+            "p values × seeds", f"{len(config.sweep)} × {config.seeds}", help="Models of each kind trained at once"
+        )
+    else:
+        c2.metric("Label correlation (measured)", "…" if corr is None else f"{corr:.3f}", help=corr_help)
     c3.metric("Recorded points", f"{point_count(metrics)}")
     c4.metric("Rows / s", "…" if not row.get("rows_per_s") else f"{row['rows_per_s']:,.0f}")
 
+    if config.sweep:  # every other view averages over replicas, which here are several p: one chart instead
+        show_sweep(metrics, config, state, (run_id, len(metrics), tuple(names)), key)
+        downloads(run_id, row, metrics, names, key)
+        return point_count(metrics)
     labels = {
         m.model: f"{model_label(m.model)} · {int(m.params):,} params"
         for m in models.itertuples()

@@ -90,7 +90,7 @@ def browser_id(cookie: str | None) -> str:
     """A stable, non-secret id of the browser that holds an XSRF cookie. Tornado re-masks the token each time
     it writes the cookie ("2|mask|masked token|time"), so the id is a hash of the unmasked token; an unknown
     format is hashed whole. Empty without a cookie."""
-    if not cookie:
+    if not isinstance(cookie, str) or not cookie:
         return ""
     token = cookie.encode()
     parts = cookie.split("|")
@@ -109,7 +109,8 @@ def requester() -> dict[str, str]:
     it), its browser (all tabs share the XSRF cookie) and its network address."""
     try:
         cookie = st.context.cookies.get(XSRF_COOKIE)
-        address = st.context.ip_address or ""
+        address = st.context.ip_address
+        address = address if isinstance(address, str) else ""
     except Exception:  # no script context (a bare test): the session alone
         cookie, address = None, ""
     return {"owner": session_owner(), "browser": browser_id(cookie), "address": address}

@@ -55,13 +55,16 @@ class Source:
 
 
 def _synthetic(config: RunConfig, path: Path | None) -> TaskData:
+    seeds: int | list[int]
     seeds = [config.data_seed + r for r in range(config.seeds)] if config.independent_data else config.data_seed
+    if config.sweep:  # every seed at every p: seed s keeps its draw (u, α, β, x, noise) across p
+        seeds = seeds if isinstance(seeds, list) else [seeds] * config.seeds
     return make_synthetic_tasks(
         n_train=config.rows,
         n_val=config.eval_rows,
         n_test=config.eval_rows,
         n_features=config.input_dim,
-        correlation=config.correlation,
+        correlation=config.sweep or config.correlation,
         scale=config.scale,
         n_sine=config.sine_terms,
         noise_std=config.noise_std,

@@ -60,27 +60,28 @@ def synthetic_weights(
     return _weights(torch.Generator().manual_seed(int(random_state)), n_features, n_tasks, correlation, scale)
 
 
-def _draw(
-    n_rows: int,
-    n_features: int,
-    n_tasks: int,
-    correlation: float,
-    scale: float,
-    n_sine: int,
-    noise_std: float,
-    seed: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One independent draw of weights, α/β, inputs and noise from its own seed; returns x (n, d), y (n, k)
-    and the task weights w (d, k)."""
-    g = torch.Generator().manual_seed(int(seed))
-    _, weights = _weights(g, n_features, n_tasks, correlation, scale)  # (d, k)
+def _draw_inputs(
+    g: torch.Generator, n_rows: int, n_features: int, n_tasks: int, n_sine: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Everything a seed draws, none of which depends on p: basis U (d, k), α, β (m,), x (n, d), unit noise (n, k),
+    in the generator's order. So a seed's draw is the same at every p: a sweep over p is paired by seed."""
+    basis, _ = torch.linalg.qr(torch.randn(n_features, n_tasks, generator=g, dtype=torch.float64))  # (d, k)
     alpha = torch.randn(n_sine, generator=g, dtype=torch.float64)  # (m,)
     beta = torch.randn(n_sine, generator=g, dtype=torch.float64)  # (m,)
     x = torch.randn(n_rows, n_features, generator=g)  # (n, d) float32
+    noise = torch.randn(n_rows, n_tasks, generator=g, dtype=torch.float64)  # (n, k)
+    return basis, alpha, beta, x, noise
+
+
+def _labels(
+    parts: tuple[torch.Tensor, ...], correlation: float, scale: float, noise_std: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """y (n, k) float32 and the task weights w (d, k) of one seed's draw at correlation p."""
+    basis, alpha, beta, x, noise = parts
+    weights = scale * basis @ task_loadings(basis.shape[1], correlation).T  # column k is w_k
     z = x.double() @ weights  # (n, k): w_kᵀx
     y = z + torch.sin(z.unsqueeze(-1) * alpha + beta).sum(-1)  # (n, k, m) summed over m
-    y = y + noise_std * torch.randn(n_rows, n_tasks, generator=g, dtype=torch.float64)
-    return x, y.float(), weights
+    return (y + noise_std * noise).float(), weights
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -93,7 +94,7 @@ def make_synthetic_tasks(
     n_val: int = 2_000,
     n_test: int = 2_000,
     n_features: int = 100,
-    correlation: float = 0.5,
+    correlation: float | Sequence[float] = 0.5,
     scale: float = 1.0,
     n_sine: int = 10,
     noise_std: float = 0.1,
@@ -108,8 +109,10 @@ def make_synthetic_tasks(
         Rows in each split; all splits come from one draw of the weights and α, β.
     n_features : int
         Input dimension d (paper: 100).
-    correlation : float in [-1, 1]
-        p, the cosine similarity of the task weight vectors (not the label correlation once n_sine > 0).
+    correlation : float in [-1, 1], or a sequence of them (a sweep)
+        p, the cosine similarity of the task weight vectors (not the label correlation once n_sine > 0). A
+        sequence of P values gives P × len(seeds) target replicas, p-major (replica j·S + s is p_j with seed
+        s), each seed's inputs, α, β and basis shared across p and stored once (`TaskData.x_index`).
     random_state : int or sequence of int
         One seed gives one draw (q = 1). A sequence gives one independent draw per seed, stacked on the
         leading axis (q = len(seeds)): the paper's protocol of fresh data for every repeated run.
@@ -127,13 +130,27 @@ def make_synthetic_tasks(
     if n_features < n_tasks:
         raise ValueError(f"n_features={n_features} must be at least n_tasks={n_tasks} for orthonormal weights")
     seeds = [int(random_state)] if isinstance(random_state, int) else [int(s) for s in random_state]
+    sweep = not isinstance(correlation, (int, float))
+    ps = [float(p) for p in correlation] if sweep else [float(correlation)]
+    for p in ps:
+        task_loadings(n_tasks, p)  # a clear error for an impossible p before anything is drawn
+    draws = list(dict.fromkeys(seeds))  # a seed listed twice (shared data in a sweep) is drawn once
     n_rows = n_train + n_val + n_test
     # Filled in place: stacking a list of draws held the data twice (4.1 GB peak at 200 seeds instead of 2 GB).
-    x, y = torch.empty(len(seeds), n_rows, n_features), torch.empty(len(seeds), n_rows, n_tasks)  # (q, n, d), (q, n, k)
-    directions = torch.empty(len(seeds), n_features, n_tasks, dtype=torch.float64)  # (q, d, k)
-    for i, seed in enumerate(seeds):
-        x[i], y[i], directions[i] = _draw(n_rows, n_features, n_tasks, correlation, scale, n_sine, noise_std, seed)
+    x = torch.empty(len(draws), n_rows, n_features)  # (qx, n, d): one block per distinct seed, shared across p
+    y = torch.empty(len(ps) * len(seeds), n_rows, n_tasks)  # (q, n, k): replica j·S + s is (p_j, seed s)
+    directions = torch.empty(len(ps) * len(seeds), n_features, n_tasks, dtype=torch.float64)  # (q, d, k)
+    for i, seed in enumerate(draws):
+        parts = _draw_inputs(torch.Generator().manual_seed(seed), n_rows, n_features, n_tasks, n_sine)
+        x[i] = parts[3]
+        for j, p in enumerate(ps):
+            for s in (s for s, other in enumerate(seeds) if other == seed):
+                y[j * len(seeds) + s], directions[j * len(seeds) + s] = _labels(parts, p, scale, noise_std)
+    x_index = torch.tensor([draws.index(seed) for _ in ps for seed in seeds])
+    if x_index.tolist() == list(range(len(y))):
+        x_index = None  # one input block per replica, in order: the plain layout
     cut = [n_train, n_train + n_val]
+    label = f"p = {', '.join(f'{p:g}' for p in ps)}" if sweep else f"p = {ps[0]:g}"
     return TaskData(
         x_train=x[:, : cut[0]],
         y_train=y[:, : cut[0]],
@@ -145,8 +162,9 @@ def make_synthetic_tasks(
         task_kinds=["regression"] * n_tasks,
         label_correlation=[pearson(yq[:n_train, 0], yq[:n_train, 1]) for yq in y],
         feature_names=[f"x{i}" for i in range(n_features)],
-        description=f"synthetic, p = {correlation:g}, m = {n_sine}, d = {n_features}",
+        description=f"synthetic, {label}, m = {n_sine}, d = {n_features}",
         task_directions=directions,
+        x_index=x_index,
     )
 
 

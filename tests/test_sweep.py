@@ -1,0 +1,113 @@
+"""A p-sweep (RunConfig.sweep) trains every seed at every p in one batched computation. Each replica must be
+exactly the single run it stands for, and each seed's data must be the same draw at every p (paired seeds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mmoe_core.config import RunConfig
+from mmoe_core.data import make_synthetic_tasks
+from mmoe_core.data.sources import load_data
+from mmoe_core.training import Trainer
+
+SMALL = dict(
+    rows=600, eval_rows=100, input_dim=12, steps=12, log_every=6, batch_size=32, models=("shared_bottom", "mmoe")
+)
+
+
+def test_a_sweeps_targets_are_the_single_draws_and_its_inputs_are_shared_across_p():
+    ps, seeds = (0.0, 0.5, 1.0), [7, 8]
+    sweep = make_synthetic_tasks(n_train=300, n_val=50, n_test=50, n_features=10, correlation=ps, random_state=seeds)
+    assert sweep.replicas == 6 and sweep.x_train.shape[0] == 2  # inputs stored once per seed
+    assert sweep.x_index.tolist() == [0, 1, 0, 1, 0, 1]
+    for j, p in enumerate(ps):
+        for s, seed in enumerate(seeds):
+            one = make_synthetic_tasks(
+                n_train=300, n_val=50, n_test=50, n_features=10, correlation=p, random_state=seed
+            )
+            r = j * len(seeds) + s
+            assert torch.equal(sweep.y_train[r], one.y_train[0]) and torch.equal(sweep.y_test[r], one.y_test[0])
+            assert torch.equal(sweep.inputs("val")[r], one.x_val[0])
+            assert torch.equal(sweep.task_directions[r], one.task_directions[0])
+    # paired: seed 7 has the same first task (w_1 = c·u_1 at every p) whatever p is
+    assert torch.equal(sweep.y_train[0, :, 0], sweep.y_train[4, :, 0])
+
+
+@pytest.mark.parametrize("independent", [True, False])
+def test_each_replica_of_a_sweep_is_the_single_run_it_stands_for(independent):
+    config = RunConfig(**SMALL, seed=3, seeds=2, data_seed=11, independent_data=independent, sweep=(0.0, 0.9))
+    batched = Trainer(config, load_data(config), device="cpu")
+    batched.run()
+    for r in range(config.replicas):
+        j, s = divmod(r, config.seeds)
+        single_config = RunConfig(
+            **SMALL,
+            seed=3 + r,  # replica r is initialised and shuffled from seed + r, as in any batched run
+            seeds=1,
+            data_seed=11 + (s if independent else 0),
+            correlation=config.replica_correlation(r),
+        )
+        assert single_config.correlation == (0.0, 0.9)[j]
+        single = Trainer(single_config, load_data(single_config), device="cpu")
+        single.run()
+        for name in config.models:
+            np.testing.assert_array_equal(batched.results[name].test_loss[r], single.results[name].test_loss[0])
+        np.testing.assert_array_equal(
+            batched.results["mmoe"].routing_specialisation[r], single.results["mmoe"].routing_specialisation[0]
+        )
+
+
+def test_a_sweep_is_checked_and_named_in_urls():
+    config = RunConfig(sweep="0, 0.5,1")
+    assert config.sweep == (0.0, 0.5, 1.0) and config.replicas == 3
+    assert config.to_query()["sweep"] == "0,0.5,1"
+    back, warnings = RunConfig.from_query({"sweep": "0,0.5,1"})
+    assert back.sweep == (0.0, 0.5, 1.0) and not warnings
+    with pytest.raises(ValueError, match="sweep='a' is not a number"):
+        RunConfig(sweep="0,a")
+    with pytest.raises(ValueError, match="sweep=1.5 is out of range"):
+        RunConfig(sweep="0,1.5")
+    with pytest.raises(ValueError, match="names a p value twice"):
+        RunConfig(sweep="0,0")
+    with pytest.raises(ValueError, match="needs the synthetic data"):
+        RunConfig(sweep="0,1", dataset="census1")
+    with pytest.raises(ValueError, match="allowed 2 to 11"):
+        RunConfig(sweep="0.5")
+    _, warnings = RunConfig.from_query({"sweep": "0,2"})
+    assert warnings and "sweep" in warnings[0]
+
+
+def test_the_limits_count_every_p_of_a_sweep():
+    one, six = RunConfig(seeds=4, steps=100), RunConfig(seeds=4, steps=100, sweep=(0, 0.2, 0.4, 0.6, 0.8, 1))
+    assert six.work() == pytest.approx(6 * one.work())
+
+
+def test_the_playgrounds_sweep_switch_builds_a_sweep_and_draws_it_against_p(mmoe_home):
+    from helpers import rerun_until
+    from test_app import TINY, app
+
+    from mmoe_core.runs import RunStore
+
+    at = app().run()
+    for key, value in TINY.items():
+        at.number_input(key=key).set_value(value)
+    at.toggle(key="sweep_on").set_value(True).run()
+    assert at.slider(key="correlation").disabled  # one p no longer applies
+    assert at.number_input(key="seeds").value == 4  # a band needs seeds: one became four, each its own draw
+    at.pills(key="sweep_values").set_value([0.0, 1.0]).run()
+    assert not at.exception and not [e.value for e in at.error]
+    assert any("sweep p = 0, 1" in m.value for m in at.markdown)
+    at.button(key="start").click().run()
+    run_id = at.session_state["run_id"]
+    config = RunConfig.from_json(RunStore(mmoe_home).run(run_id)["config"])
+    assert config.sweep == (0.0, 1.0) and config.seeds == 4 and config.independent_data and config.replicas == 8
+    assert at.query_params["sweep"] == "0,1"
+    rerun_until(at, lambda a: any(s.value.startswith("Finished 60 steps") for s in a.success))
+    assert any(m.value.startswith("**The sweep**") and "(final)" in m.value for m in at.markdown)
+    assert not any("Results on the test set" in m.value for m in at.markdown)  # no table averaging over p
+    table = at.dataframe[-1].value
+    assert sorted(table["p"].unique()) == [0.0, 1.0] and len(table) == 6  # 3 models x 2 p
+    at.pills(key="sweep_values").set_value([0.5]).run()
+    assert "Choose at least two p values to sweep" in [e.value for e in at.error][0]
