@@ -77,4 +77,6 @@ def sweep_curves(frame: pd.DataFrame, height: int = 320) -> go.Figure:
     from .p_sweep import MEASURES
 
     titles = [title for _, _, title in MEASURES]
-    return probe_curves(frame, titles, "", {"zeroline": True}, "The sweep", height, x_title="task correlation p")
+    fig = probe_curves(frame, titles, "", {"zeroline": True}, "The sweep", height, x_title="task correlation p")
+    fig.update_layout(margin={"t": 80}, legend={"y": 1.16})  # the legend above the panel titles, not on them
+    return fig

@@ -9,6 +9,8 @@ import pandas as pd
 
 from .config import RunConfig
 
+DEFAULT_PS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)  # the paper's Fig. 4 range, finer where the gap opens
+DEFAULT_SEEDS = 4  # seeds a sweep starts with when one was set: enough for a band
 # (split, metric, panel title): what the sweep chart shows, one panel each
 MEASURES = (
     ("val", "loss", "Validation loss (mean of the tasks)"),

@@ -89,6 +89,7 @@ def band_trace(
         "x": x + x[::-1],
         "y": upper + lower[::-1],
         "fill": "toself",
+        "mode": "lines",  # plotly's default adds markers under 20 points: stray dots in the default colours
         "fillcolor": _rgba(color, 0.15),
         "line": {"width": 0},
         "hoverinfo": "skip",

@@ -303,6 +303,8 @@ def show_diagnostics(run_id: str, row: dict, state: RunState) -> None:
     from mmoe_core.views import n_tasks_of, task_names
     from ui.run_view import cached_figure, secondary_version
 
+    if RunConfig.from_json(row["config"]).sweep:  # its probe rows are one p's first seed: the sweep chart says more
+        return
     probe = get_store().metrics(run_id, split=diagnostics.PROBE_SPLIT)
     if probe.empty:
         return
@@ -350,7 +352,10 @@ def preview(config: RunConfig | None) -> None:
     # page view ~0.7 s of drawing in the browser (bench/load_test.py); the first point after Start pays it once.
     with st.container(border=True, height=300, key="pg_placeholder"):
         st.caption(
-            "Press **Start**: the loss curves of every model appear here, then the gate heatmaps show "
+            "Press **Start**: each model's validation loss, gate task difference and routing specialisation "
+            "appear here against p, filling in as training goes."
+            if config.sweep
+            else "Press **Start**: the loss curves of every model appear here, then the gate heatmaps show "
             "which experts each task uses."
         )
 

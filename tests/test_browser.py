@@ -4,6 +4,7 @@ Streamlit exception. Runs `streamlit run app.py` and Debian's chromium (see conf
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -70,6 +71,38 @@ def test_live_curves_grow_while_training_and_stop_ends_the_run(app_server, page)
     page.get_by_text("Stopped at step").wait_for(timeout=20_000)
     wait_for(lambda: page.locator(".st-key-start button").is_enabled(), 20, "Start to be enabled after Stop")
     assert not running(page)
+    assert page.locator(".stException").count() == 0
+
+
+SWEEP_JS = """() => {
+    const title = Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer]'))
+        .map(e => e.innerText).find(t => t.startsWith('The sweep')) || '';
+    const plot = Array.from(document.querySelectorAll('.js-plotly-plot'))
+        .find(p => ((p.layout || {}).xaxis || {}).title && p.layout.xaxis.title.text === 'task correlation p');
+    const lines = plot ? plot.data.filter(t => !t.fill && t.xaxis === 'x') : [];
+    return {title, models: lines.map(t => t.name), xs: lines.map(t => t.x)};
+}"""
+
+
+def test_the_sweep_chart_fills_in_live_against_p(app_server, page):
+    base, _ = app_server
+    open_playground(
+        page, base, "?sweep=0,0.5,1&seeds=2&rows=2000&eval_rows=200&steps=1500&log_every=50&models=shared_bottom,mmoe"
+    )
+    page.locator(".st-key-start button").click()
+    wait_for(
+        lambda: "live, step" in (shown := page.evaluate(SWEEP_JS))["title"] and len(shown["models"]) == 2,
+        120,
+        "the sweep chart while training",
+    )
+    first = page.evaluate(SWEEP_JS)
+    assert sorted(first["models"]) == ["MMoE", "Shared-Bottom"]
+    assert all(x == [0, 0.5, 1] for x in first["xs"]), first["xs"]  # a point per p, in order
+    step = lambda: int(re.search(r"step ([\d,]+) of", page.evaluate(SWEEP_JS)["title"]).group(1).replace(",", ""))  # noqa: E731
+    seen = step()
+    wait_for(lambda: "(final)" in page.evaluate(SWEEP_JS)["title"] or step() > seen, 120, "the sweep to move on")
+    page.locator(".st-key-stop button").click()
+    page.get_by_text("Stopped at step").wait_for(timeout=30_000)
     assert page.locator(".stException").count() == 0
 
 

@@ -55,7 +55,8 @@ def test_lesson_steps_have_distinct_settings_and_say_what_to_look_for():
 
     assert [s.title for s in STEPS][:2] == ["Identical tasks (p = 1)", "Unrelated tasks (p = 0)"]
     assert [c.correlation for _, c in STEPS[0].configs + STEPS[1].configs] == [1.0, 0.0]
-    assert [c.correlation for _, c in STEPS[2].configs] == [0.0, 0.5, 0.9]  # the sweep, one run per p
+    (sweep,) = [c for _, c in STEPS[2].configs]  # the sweep: one press, every p
+    assert sweep.sweep == (0.0, 0.25, 0.5, 0.75, 0.9, 1.0) and sweep.seeds == 4 and sweep.independent_data
     assert STEPS[4].configs[0][1].seeds == 8  # trainability: a band over seeds
     for step in STEPS:
         sentences = [t for t in step.text.split(". ") if t]
@@ -80,6 +81,7 @@ def test_each_lesson_step_loads_its_settings_into_the_playground(mmoe_home, step
         shown, warnings = RunConfig.from_query(dict(at.query_params))
         assert warnings == [] and shown == config, (step, j)
         assert at.slider(key="correlation").value == config.correlation
+        assert at.toggle(key="sweep_on").value == bool(config.sweep)
 
 
 def test_present_shows_one_run_large_and_rejects_a_bad_link(mmoe_home):

@@ -10,6 +10,7 @@ import streamlit as st
 
 from mmoe_core.config import RunConfig, field_help, field_names, field_range
 from mmoe_core.model_kinds import family_fields
+from mmoe_core.p_sweep import DEFAULT_PS, DEFAULT_SEEDS
 from mmoe_core.source_names import display_name
 
 from . import keys
@@ -37,8 +38,7 @@ TRAIN_KEYS = ("steps", "batch_size", "lr", "seeds", "device", "seed", "log_every
 CONTROL_KEYS = DATA_KEYS + ("models",) + ARCH_KEYS + TRAIN_KEYS
 KEEP = "session"  # widget values survive a visit to another page
 SWEEP_CHOICES = (-0.5, 0.0, 0.25, 0.5, 0.75, 0.9, 1.0)  # the p values the Playground's sweep offers
-SWEEP_DEFAULT = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)  # the paper's Fig. 4 range, finer where the gap opens
-SWEEP_SEEDS = 4  # seeds a sweep starts with when the Playground had one: enough for a band
+SWEEP_DEFAULT, SWEEP_SEEDS = DEFAULT_PS, DEFAULT_SEEDS  # what the sweep switch starts with
 
 # How each numeric RunConfig field is shown: label, step and number format. Its range and help text come from
 # RunConfig's field table (lo, hi, help), so no page types a range.
