@@ -14,6 +14,7 @@ DEFAULT_SEEDS = 4  # seeds a sweep starts with when one was set: enough for a ba
 # (split, metric, panel title): what the sweep chart shows, one panel each
 MEASURES = (
     ("val", "loss", "Validation loss (mean of the tasks)"),
+    ("probe", "grad_agreement", "Gradient agreement"),
     ("probe", "gate_task_difference", "Gate task difference"),
     ("probe", "routing_specialisation", "Routing specialisation S"),
 )

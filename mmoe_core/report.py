@@ -18,7 +18,9 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from plotly.utils import PlotlyJSONEncoder
 
+from .agreement_plots import sweep_curves
 from .config import RunConfig, field_help, field_names
+from .p_sweep import sweep_frame
 from .plots import gate_evolution, gate_heatmap, loss_curves
 from .runs import RunStore
 from .views import (
@@ -38,6 +40,8 @@ SLIDE_W, SLIDE_H = 1280, 720  # a projector's 720p slide: the size figure downlo
 
 def slide_title(config: RunConfig, run_id: str) -> str:
     """What a figure taken out of the app is titled with: the run's p (or data set) and id."""
+    if config.sweep:
+        return f"p swept {min(config.sweep):g} to {max(config.sweep):g} · run {run_id}"
     if config.dataset == "synthetic":
         return f"p = {config.correlation:g} · run {run_id}"
     return f"{str(config.dataset).replace(chr(92), '/').rsplit('/', 1)[-1]} · run {run_id}"
@@ -45,7 +49,7 @@ def slide_title(config: RunConfig, run_id: str) -> str:
 
 def slide_config(config: RunConfig, run_id: str, what: str) -> dict[str, Any]:
     """plotly config: the camera button saves a 1280×720 PNG named after the run's p and id."""
-    p = f"p{config.correlation:g}" if config.dataset == "synthetic" else "data"
+    p = "psweep" if config.sweep else f"p{config.correlation:g}" if config.dataset == "synthetic" else "data"
     return {
         "displaylogo": False,
         "toImageButtonOptions": {
@@ -70,6 +74,8 @@ def run_figures(store: RunStore, run_id: str, names: Sequence[str]) -> list[tupl
     config = store.config(run_id)
     metrics, gates = store.metrics(run_id), store.gates(run_id)
     title = html.escape(slide_title(config, run_id))
+    if config.sweep:  # replicas are several p: the sweep chart, not curves averaged over them
+        return [("sweep", sweep_curves(sweep_frame(metrics, config)))]
     figs = [("loss", loss_curves(curve_frame(metrics), names, log_y=True, title=title))]
     for model in gated_models(gates):
         matrix = gate_matrix(gates, model)

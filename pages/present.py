@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from mmoe_core.agreement_plots import sweep_curves
 from mmoe_core.config import RunConfig
+from mmoe_core.p_sweep import sweep_frame
 from mmoe_core.plots import gate_heatmap, loss_curves
 from mmoe_core.report import slide_config, slide_title
 from mmoe_core.runs import RUN_ID
@@ -84,11 +86,16 @@ def slide() -> None:
         head.markdown(f"## {title}")
         if page_path("playground"):
             exit_.page_link(page_path("playground"), label="Exit", icon=":material/close:")
-        verdict = winner_text(row.get("summary")) if state.finished else None
+        verdict = winner_text(row.get("summary")) if state.finished and not config.sweep else None  # not over p
         icon = (
             ":material/emoji_events:" if winner(row.get("summary")) else ":material/balance:"
         )  # a trophy only for a winner
         st.markdown(f"{icon} **{verdict}**" if verdict else progress_text(state))
+        if config.sweep:  # replicas are several p: the sweep chart across the screen
+            fig = sweep_curves(sweep_frame(metrics, config), height=520)
+            large(fig)
+            st.plotly_chart(fig, key="present_sweep", config=slide_config(config, run_id, "sweep"))
+            return
         left, right = st.columns([3, 2])
         fig = loss_curves(curve_frame(metrics), names, log_y=True, height=500, title=title)
         large(fig)

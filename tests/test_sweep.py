@@ -111,3 +111,26 @@ def test_the_playgrounds_sweep_switch_builds_a_sweep_and_draws_it_against_p(mmoe
     assert sorted(table["p"].unique()) == [0.0, 1.0] and len(table) == 6  # 3 models x 2 p
     at.pills(key="sweep_values").set_value([0.5]).run()
     assert "Choose at least two p values to sweep" in [e.value for e in at.error][0]
+
+
+def test_a_sweeps_report_draws_each_measure_against_p_and_no_curves_averaged_over_p(tmp_path):
+    from mmoe_core.report import run_figures, slide_title
+    from mmoe_core.runs import RunStore
+    from mmoe_core.runtime.execute import execute_run
+
+    store = RunStore(tmp_path)
+    config = RunConfig(**SMALL, seeds=2, sweep=(0.0, 1.0))
+    run_id = store.create_run(config, status="running")
+    execute_run(store, run_id)
+    ((name, fig),) = run_figures(store, run_id, ["task 1", "task 2"])
+    assert name == "sweep" and slide_title(config, run_id).startswith("p swept 0 to 1")
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == [
+        "<b>Validation loss (mean of the tasks)</b>",
+        "<b>Gradient agreement</b>",
+        "<b>Gate task difference</b>",
+        "<b>Routing specialisation S</b>",
+    ]
+    lines = [t for t in fig.data if t.fill is None and t.xaxis == "x3"]  # gate task difference against p
+    by_model = {t.name: list(t.y) for t in lines}
+    assert set(by_model) == {"MMoE"} and all(v > 0 for v in by_model["MMoE"])  # Shared-Bottom has no gate

@@ -26,9 +26,11 @@ def show_sweep(metrics: pd.DataFrame, config: RunConfig, state: RunState, versio
     band = f"mean over {config.seeds} seeds, band ±1 sd; " if config.seeds > 1 else ""
     st.caption(
         f"Lines: {band}seed s sees the same inputs, α, β and basis at every p, so only the angle between the "
-        "tasks changes along a line. Read it as the paper does: the lower p (the less related the tasks), the "
-        "more Shared-Bottom's loss rises against MMoE's, and the more MMoE's two gates differ; OMoE's one gate "
-        "gives every task the same mix, so its task difference and S are 0 at every p."
+        "tasks changes along a line. Read it as the paper does: the less related the tasks (lower p), the more "
+        "Shared-Bottom's loss rises against MMoE's (with few seeds and steps the bands overlap: read the trend). "
+        "Why: the tasks' gradients on the shared layer agree less as p falls, and least in MMoE, whose two gates "
+        "differ more and lean on the experts that carry their own task (S > 0). OMoE's one gate gives every task "
+        "the same mix, so its task difference and S are 0 at every p."
     )
     table = sweep_table(frame)
     if len(table):
