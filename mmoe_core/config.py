@@ -92,7 +92,7 @@ class RunConfig:
     steps: int = _f(1_500, 1, 1_000_000, "optimizer steps")
     batch_size: int = _f(256, 1, 65_536, "mini-batch rows")
     lr: float = _f(1e-3, 1e-6, 10.0, "Adam learning rate")
-    seed: int = _f(0, 0, 2**31 - 1, "seed of initialisation and batch order; replica r uses seed + r")
+    seed: int = _f(0, 0, 2**31 - 1, "seed of initialisation and batch order; replica r uses seed + r (at every p)")
     seeds: int = _f(1, 1, 1_000, "independently initialised replicas trained at once")
     log_every: int = _f(50, 1, 100_000, "steps between recorded points")
     device: str = _f("auto", help="auto picks CUDA when present")
@@ -149,6 +149,11 @@ class RunConfig:
     def replicas(self) -> int:
         """Models trained at once per model kind: every seed, at every p of a sweep."""
         return self.seeds * max(1, len(self.sweep))
+
+    def replica_seeds(self) -> list[int]:
+        """Each replica's seed (initialisation, batch order, gate noise): seed + r, and in a sweep seed + s at
+        every p, so replica (p_j, s) is exactly the single run with seed + s at p_j, paired across p."""
+        return [self.seed + r % self.seeds for r in range(self.replicas)]
 
     def replica_correlation(self, replica: int) -> float:
         """The p that replica trains at: a sweep is p-major (replica j·seeds + s is p_j with seed s)."""

@@ -86,13 +86,13 @@ class Trainer:
         # lock-step models then share one backward pass and one fused update over one flat tensor
         # (bench/RESULTS.md: with the other step changes, lock-step went from 2.73x to 3.0-3.1x torch-rechub).
         # Loss weighting (mmoe_core.weighting): its learned weights train with the models' Adam.
-        self.weighting = make_weighting(config.weighting, self.models, data.n_tasks, config.seed)
+        self.weighting = make_weighting(config.weighting, self.models, data.n_tasks, config.replica_seeds())
         params = [p for m in self.models.values() for p in m.parameters()] + self.weighting.parameters()
         self._flat = _flatten_parameters(params)
         self.optimizer = FlatAdam(self._flat, lr=config.lr)  # torch's fused Adam kernel, without torch._dynamo
         self.step_count = 0
         r = config.replicas
-        self._batch_gens = [torch.Generator().manual_seed((config.seed + i) * 7_919 + 17) for i in range(r)]
+        self._batch_gens = [torch.Generator().manual_seed(s * 7_919 + 17) for s in config.replica_seeds()]
         self._perm: torch.Tensor | None = None  # (r, n) this epoch's order per replica
         self._perm_pos = 0
         self._window = {n: torch.zeros(r, data.n_tasks, device=self.device) for n in self.models}  # (r, k)

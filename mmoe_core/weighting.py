@@ -19,11 +19,14 @@ Formulas, with L_k the task losses of one replica:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from .config import WEIGHTINGS
 from .gradients import shared_parameters, task_gradients
+from .models.gating import replica_seeds
 
 __all__ = ["WEIGHTINGS", "WEIGHTING_LABELS", "make_weighting"]
 WEIGHTING_LABELS = {
@@ -39,7 +42,7 @@ UNCERTAINTY_INIT = -0.5
 class LossWeighting:
     """Equal weights; the base of the others. `parameters()` are trained with the models' Adam."""
 
-    def __init__(self, models: dict[str, nn.Module], n_tasks: int, seed: int):
+    def __init__(self, models: dict[str, nn.Module], n_tasks: int, seed: int | Sequence[int]):
         self.models, self.n_tasks, self.seed = models, n_tasks, seed
         self.device = next(iter(models.values())).tower_w[0].device if models else torch.device("cpu")
 
@@ -63,7 +66,7 @@ class LossWeighting:
 
 
 class Uncertainty(LossWeighting):
-    def __init__(self, models: dict[str, nn.Module], n_tasks: int, seed: int):
+    def __init__(self, models: dict[str, nn.Module], n_tasks: int, seed: int | Sequence[int]):
         super().__init__(models, n_tasks, seed)
         self.log_var = {
             n: nn.Parameter(torch.full((m.replicas, n_tasks), UNCERTAINTY_INIT, device=self.device))
@@ -82,7 +85,7 @@ class Uncertainty(LossWeighting):
 
 
 class GradNorm(LossWeighting):
-    def __init__(self, models: dict[str, nn.Module], n_tasks: int, seed: int):
+    def __init__(self, models: dict[str, nn.Module], n_tasks: int, seed: int | Sequence[int]):
         super().__init__(models, n_tasks, seed)
         self.w = {n: nn.Parameter(torch.ones(m.replicas, n_tasks, device=self.device)) for n, m in models.items()}
         self.initial: dict[str, torch.Tensor] = {}
@@ -131,10 +134,10 @@ class GradNorm(LossWeighting):
 
 
 class PCGrad(LossWeighting):
-    def __init__(self, models: dict[str, nn.Module], n_tasks: int, seed: int):
+    def __init__(self, models: dict[str, nn.Module], n_tasks: int, seed: int | Sequence[int]):
         super().__init__(models, n_tasks, seed)
         replicas = max(m.replicas for m in models.values())
-        self._gens = [torch.Generator().manual_seed((seed + r) * 104_729 + 3) for r in range(replicas)]
+        self._gens = [torch.Generator().manual_seed(s * 104_729 + 3) for s in replica_seeds(seed, replicas)]
 
     def _orders(self, replicas: int) -> torch.Tensor:
         """(r, k, k-1): for each replica and task, the order in which the other tasks are projected out."""
@@ -182,7 +185,7 @@ class PCGrad(LossWeighting):
 _METHODS = {"equal": LossWeighting, "uncertainty": Uncertainty, "gradnorm": GradNorm, "pcgrad": PCGrad}
 
 
-def make_weighting(name: str, models: dict[str, nn.Module], n_tasks: int, seed: int) -> LossWeighting:
+def make_weighting(name: str, models: dict[str, nn.Module], n_tasks: int, seed: int | Sequence[int]) -> LossWeighting:
     if name not in _METHODS:
         raise ValueError(f"weighting={name!r} is unknown; choose one of {', '.join(WEIGHTINGS)}")
     return _METHODS[name](models, n_tasks, seed)

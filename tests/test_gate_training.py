@@ -61,7 +61,7 @@ def test_record_stores_probe_diagnostics_for_gated_models_only():
     )
     trainer = Trainer(config, load_data(config))
     rec = trainer.record()
-    measures = ("grad_agreement", "routing_specialisation")  # #19: every model's; #17: MMoE's and OMoE's
+    measures = ("grad_agreement", "routing_specialisation", "gate_task_difference")  # #19, #17: per seed
     probe = [r for r in rec.metrics if r[4] == "probe" and not r[5].startswith(measures)]
     assert {r[0] for r in probe} == {"mmoe", "cgc"}  # the diagnostics are the gated models' only
     assert {r[5] for r in probe} == {"max_load", "load_entropy", "gate_entropy", "importance_cv2", "expert_cosine"}

@@ -37,17 +37,22 @@ def test_a_sweeps_targets_are_the_single_draws_and_its_inputs_are_shared_across_
 
 @pytest.mark.parametrize("independent", [True, False])
 def test_each_replica_of_a_sweep_is_the_single_run_it_stands_for(independent):
-    config = RunConfig(**SMALL, seed=3, seeds=2, data_seed=11, independent_data=independent, sweep=(0.0, 0.9))
+    """Data, initialisation, batch order and PCGrad's draws of replica (p_j, s) all come from seed s: a sweep
+    is the single runs at each p, paired by seed, computed at once."""
+    config = RunConfig(
+        **SMALL, seed=3, seeds=2, data_seed=11, independent_data=independent, sweep=(0.0, 0.9), weighting="pcgrad"
+    )  # PCGrad: its random task order is per replica too
     batched = Trainer(config, load_data(config), device="cpu")
     batched.run()
     for r in range(config.replicas):
         j, s = divmod(r, config.seeds)
         single_config = RunConfig(
             **SMALL,
-            seed=3 + r,  # replica r is initialised and shuffled from seed + r, as in any batched run
+            seed=3 + s,  # replica (p_j, s) is initialised and shuffled from seed + s at every p: paired
             seeds=1,
             data_seed=11 + (s if independent else 0),
             correlation=config.replica_correlation(r),
+            weighting="pcgrad",
         )
         assert single_config.correlation == (0.0, 0.9)[j]
         single = Trainer(single_config, load_data(single_config), device="cpu")

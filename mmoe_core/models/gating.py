@@ -46,7 +46,7 @@ def softmax(logits: torch.Tensor) -> torch.Tensor:
 
 
 def noise_generator(
-    cache: dict[torch.device, list[torch.Generator]], device: torch.device, seed: int, replicas: int
+    cache: dict[torch.device, list[torch.Generator]], device: torch.device, seed: int | Sequence[int], replicas: int
 ) -> list[torch.Generator]:
     """The gate noise's own generators on `device` (kept in `cache`), one per replica seeded from seed + r alone:
     never the global RNG, so noisy gates do not shift the data or initialisation draws, and replica r of a
@@ -102,10 +102,21 @@ def _normal(like: torch.Tensor, generator: torch.Generator | Sequence[torch.Gene
     )
 
 
-def replica_generators(seed: int, replicas: int, device: torch.device) -> list[torch.Generator]:
-    """Gate-noise generators, replica r seeded from seed + r alone (never the global RNG), so replica r of a
-    batched run draws exactly what a single run with seed + r draws."""
-    return [torch.Generator(device=device).manual_seed((seed + r) * 7_919 + 3) for r in range(replicas)]
+def replica_seeds(seed: int | Sequence[int], replicas: int) -> list[int]:
+    """Each replica's own seed: seed + r, or the list given (a p-sweep repeats its seeds at every p,
+    RunConfig.replica_seeds). Everything random about replica r derives from this seed alone."""
+    if isinstance(seed, int):
+        return [seed + r for r in range(replicas)]
+    seeds = [int(s) for s in seed]
+    if len(seeds) != replicas:
+        raise ValueError(f"{len(seeds)} replica seeds for {replicas} replicas")
+    return seeds
+
+
+def replica_generators(seed: int | Sequence[int], replicas: int, device: torch.device) -> list[torch.Generator]:
+    """Gate-noise generators, replica r seeded from its own seed alone (never the global RNG), so replica r of
+    a batched run draws exactly what a single run with that seed draws."""
+    return [torch.Generator(device=device).manual_seed(s * 7_919 + 3) for s in replica_seeds(seed, replicas)]
 
 
 def cv_squared(v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from . import gating
+from .gating import replica_seeds
 
 
 class MixtureOutput(NamedTuple):
@@ -70,13 +71,14 @@ def stacked_towers(replicas: int, n_tasks: int, units: tuple[int, ...]) -> tuple
 
 @torch.no_grad()
 def init_replicas(
-    model: nn.Module, kind: str, seed: int, replicas: int, fan_in: Callable[[str, torch.Tensor], int]
+    model: nn.Module, kind: str, seed: int | Sequence[int], replicas: int, fan_in: Callable[[str, torch.Tensor], int]
 ) -> None:
-    """Replica r is initialised from seed + r alone (nn.Linear's default draw), so it equals a single run with
-    that seed; `kind` salts the seed so that two model kinds trained side by side do not start alike."""
+    """Replica r is initialised from its own seed alone (seed + r, or a sweep's list: gating.replica_seeds) with
+    nn.Linear's default draw, so it equals a single run with that seed; `kind` salts the seed so that two model
+    kinds trained side by side do not start alike."""
     salt = zlib.crc32(kind.encode())
-    for r in range(replicas):
-        g = torch.Generator().manual_seed((seed + r) * 1_000_003 + salt)
+    for r, s in enumerate(replica_seeds(seed, replicas)):
+        g = torch.Generator().manual_seed(s * 1_000_003 + salt)
         for name, p in model.named_parameters():
             p[r].copy_(_uniform(g, tuple(p.shape[1:]), fan_in(name, p)))
 
@@ -118,7 +120,7 @@ def _first_layer_plan(spec: MixtureSpec, route_plan: list) -> str:
 
 
 class MixtureModel(nn.Module):
-    def __init__(self, spec: MixtureSpec, replicas: int = 1, seed: int = 0):
+    def __init__(self, spec: MixtureSpec, replicas: int = 1, seed: int | Sequence[int] = 0):
         super().__init__()
         self.spec, self.replicas, self.seed = spec, replicas, seed
         e, d, k = spec.n_experts, spec.input_dim, spec.n_tasks

@@ -22,6 +22,7 @@ g gates of a level (k, or k+1 with the shared gate last), s streams (the mixture
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -146,7 +147,7 @@ class PLEModel(nn.Module):
     replica's balancing loss (summed over every gate of every level) as `aux`, shape (r,).
     """
 
-    def __init__(self, spec: PLESpec, replicas: int = 1, seed: int = 0):
+    def __init__(self, spec: PLESpec, replicas: int = 1, seed: int | Sequence[int] = 0):
         super().__init__()
         self.spec, self.replicas, self.seed = spec, replicas, seed
         self.balance = False

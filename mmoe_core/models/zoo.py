@@ -262,6 +262,7 @@ def build_model(
 ) -> MixtureModel:
     spec = build_spec(kind, config, input_dim, n_tasks)
     cls = PLEModel if isinstance(spec, PLESpec) else MixtureModel
-    model = cls(spec, replicas=replicas or config.replicas, seed=config.seed)
+    r = replicas or config.replicas
+    model = cls(spec, replicas=r, seed=config.replica_seeds() if r == config.replicas else config.seed)
     model.balance = config.balance_weight > 0  # forward then returns the balancing loss as `aux`
     return model
