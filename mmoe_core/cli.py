@@ -134,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="starting settings that the other flags override: quick (8 seeds), default (32 seeds), paper (200 seeds)",
     )
     sweep.add_argument("--fixed-data", action="store_true", help="one data draw for all seeds (only init varies)")
+    sweep.add_argument(
+        "--separate-runs",
+        action="store_true",
+        help="one run per correlation instead of every correlation in one batched run (the same numbers)",
+    )
     _add_config_flags(sweep, skip=("correlation", "independent_data", "sweep"))
     for p in (train, sweep):
         p.add_argument("--json", metavar="PATH", help="write the results as JSON here")
@@ -304,7 +309,13 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     else:
         sizes = list(template.row_sizes) if args.rows is None else []
     try:
-        study = Study(correlations=tuple(correlations), lrs=tuple(lrs), base=base, row_sizes=tuple(sizes))
+        study = Study(
+            correlations=tuple(correlations),
+            lrs=tuple(lrs),
+            base=base,
+            row_sizes=tuple(sizes),
+            batched=not args.separate_runs,
+        )
     except ValueError as exc:
         raise CliError(
             re.sub(r"^(correlations|lrs|row_sizes)\b=?", lambda m: _flag(m.group(1)) + " ", str(exc))
@@ -315,7 +326,10 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     _run_all(
         store,
         study.configs(),
-        [f"rows={c.rows} p={c.correlation:g} lr={c.lr:g}" for c in study.configs()],
+        [
+            f"rows={c.rows} p={','.join(f'{p:g}' for p in c.sweep or (c.correlation,))} lr={c.lr:g}"
+            for c in study.configs()
+        ],
         args,
         label=study_label(study_id),
     )
@@ -323,13 +337,13 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
     if INTERRUPT.requested():
         return {"status": "cancelled", "config": study.to_dict(), "study_id": study_id, "seconds": round(seconds, 3)}
     final = final_losses(store, study_runs(store, study_id))
-    n_runs = len(study.configs())
+    replicas = sum(c.replicas for c in study.configs())  # seeds x correlations, batched or not
     out = {
         "status": "done",
         "config": study.to_dict(),
         "study_id": study_id,
         "seconds": round(seconds, 3),
-        "model_rows_per_s": round(n_runs * len(base.models) * base.seeds * base.steps * base.batch_size / seconds, 1),
+        "model_rows_per_s": round(replicas * len(base.models) * base.steps * base.batch_size / seconds, 1),
         "results": sweep_results(final),
     }
     if len(study.sizes) > 1:  # a regime map: per rows x p cell, MMoE against each baseline

@@ -305,7 +305,8 @@ def study_view(study_id: str) -> None:
             st.caption(READ_ONLY.format(what="study"))
     for run in runs[runs["status"].isin(["failed", "interrupted"])].itertuples():
         st.error(
-            f"Run `{run.id}` (p = {run.correlation:g}, lr = {run.lr:g}) {run.status}: "
+            f"Run `{run.id}` (p = {', '.join(f'{p:g}' for p in RunConfig.from_json(run.config).sweep or (run.correlation,))}, "
+            f"lr = {run.lr:g}) {run.status}: "
             f"{(run.error or 'no message').splitlines()[0]}"
         )
 

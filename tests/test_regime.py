@@ -36,9 +36,10 @@ def _final(cells: dict[tuple[int, float], dict[str, list[float]]]) -> pd.DataFra
 
 
 def test_a_study_over_training_sizes_runs_one_config_per_size_and_reads_back():
-    study = Study(correlations=(0.0, 1.0), base=TINY, row_sizes=(500, 200))
+    study = Study(correlations=(0.0, 1.0), base=TINY, row_sizes=(500, 200), batched=False)
     configs = study.configs()
     assert [(c.rows, c.correlation) for c in configs] == [(500, 0.0), (500, 1.0), (200, 0.0), (200, 1.0)]
+    assert [(c.rows, c.sweep) for c in study.with_(batched=True).configs()] == [(500, (0.0, 1.0)), (200, (0.0, 1.0))]
     back = Study.from_configs(configs)
     assert back.row_sizes == (500, 200) and back.correlations == (0.0, 1.0)
     assert Study.from_configs(Study(base=TINY).configs()).row_sizes == ()  # one size: an ordinary study
@@ -51,7 +52,11 @@ def test_a_study_over_training_sizes_runs_one_config_per_size_and_reads_back():
 def test_the_regime_preset_is_the_issues_grid_on_fresh_seeds():
     regime = PRESETS["regime"]
     assert regime.correlations == (-0.5, 0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
-    assert regime.sizes == (2_000, 5_000, 20_000, 100_000) and len(regime.configs()) == 28
+    assert regime.sizes == (2_000, 5_000, 20_000, 100_000)
+    cells = [(c.rows, p) for c in regime.configs() for p in c.sweep or (c.correlation,)]
+    assert len(cells) == len(set(cells)) == 28  # every (rows, p) cell once, batched where the limits allow
+    assert {c.rows for c in regime.configs() if c.sweep} == {2_000, 5_000, 20_000}  # 100,000 x 7 p: 4.6 GB
+    assert len(regime.with_(batched=False).configs()) == 28
     assert regime.base.seed == regime.base.data_seed == 7_000_000 and regime.base.independent_data
     protocol = PRESETS["protocol"]
     assert protocol.lrs == (1e-4, 1e-3, 1e-2) and protocol.base.seeds == 200

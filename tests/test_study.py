@@ -62,8 +62,18 @@ def test_study_rejects_bad_values_with_a_message(changes, message):
         Study(**changes)
 
 
-def test_study_runs_one_config_per_correlation_and_lr_and_reads_back():
+def test_a_batched_study_runs_one_config_per_lr_with_every_correlation_and_reads_back():
     study = Study(correlations=(0.9, 0.5), lrs=(1e-2, 1e-3), base=RunConfig(**TINY, independent_data=True))
+    configs = study.configs()
+    assert [(c.sweep, c.lr) for c in configs] == [((0.9, 0.5), 1e-2), ((0.9, 0.5), 1e-3)]
+    back = Study.from_configs(configs)
+    assert back.correlations == (0.9, 0.5) and back.lrs == (1e-3, 1e-2) and back.batched
+    assert back.base.sweep == () and sorted(back.configs(), key=lambda c: c.lr) == sorted(configs, key=lambda c: c.lr)
+
+
+def test_study_runs_one_config_per_correlation_and_lr_and_reads_back():
+    base = RunConfig(**TINY, independent_data=True)
+    study = Study(correlations=(0.9, 0.5), lrs=(1e-2, 1e-3), base=base, batched=False)
     configs = study.configs()
     assert [(c.correlation, c.lr) for c in configs] == [(0.9, 1e-2), (0.9, 1e-3), (0.5, 1e-2), (0.5, 1e-3)]
     assert all(c.seeds == 2 and c.independent_data for c in configs)
@@ -223,7 +233,7 @@ class FakeQueue:
 
 def test_submit_is_all_or_nothing_and_stop_cancels_unfinished(tmp_path):
     store = RunStore(tmp_path)
-    study = Study(correlations=(0.5, 0.9, 1.0), lrs=(1e-3, 1e-2), base=RunConfig(**TINY))
+    study = Study(correlations=(0.5, 0.9, 1.0), lrs=(1e-3, 1e-2), base=RunConfig(**TINY), batched=False)
     with pytest.raises(ValueError, match="needs 6 runs but the queue has room for 5"):
         submit_study(FakeQueue(store, max_queued=5), study)
     assert store.runs().empty

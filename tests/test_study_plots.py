@@ -22,7 +22,7 @@ def _curves() -> pd.DataFrame:
 def test_curves_figure_has_a_panel_per_correlation_and_one_legend_entry_per_model():
     fig = curves_figure(_curves(), [0.5, 0.9, 1.0], steps=40)
     assert [a.text for a in fig.layout.annotations] == ["<b>p = 0.5</b>", "<b>p = 0.9</b>", "<b>p = 1</b>"]
-    lines = [t for t in fig.data if t.mode == "lines"]
+    lines = [t for t in fig.data if t.mode == "lines" and t.fill is None]
     assert len(lines) == 4 and sorted(t.name for t in lines if t.showlegend) == ["MMoE", "Shared-Bottom"]
     assert lines[0].name == "Shared-Bottom" and lines[0].xaxis == "x" and lines[2].xaxis == "x3"  # p = 1 panel
     band, line = fig.data[0], fig.data[1]

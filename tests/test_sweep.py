@@ -4,6 +4,7 @@ exactly the single run it stands for, and each seed's data must be the same draw
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -139,3 +140,32 @@ def test_a_sweeps_report_draws_each_measure_against_p_and_no_curves_averaged_ove
     lines = [t for t in fig.data if t.fill is None and t.xaxis == "x3"]  # gate task difference against p
     by_model = {t.name: list(t.y) for t in lines}
     assert set(by_model) == {"MMoE"} and all(v > 0 for v in by_model["MMoE"])  # Shared-Bottom has no gate
+
+
+def test_a_batched_study_gives_every_seed_the_numbers_of_one_run_per_correlation(tmp_path):
+    """#18 item 2: a study trains its correlations in one batched run per (rows, lr); each seed's final
+    losses, validation losses and probe measures equal those of the study run one correlation at a time."""
+    from mmoe_core.runs import RunStore
+    from mmoe_core.runtime.execute import execute_run
+    from mmoe_core.studies.study import Study, final_losses, study_label, study_runs
+
+    base = RunConfig(**SMALL, seeds=3, independent_data=True, seed=5, data_seed=9)
+    store = RunStore(tmp_path)
+    finals = {}
+    for batched in (True, False):
+        study = Study(correlations=(0.0, 0.5, 1.0), lrs=(1e-3,), base=base, batched=batched)
+        assert len(study.configs()) == (1 if batched else 3)
+        study_id = ("b" if batched else "5") * 12
+        for config in study.configs():
+            run_id = store.create_run(config, status="running", label=study_label(study_id))
+            execute_run(store, run_id)
+        back = Study.from_configs([RunConfig.from_json(c) for c in study_runs(store, study_id)["config"]])
+        assert (back.correlations, back.lrs, back.batched) == (study.correlations, study.lrs, batched)
+        table = final_losses(store, study_runs(store, study_id))
+        finals[batched] = table.drop(columns=["run_id"]).sort_values(["correlation", "model", "replica"])
+    a, b = finals[True].reset_index(drop=True), finals[False].reset_index(drop=True)
+    assert len(a) == 3 * 2 * 3  # p x models x seeds
+    pd.testing.assert_frame_equal(
+        a.drop(columns=["grad_agreement"]), b.drop(columns=["grad_agreement"]), check_exact=True
+    )
+    assert a["grad_agreement"].tolist() == b["grad_agreement"].tolist()

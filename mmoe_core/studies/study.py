@@ -62,6 +62,7 @@ class Study:
     lrs: tuple[float, ...] = (1e-3,)
     base: RunConfig = field(default_factory=_study_base)
     row_sizes: tuple[int, ...] = ()
+    batched: bool = True  # every correlation in one run per (rows, lr) (RunConfig.sweep): the same numbers, faster
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "correlations", tuple(float(p) for p in self.correlations))
@@ -97,22 +98,40 @@ class Study:
         return self.row_sizes or (self.base.rows,)
 
     def configs(self) -> list[RunConfig]:
-        """One run per (rows, correlation, lr), correlation-major within a size so each panel fills in turn."""
-        return [
-            self.base.with_(rows=n, correlation=p, lr=lr)
-            for n in self.sizes
-            for p in self.correlations
-            for lr in self.lrs
-        ]
+        """One run per (rows, lr) training every correlation at once when batched (synthetic data, 2 or more
+        p: a sweep's replica (p, s) is exactly the single run with seed s at p), else one run per (rows,
+        correlation, lr), correlation-major within a size so each panel fills in turn."""
+        out = []
+        for n in self.sizes:
+            batched = self._batched(n)
+            out += batched or [
+                self.base.with_(rows=n, correlation=p, lr=lr) for p in self.correlations for lr in self.lrs
+            ]
+        return out
+
+    def _batched(self, rows: int) -> list[RunConfig]:
+        """The batched runs at one training size, or [] where one run per correlation is asked for or needed:
+        a batched run holds every p's targets and models at once, and may pass a server limit that one p
+        stays under (then the numbers are the same, only slower)."""
+        if not self.batched or len(self.correlations) < 2 or self.base.dataset != "synthetic":
+            return []
+        try:
+            return [
+                self.base.with_(rows=rows, correlation=self.correlations[0], sweep=self.correlations, lr=lr)
+                for lr in self.lrs
+            ]
+        except ValueError:
+            return []
 
     def with_(self, **changes: Any) -> Study:
         """Change study fields (correlations, lrs, row_sizes) or base RunConfig fields in one call."""
-        own = {k: changes.pop(k) for k in ("correlations", "lrs", "row_sizes") if k in changes}
+        own = {k: changes.pop(k) for k in ("correlations", "lrs", "row_sizes", "batched") if k in changes}
         base = self.base.with_(**changes) if changes else self.base
         return replace(self, base=base, **own)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"correlations": list(self.correlations), "lrs": list(self.lrs), **self.base.to_dict()}
+        out["batched"] = self.batched
         return {**out, "row_sizes": list(self.row_sizes)} if self.row_sizes else out
 
     @classmethod
@@ -120,10 +139,12 @@ class Study:
         """The study behind a group of stored runs (the inverse of `configs()`)."""
         if not configs:
             raise ValueError("a study needs at least one run")
-        correlations = tuple(dict.fromkeys(c.correlation for c in configs))
+        correlations = tuple(dict.fromkeys(p for c in configs for p in (c.sweep or (c.correlation,))))
         lrs = tuple(sorted(set(c.lr for c in configs)))
         sizes = tuple(dict.fromkeys(c.rows for c in configs))
-        return cls(correlations=correlations, lrs=lrs, base=configs[0], row_sizes=sizes if len(sizes) > 1 else ())
+        base = configs[0].with_(sweep=())
+        batched = any(c.sweep for c in configs)
+        return cls(correlations, lrs, base, row_sizes=sizes if len(sizes) > 1 else (), batched=batched)
 
 
 with server_limits_off():  # templates: a server's tighter MMOE_MAX_WORK applies when a study is submitted
@@ -200,7 +221,7 @@ def study_runs(store: RunStore, study_id: str) -> pd.DataFrame:
     runs = store.runs(limit=100_000, label=study_label(study_id))
     runs = runs.sort_values("created", kind="stable").reset_index(drop=True)
     configs = [json.loads(c) for c in runs["config"]]
-    runs["correlation"] = [c["correlation"] for c in configs]
+    runs["correlation"] = [c["correlation"] for c in configs]  # a batched run's first p; its `sweep` has them all
     runs["lr"] = [c["lr"] for c in configs]
     runs["rows"] = [c["rows"] for c in configs]
     return runs
@@ -220,7 +241,7 @@ def list_studies(store: RunStore) -> pd.DataFrame:
                 "runs": len(group),
                 "seeds": configs[0]["seeds"],
                 "steps": configs[0]["steps"],
-                "correlations": sorted({c["correlation"] for c in configs}),
+                "correlations": sorted({p for c in configs for p in (c.get("sweep") or [c["correlation"]])}),
                 "lrs": sorted({c["lr"] for c in configs}),
                 "status": _overall_status(statuses),
             }
@@ -329,31 +350,34 @@ def run_results(store: RunStore, run: Mapping[str, Any]) -> tuple[pd.DataFrame, 
     curve = val.groupby(["model", "step", "replica"], sort=False)["value"].mean().reset_index(name="loss")
     loss = curve["loss"].astype(float)
     curve["loss"] = loss.where(np.isfinite(loss))  # a diverged seed reads as missing, never as inf
-    curve.insert(0, "lr", run["lr"])
-    curve.insert(0, "correlation", run["correlation"])
     config = json.loads(run["config"])
+    seeds, ps = int(config["seeds"]), config.get("sweep") or [run["correlation"]]  # a batched run: every p
+    curve.insert(0, "lr", run["lr"])
+    curve.insert(0, "correlation", [ps[int(r) // seeds] for r in curve["replica"]])
+    curve["replica"] = curve["replica"].astype(int) % seeds  # the seed's index, the same at every p
     test = m[m["split"] == "test"]
     if test.empty:
         return curve, pd.DataFrame(columns=FINAL_COLUMNS)
     last_val = curve[curve["step"] == curve.groupby("model")["step"].transform("max")]
-    val_at = {(r.model, int(r.replica)): r.loss for r in last_val.itertuples(index=False)}
+    val_at = {(r.model, int(r.replica), r.correlation): r.loss for r in last_val.itertuples(index=False)}
     tests = {key: g for key, g in test.groupby(["model", "replica"], sort=False)}
     rows = []
     for model in config["models"]:
-        for replica in range(int(config["seeds"])):
+        for replica in range(seeds * len(ps)):
             g = tests.get((model, replica))
             losses = g.sort_values("task")["value"].to_numpy(dtype=float) if g is not None else np.array([])
             finite = len(losses) > 0 and bool(np.isfinite(losses).all())
             status = run.get("status", "done") if finite else "diverged" if len(losses) else "failed"
-            val_loss = val_at.get((model, replica), np.nan)
+            s = replica % seeds  # replica (p_j, s) of a batched run is the single run with seed s at p_j
+            val_loss = val_at.get((model, s, ps[replica // seeds]), np.nan)
             rows.append(
                 {
-                    "correlation": run["correlation"],
+                    "correlation": ps[replica // seeds],
                     "lr": run["lr"],
                     "model": model,
-                    "replica": replica,
-                    "seed": config["seed"] + replica,
-                    "data_seed": config["data_seed"] + (replica if config["independent_data"] else 0),
+                    "replica": s,
+                    "seed": config["seed"] + s,
+                    "data_seed": config["data_seed"] + (s if config["independent_data"] else 0),
                     "test_loss": [float(v) if math.isfinite(v) else None for v in losses],
                     "test_loss_mean": float(losses.mean()) if finite else np.nan,
                     "val_loss_mean": float(val_loss) if val_loss is not None and math.isfinite(val_loss) else np.nan,
