@@ -40,5 +40,5 @@ ADDED_COLUMNS = (
 )
 LIST_COLUMNS = (
     "id, kind, status, created, started, finished, device, error, step, total_steps, "
-    "rows_per_s, label_correlation, summary, config, owner, label, key_hash"
+    "rows_per_s, label_correlation, summary, config, owner, label, key_hash, pace"
 )

@@ -192,7 +192,7 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
             {
                 "Run": r.id,
                 "Created": dt.datetime.fromtimestamp(r.created),
-                "Status": r.status,
+                "Status": "paused" if r.status == "running" and getattr(r, "pace", None) == "pause" else r.status,
                 "Configuration": what,
                 "Winner": model_label(best) if best else "",
                 "Label corr.": _num(r.label_correlation),

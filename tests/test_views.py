@@ -255,11 +255,25 @@ def test_runs_table_reads_each_stored_run():
                 "config": '{"not_a_field": 1}',
                 "label": "sweep",
             },
+            {
+                "id": "cccccccccccc",
+                "kind": "train",
+                "status": "running",
+                "pace": "pause",  # held by its owner's Pause: the list says so (#17 item 3)
+                "created": now - 120,
+                "label_correlation": None,
+                "rows_per_s": None,
+                "summary": None,
+                "config": RunConfig(sweep=(0, 1), seeds=2).to_json(),
+                "label": "",
+            },
         ]
     )
     t = runs_table(runs)
-    assert t["Run"].tolist() == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
-    first, second = t.to_dict("records")
+    assert t["Run"].tolist() == ["aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc"]
+    assert t["Status"].tolist() == ["done", "running", "paused"]
+    assert t["Configuration"][2].startswith("sweep p = 0, 1 · 100,000 rows")
+    first, second, _ = t.to_dict("records")
     assert first["Winner"] == ""  # one seed: no winner named
     assert first["Configuration"].startswith("p = 0.9 · 100,000 rows")
     assert second["Configuration"] == "(config from another version)" and second["Source"] == "sweep"
