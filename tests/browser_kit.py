@@ -302,7 +302,10 @@ def load_test(
             out["rss_start_mb"] = rss_mb(proc.pid)
             peak = PeakRss(proc.pid)
 
-            pages = [context.new_page() for _ in range(sessions)]
+            # eight users: eight browsers (contexts: own cookies), since the queue's quota counts a browser's tabs
+            # together (MMOE_MAX_QUEUED_PER_SESSION); all from 127.0.0.1, under MMOE_MAX_QUEUED_PER_ADDRESS
+            users = [browser.new_context(viewport={"width": 1200, "height": 1000}) for _ in range(sessions)]
+            pages = [user.new_page() for user in users]
             sent: list[float] = []  # when the sessions' pages sent the server a message (mostly fragment reruns)
             for pg in pages:
                 pg.on("websocket", lambda ws: ws.on("framesent", lambda _: sent.append(time.monotonic())))
