@@ -64,6 +64,16 @@ if len(picked) < 2:
     st.stop()
 
 configs = {rid: store.config(rid) for rid in picked}
+sweeps = [rid for rid, c in configs.items() if c.sweep]
+if sweeps:  # its replicas are several p: curves averaged over them would mix tasks of different relatedness
+    st.warning(
+        f"Left out: {', '.join(sweeps)} (a p-sweep, whose chart against p is on its own page, `/?run=ID`). "
+        "Compare runs trained at one p each."
+    )
+    picked = [rid for rid in picked if rid not in sweeps]
+    configs = {rid: configs[rid] for rid in picked}
+    if len(picked) < 2:
+        st.stop()
 labels = run_labels(configs)
 diff = differing_fields(list(configs.values()))
 if diff:

@@ -50,6 +50,17 @@ def test_compare_link_overlays_the_runs_and_names_what_differs(mmoe_home):
     assert any("Pick at least two runs" in c.value for c in at.caption)
 
 
+def test_compare_leaves_out_a_sweep_and_says_where_its_chart_is(mmoe_home):
+    a, b = recorded_run(mmoe_home, 0.3, correlation=0.2), recorded_run(mmoe_home, 0.5, correlation=0.9)
+    s = recorded_run(mmoe_home, 0.4, sweep=(0.0, 1.0))  # its replicas are two p: no curve averaged over them
+    at = app()
+    at.query_params["compare"] = f"{a},{s},{b}"
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any(w.value.startswith(f"Left out: {s} (a p-sweep") for w in at.warning)
+    assert at.dataframe[-1].value["Run"].tolist() == ["p = 0.2", "p = 0.9"]
+
+
 def test_lesson_steps_have_distinct_settings_and_say_what_to_look_for():
     from mmoe_core.lesson import STEPS
 
