@@ -327,7 +327,8 @@ def cmd_sweep(args: argparse.Namespace) -> dict:
         store,
         study.configs(),
         [
-            f"rows={c.rows} p={','.join(f'{p:g}' for p in c.sweep or (c.correlation,))} lr={c.lr:g}"
+            f"rows={c.rows} p={','.join(f'{p:g}' for p in c.sweep or (c.correlation,))} "
+            f"lr={','.join(f'{lr:g}' for lr in c.sweep_lr or (c.lr,))}"
             for c in study.configs()
         ],
         args,

@@ -92,6 +92,11 @@ class RunConfig:
     steps: int = _f(1_500, 1, 1_000_000, "optimizer steps")
     batch_size: int = _f(256, 1, 65_536, "mini-batch rows")
     lr: float = _f(1e-3, 1e-6, 10.0, "Adam learning rate")
+    sweep_lr: tuple[float, ...] = _f(
+        (),
+        help="learning rates to train at once (a study's rate grid): every seed (and p) at every rate in one "
+        "batched run, each replica with its own rate in the one Adam; empty trains at `lr` alone",
+    )
     seed: int = _f(0, 0, 2**31 - 1, "seed of initialisation and batch order; replica r uses seed + r (at every p)")
     seeds: int = _f(1, 1, 1_000, "independently initialised replicas trained at once")
     log_every: int = _f(50, 1, 100_000, "steps between recorded points")
@@ -106,7 +111,8 @@ class RunConfig:
             if isinstance(value, (list, str)):
                 items = value.split(",") if isinstance(value, str) else value
                 object.__setattr__(self, name, tuple(str(m).strip() for m in items if str(m).strip()))
-        _normalise_sweep(self)
+        _normalise_sweep(self, "sweep", -1.0, 1.0, "p values such as 0,0.5,1")
+        _normalise_sweep(self, "sweep_lr", 1e-6, 10.0, "learning rates such as 1e-4,1e-3,1e-2")
         for f in fields(self):
             value = getattr(self, f.name)
             lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
@@ -147,17 +153,30 @@ class RunConfig:
     # ------------------------------------------------------------------ derived facts
     @property
     def replicas(self) -> int:
-        """Models trained at once per model kind: every seed, at every p of a sweep."""
+        """Models trained at once per model kind: every seed, at every p and learning rate of a sweep."""
+        return self.seeds * max(1, len(self.sweep)) * max(1, len(self.sweep_lr))
+
+    @property
+    def data_replicas(self) -> int:
+        """Target blocks the data holds: every seed at every p; the rates of a sweep share them."""
         return self.seeds * max(1, len(self.sweep))
 
     def replica_seeds(self) -> list[int]:
         """Each replica's seed (initialisation, batch order, gate noise): seed + r, and in a sweep seed + s at
-        every p, so replica (p_j, s) is exactly the single run with seed + s at p_j, paired across p."""
+        every p and rate, so replica (lr_i, p_j, s) is the single run with seed + s at p_j and lr_i, paired."""
         return [self.seed + r % self.seeds for r in range(self.replicas)]
 
     def replica_correlation(self, replica: int) -> float:
-        """The p that replica trains at: a sweep is p-major (replica j·seeds + s is p_j with seed s)."""
-        return self.sweep[replica // self.seeds] if self.sweep else self.correlation
+        """The p that replica trains at. Replica order: rate-major, then p, then seed (replica
+        (i·P + j)·seeds + s is rate i, p_j, seed s)."""
+        return self.sweep[(replica // self.seeds) % len(self.sweep)] if self.sweep else self.correlation
+
+    def replica_lr(self, replica: int) -> float:
+        """The Adam learning rate that replica trains at (see replica_correlation for the order)."""
+        return self.sweep_lr[replica // self.data_replicas] if self.sweep_lr else self.lr
+
+    def replica_lrs(self) -> list[float]:
+        return [self.replica_lr(r) for r in range(self.replicas)]
 
     def work(self) -> float:
         """Multiply-adds of the whole run (mmoe_core.limits.estimate), to refuse jobs that would hold a shared
@@ -252,9 +271,9 @@ def field_range(name: str) -> tuple[float | None, float | None]:
 SWEEP_MAX = 11
 
 
-def _normalise_sweep(config: RunConfig) -> None:
-    """Accept "0,0.5,1" (URL, CLI) or a list (JSON) for the sweep: a tuple of floats."""
-    value = config.sweep
+def _normalise_sweep(config: RunConfig, name: str, lo: float, hi: float, example: str) -> None:
+    """Accept "0,0.5,1" (URL, CLI) or a list (JSON) for a sweep field: a tuple of floats in [lo, hi]."""
+    value = getattr(config, name)
     items = value.split(",") if isinstance(value, str) else list(value)
     out = []
     for item in items:
@@ -263,14 +282,19 @@ def _normalise_sweep(config: RunConfig) -> None:
         try:
             number = float(item)
         except (TypeError, ValueError):
-            raise ValueError(f"sweep={_shorten(str(item))!r} is not a number; write p values such as 0,0.5,1") from None
-        if not math.isfinite(number) or not -1.0 <= number <= 1.0:
-            raise ValueError(f"sweep={number:g} is out of range; every p lies between -1 and 1")
+            raise ValueError(f"{name}={_shorten(str(item))!r} is not a number; write {example}") from None
+        if not math.isfinite(number) or not lo <= number <= hi:
+            raise ValueError(f"{name}={number:g} is out of range; every value lies between {lo:g} and {hi:g}")
         out.append(number)
-    object.__setattr__(config, "sweep", tuple(out))
+    object.__setattr__(config, name, tuple(out))
 
 
 def _check_sweep(config: RunConfig) -> None:
+    rates = config.sweep_lr
+    if rates and not 2 <= len(rates) <= SWEEP_MAX:
+        raise ValueError(f"sweep_lr={_encode(rates)!r} names {len(rates)} rates; allowed 2 to {SWEEP_MAX}")
+    if len(set(rates)) != len(rates):
+        raise ValueError(f"sweep_lr={_encode(rates)!r} names a rate twice; list each once")
     ps = config.sweep
     if not ps:
         return

@@ -12,13 +12,37 @@ import torch
 FUSED_DEVICES = ("cpu", "cuda")
 
 
-class FlatAdam:
-    """Adam (no weight decay, no AMSGrad) for one parameter tensor whose .grad is filled by backward."""
+Ranges = list[tuple[int, int]]
 
-    def __init__(self, param: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+
+class FlatAdam:
+    """Adam (no weight decay, no AMSGrad) for one parameter tensor whose .grad is filled by backward.
+
+    `groups` gives ranges of the tensor their own rate ([(lr, [(start, stop), ...]), ...], covering it once):
+    a learning-rate sweep trains each replica at its rate in one update, one fused call per rate, and Adam is
+    elementwise, so each range moves exactly as a tensor of its own would (tests/test_flat_adam.py)."""
+
+    def __init__(
+        self,
+        param: torch.Tensor,
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        groups: list[tuple[float, Ranges]] | None = None,
+    ):
         self.param, self.lr, self.betas, self.eps = param, float(lr), betas, eps
+        self.groups = groups or [(float(lr), [(0, param.numel())])]
+        covered = sorted(r for _, ranges in self.groups for r in ranges)
+        if (
+            [a for a, _ in covered[1:]] != [b for _, b in covered[:-1]]
+            or covered[0][0] != 0
+            or covered[-1][1] != param.numel()
+        ):
+            raise ValueError("FlatAdam groups must cover the parameter exactly once")
         self._fallback: torch.optim.Optimizer | None = None
         if param.device.type not in FUSED_DEVICES:  # e.g. MPS: the fused kernel is not built there
+            if groups:
+                raise ValueError(f"a learning-rate sweep needs the fused Adam kernel, which {param.device.type} lacks")
             self._fallback = torch.optim.Adam([param], lr=lr, betas=betas, eps=eps, foreach=True)
             return
         self.exp_avg = torch.zeros_like(param, memory_format=torch.preserve_format)
@@ -35,18 +59,21 @@ class FlatAdam:
         if grad is None:
             return
         self.state_step += 1
-        torch._fused_adam_(
-            [self.param],
-            [grad],
-            [self.exp_avg],
-            [self.exp_avg_sq],
-            [],
-            [self.state_step],
-            amsgrad=False,
-            lr=self.lr,
-            beta1=self.betas[0],
-            beta2=self.betas[1],
-            weight_decay=0.0,
-            eps=self.eps,
-            maximize=False,
-        )
+        for lr, ranges in self.groups:
+            views = [(self.param[a:b], grad[a:b], self.exp_avg[a:b], self.exp_avg_sq[a:b]) for a, b in ranges]
+            params, grads, avgs, squares = (list(t) for t in zip(*views))
+            torch._fused_adam_(
+                params,
+                grads,
+                avgs,
+                squares,
+                [],
+                [self.state_step] * len(params),
+                amsgrad=False,
+                lr=lr,
+                beta1=self.betas[0],
+                beta2=self.betas[1],
+                weight_decay=0.0,
+                eps=self.eps,
+                maximize=False,
+            )

@@ -101,7 +101,7 @@ def estimate(c: RunConfig) -> Cost:
     hidden = sum(h for _, h in per_model.values())
     r = c.replicas  # every seed at every p of a sweep; a seed's inputs are shared across p
     rows = c.rows + 2 * c.eval_rows
-    targets = c.n_tasks * r if c.sweep else 0  # a sweep's targets, one block per p and seed (inputs: per seed)
+    targets = c.n_tasks * c.data_replicas if c.sweep else 0  # a p-sweep: targets per p and seed, inputs per seed
     data_bytes = 4.0 * rows * (c.input_dim * (c.seeds if c.independent_data else 1) + targets)
     activations = 4.0 * ACTIVATION_COPIES * r * c.batch_size * (hidden + c.input_dim)
     memory = BYTES_PER_PARAM * seed_params * r + activations + data_bytes

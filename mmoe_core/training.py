@@ -71,8 +71,10 @@ class Trainer:
     def __init__(self, config: RunConfig, data: TaskData, device: torch.device | str | None = None):
         self.config = config
         self.device = resolve_device(config.device) if device is None else torch.device(device)
-        if data.replicas not in (1, config.replicas):
-            raise ValueError(f"data has {data.replicas} replicas; expected 1 or {config.replicas} (seeds x p values)")
+        if data.replicas not in (1, config.data_replicas):
+            raise ValueError(
+                f"data has {data.replicas} replicas; expected 1 or {config.data_replicas} (seeds x p values)"
+            )
         self.data = data.to(self.device)
         self.kinds = torch.tensor([t == "binary" for t in data.task_kinds], device=self.device)  # (k,)
         self._any_binary = "binary" in data.task_kinds  # a Python bool: reading self.kinds would sync the GPU
@@ -89,7 +91,8 @@ class Trainer:
         self.weighting = make_weighting(config.weighting, self.models, data.n_tasks, config.replica_seeds())
         params = [p for m in self.models.values() for p in m.parameters()] + self.weighting.parameters()
         self._flat = _flatten_parameters(params)
-        self.optimizer = FlatAdam(self._flat, lr=config.lr)  # torch's fused Adam kernel, without torch._dynamo
+        # torch's fused Adam kernel, without torch._dynamo; a rate sweep gives each replica block its own rate
+        self.optimizer = FlatAdam(self._flat, lr=config.lr, groups=_rate_groups(params, config))
         self.step_count = 0
         r = config.replicas
         self._batch_gens = [torch.Generator().manual_seed(s * 7_919 + 17) for s in config.replica_seeds()]
@@ -98,10 +101,17 @@ class Trainer:
         self._window = {n: torch.zeros(r, data.n_tasks, device=self.device) for n in self.models}  # (r, k)
         self._window_steps = 0
         self._replica_idx = torch.arange(r, device=self.device).unsqueeze(1)  # (r, 1)
-        # the input block of each replica: a sweep shares one seed's inputs across p (TaskData.x_index)
-        self._x_replica = self._replica_idx if data.x_index is None else self.data.x_index.unsqueeze(1)
-        self._x_val = self.data.inputs("val")  # (q, n_val, d) one block per replica: small, so expanded once
-        self._x_test = self.data.inputs("test")
+        # The data block of each replica: a rate sweep's rates share the data (replica r reads block r mod q),
+        # and a p-sweep shares one seed's inputs across p (TaskData.x_index).
+        block = torch.arange(r, device=self.device) % self.data.replicas  # (r,)
+        self._y_replica = block.unsqueeze(1)
+        self._x_replica = (block if data.x_index is None else self.data.x_index[block]).unsqueeze(1)
+        shared = self.data.replicas == 1  # one block for all: the model broadcasts it
+        pick = (lambda t: t) if shared else (lambda t: t[block])  # noqa: E731
+        self._x_val, self._x_test = pick(self.data.inputs("val")), pick(self.data.inputs("test"))  # small: expanded
+        self._y_val, self._y_test = pick(self.data.y_val), pick(self.data.y_test)
+        directions = self.data.task_directions
+        self._directions = None if directions is None else directions if shared else directions[block.cpu()]
         self._alignment_rows: list[GateRow] = []  # filled by probe_specialisation at each recorded point
 
     # ------------------------------------------------------------------ batches
@@ -149,7 +159,7 @@ class Trainer:
         weights, which changes nothing the run reports)."""
         idx = self._next_indices()
         xb = self._gather(self.data.x_train, idx, self._x_replica)  # (r, b, d)
-        yb = self._gather(self.data.y_train, idx, self._replica_idx)  # (r, b, k)
+        yb = self._gather(self.data.y_train, idx, self._y_replica)  # (r, b, k)
         t_start = time.perf_counter()
         forward_s: dict[str, float] = {}
         losses: dict[str, torch.Tensor] = {}
@@ -184,7 +194,7 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, tuple[torch.Tensor, np.ndarray | None]]:
         """Per model: (r, k) loss on the split and (r, k) AUC for binary tasks (NaN for the others)."""
-        x, y = (self._x_val, self.data.y_val) if split == "val" else (self._x_test, self.data.y_test)
+        x, y = (self._x_val, self._y_val) if split == "val" else (self._x_test, self._y_test)
         out = {}
         for name, model in self.models.items():
             preds = self._predict(model, x)  # (r, n, k)
@@ -245,7 +255,7 @@ class Trainer:
         it the gates' task difference per replica ('gate_task_difference', what the p-sweep plots). Synthetic
         data only (the task directions are known there)."""
         rows: list[MetricRow] = []
-        if self.data.task_directions is None or self.data.n_tasks < 2:
+        if self._directions is None or self.data.n_tasks < 2:
             return rows
         x = self._x_val[:, :PROBE_ROWS]
         for name, model in self.models.items():
@@ -254,7 +264,7 @@ class Trainer:
                 continue
             gates = model(x[0] if x.shape[0] == 1 else x).gates.mean(dim=1)  # (r, p, k, e) -> (r, k, e)
             rows += _rows(name, self.step_count, "probe", "gate_task_difference", gate_difference(gates)[:, None])
-            alignment = expert_alignment(model, self.data.task_directions)
+            alignment = expert_alignment(model, self._directions)
             values = routing_specialisation(gates, alignment, model.spec.n_gates).numpy()
             res.routing_specialisation = values
             first = alignment[0].cpu().numpy()  # (e, k): the expert map of the seed the heatmaps show
@@ -273,7 +283,7 @@ class Trainer:
         rows: list[MetricRow] = []
         if self.data.n_tasks < 2:
             return rows
-        x, y = self._x_val[:, :PROBE_ROWS], self.data.y_val[:, :PROBE_ROWS]
+        x, y = self._x_val[:, :PROBE_ROWS], self._y_val[:, :PROBE_ROWS]
         for name, model in self.models.items():
             res = self.results[name]
             if res.status != "running":
@@ -390,6 +400,25 @@ class Trainer:
             for name, model in self.models.items()
             for p, t in model.named_parameters()
         }
+
+
+def _rate_groups(params: list[nn.Parameter], config: RunConfig) -> list[tuple[float, list[tuple[int, int]]]] | None:
+    """A rate sweep's Adam groups: per rate, the (start, stop) ranges of the flat tensor that its replicas own.
+    Every parameter leads with the replica axis, so one replica block of a parameter is one contiguous range;
+    the rates' replicas are consecutive blocks (RunConfig.replica_lr)."""
+    if not config.sweep_lr:
+        return None
+    per_rate = config.data_replicas
+    groups: list[tuple[float, list[tuple[int, int]]]] = [(lr, []) for lr in config.sweep_lr]
+    offset = 0
+    for p in params:
+        if p.shape[0] != config.replicas:
+            raise ValueError(f"a parameter of shape {tuple(p.shape)} has no leading replica axis of {config.replicas}")
+        block = p.numel() // config.replicas
+        for i, (_, ranges) in enumerate(groups):
+            ranges.append((offset + i * per_rate * block, offset + (i + 1) * per_rate * block))
+        offset += p.numel()
+    return groups
 
 
 def _flatten_parameters(params: list[nn.Parameter]) -> nn.Parameter:

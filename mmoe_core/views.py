@@ -174,7 +174,15 @@ def config_summary(config: RunConfig, summary: Mapping[str, Any] | None = None) 
         data = display_name(config.dataset)
         rows = (summary or {}).get("train_rows") if isinstance(summary, Mapping) else None
         data += f" · {int(rows):,} training rows" if isinstance(rows, int) else ""
+    if config.sweep_lr:
+        seeds += f", learning rates {', '.join(f'{lr:g}' for lr in config.sweep_lr)}"
     return f"{data} · {models} · {config.steps:,} steps{seeds}"
+
+
+def run_axes(config: RunConfig) -> str:
+    """'p = 0.5, 0.9, lr = 0.001': the correlations and rates a (possibly batched) run trains at."""
+    ps = ", ".join(f"{p:g}" for p in config.sweep or (config.correlation,))
+    return f"p = {ps}, lr = {', '.join(f'{lr:g}' for lr in config.sweep_lr or (config.lr,))}"
 
 
 def runs_table(runs: pd.DataFrame) -> pd.DataFrame:

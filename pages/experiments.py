@@ -34,6 +34,7 @@ from mmoe_core.studies.study import (
     summary_table,
 )
 from mmoe_core.studies.teaching import quick_note
+from mmoe_core.views import run_axes
 from ui import keys
 from ui.access import READ_ONLY, adopt_key, held_key, may_change_study, new_owner_key, remember, study_target
 from ui.controls import KEEP, number_field
@@ -305,8 +306,7 @@ def study_view(study_id: str) -> None:
             st.caption(READ_ONLY.format(what="study"))
     for run in runs[runs["status"].isin(["failed", "interrupted"])].itertuples():
         st.error(
-            f"Run `{run.id}` (p = {', '.join(f'{p:g}' for p in RunConfig.from_json(run.config).sweep or (run.correlation,))}, "
-            f"lr = {run.lr:g}) {run.status}: "
+            f"Run `{run.id}` ({run_axes(RunConfig.from_json(run.config))}) {run.status}: "
             f"{(run.error or 'no message').splitlines()[0]}"
         )
 

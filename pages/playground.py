@@ -50,6 +50,11 @@ def restore_from_url() -> None:
     run_id, key = query.get("run", ""), query.get("key", "")
     if key and not adopt_key(run_id, key):  # before the data check: an owner link also grants the run's upload
         warnings.append("URL parameter key ignored: it is not this run's owner key, so the run opens read-only")
+    if config.sweep_lr:  # the Playground has no control for it: say so rather than drop it silently
+        warnings.append(
+            "URL parameter sweep_lr ignored: learning-rate grids run as studies (Experiments page, or "
+            "`mmoe sweep --lrs`); the Playground trains at one rate"
+        )
     refusal = source_refusal(config.dataset)
     if refusal:
         warnings.append(f"URL parameter dataset ignored: {refusal}")

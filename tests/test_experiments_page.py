@@ -136,7 +136,8 @@ def test_stop_ends_every_run_of_the_study(mmoe_home):
 
 def _stored_study(store: RunStore, study_id: str, lrs: tuple[float, ...]) -> None:
     """A finished study written straight into the store (no training): val and test loss per seed."""
-    study = Study(correlations=(0.5,), lrs=lrs, base=RunConfig(seeds=3, steps=10, rows=200, eval_rows=50))
+    base = RunConfig(seeds=3, steps=10, rows=200, eval_rows=50)
+    study = Study(correlations=(0.5,), lrs=lrs, base=base, batched=False)  # one run per rate, as studies were
     for config in study.configs():
         run_id = store.create_run(config, label=study_label(study_id), status="running")
         rows = []

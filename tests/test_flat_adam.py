@@ -51,3 +51,37 @@ def test_a_synthetic_cli_run_imports_neither_dynamo_nor_sklearn(tmp_path):
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen == {"rc": 0, "loaded": []}, seen
     assert json.loads((tmp_path / "out.json").read_text())["models"]["mmoe"]["status"] == "done"
+
+
+def test_each_rate_group_moves_as_an_adam_of_its_own():
+    torch.manual_seed(1)
+    start = torch.randn(1_000)
+    ranges = {1e-3: [(0, 300), (600, 700)], 3e-2: [(300, 600), (700, 1_000)]}
+    flat = torch.nn.Parameter(start.clone())
+    adam = FlatAdam(flat, lr=1e-3, groups=list(ranges.items()))
+    alone = {
+        (lr, a, b): (p := torch.nn.Parameter(start[a:b].clone()), FlatAdam(p, lr=lr))
+        for lr, rs in ranges.items()
+        for a, b in rs
+    }
+    for _ in range(25):
+        grad = torch.randn(1_000)
+        flat.grad = grad.clone()
+        adam.step()
+        for (_, a, b), (p, opt) in alone.items():
+            p.grad = grad[a:b].clone()
+            opt.step()
+    for (_, a, b), (p, _) in alone.items():
+        assert torch.equal(flat.data[a:b], p.data), (a, b)
+    assert not torch.equal(flat.data[:300] - start[:300], (flat.data[300:600] - start[300:600]))
+
+
+def test_rate_groups_must_cover_the_tensor_once():
+    p = torch.nn.Parameter(torch.zeros(10))
+    for groups in ([(0.1, [(0, 5)])], [(0.1, [(0, 6)]), (0.2, [(5, 10)])]):
+        try:
+            FlatAdam(p, lr=0.1, groups=groups)
+        except ValueError as exc:
+            assert "cover the parameter exactly once" in str(exc)
+        else:
+            raise AssertionError(f"{groups} accepted")

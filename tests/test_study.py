@@ -62,13 +62,15 @@ def test_study_rejects_bad_values_with_a_message(changes, message):
         Study(**changes)
 
 
-def test_a_batched_study_runs_one_config_per_lr_with_every_correlation_and_reads_back():
+def test_a_batched_study_runs_every_correlation_and_rate_in_one_config_and_reads_back():
     study = Study(correlations=(0.9, 0.5), lrs=(1e-2, 1e-3), base=RunConfig(**TINY, independent_data=True))
     configs = study.configs()
-    assert [(c.sweep, c.lr) for c in configs] == [((0.9, 0.5), 1e-2), ((0.9, 0.5), 1e-3)]
+    assert [(c.sweep, c.sweep_lr, c.replicas) for c in configs] == [((0.9, 0.5), (1e-2, 1e-3), 8)]
     back = Study.from_configs(configs)
     assert back.correlations == (0.9, 0.5) and back.lrs == (1e-3, 1e-2) and back.batched
-    assert back.base.sweep == () and sorted(back.configs(), key=lambda c: c.lr) == sorted(configs, key=lambda c: c.lr)
+    assert back.base.sweep == () and [(c.sweep, set(c.sweep_lr)) for c in back.configs()] == [
+        ((0.9, 0.5), {1e-2, 1e-3})
+    ]
 
 
 def test_study_runs_one_config_per_correlation_and_lr_and_reads_back():

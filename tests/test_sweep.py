@@ -142,9 +142,9 @@ def test_a_sweeps_report_draws_each_measure_against_p_and_no_curves_averaged_ove
     assert set(by_model) == {"MMoE"} and all(v > 0 for v in by_model["MMoE"])  # Shared-Bottom has no gate
 
 
-def test_a_batched_study_gives_every_seed_the_numbers_of_one_run_per_correlation(tmp_path):
-    """#18 item 2: a study trains its correlations in one batched run per (rows, lr); each seed's final
-    losses, validation losses and probe measures equal those of the study run one correlation at a time."""
+def test_a_batched_study_gives_every_seed_the_numbers_of_one_run_per_correlation_and_rate(tmp_path):
+    """#18 item 2: a study trains its correlations and rates in one batched run per training size; each
+    seed's final losses, validation losses and probe measures equal those of one run per (p, rate)."""
     from mmoe_core.runs import RunStore
     from mmoe_core.runtime.execute import execute_run
     from mmoe_core.studies.study import Study, final_losses, study_label, study_runs
@@ -153,8 +153,8 @@ def test_a_batched_study_gives_every_seed_the_numbers_of_one_run_per_correlation
     store = RunStore(tmp_path)
     finals = {}
     for batched in (True, False):
-        study = Study(correlations=(0.0, 0.5, 1.0), lrs=(1e-3,), base=base, batched=batched)
-        assert len(study.configs()) == (1 if batched else 3)
+        study = Study(correlations=(0.0, 0.5, 1.0), lrs=(1e-3, 1e-2), base=base, batched=batched)
+        assert len(study.configs()) == (1 if batched else 6)
         study_id = ("b" if batched else "5") * 12
         for config in study.configs():
             run_id = store.create_run(config, status="running", label=study_label(study_id))
@@ -162,10 +162,51 @@ def test_a_batched_study_gives_every_seed_the_numbers_of_one_run_per_correlation
         back = Study.from_configs([RunConfig.from_json(c) for c in study_runs(store, study_id)["config"]])
         assert (back.correlations, back.lrs, back.batched) == (study.correlations, study.lrs, batched)
         table = final_losses(store, study_runs(store, study_id))
-        finals[batched] = table.drop(columns=["run_id"]).sort_values(["correlation", "model", "replica"])
+        finals[batched] = table.drop(columns=["run_id"]).sort_values(["lr", "correlation", "model", "replica"])
     a, b = finals[True].reset_index(drop=True), finals[False].reset_index(drop=True)
-    assert len(a) == 3 * 2 * 3  # p x models x seeds
-    pd.testing.assert_frame_equal(
-        a.drop(columns=["grad_agreement"]), b.drop(columns=["grad_agreement"]), check_exact=True
+    assert len(a) == 3 * 2 * 2 * 3  # p x rates x models x seeds
+    assert a["lr"].value_counts().to_dict() == {1e-3: 18, 1e-2: 18}
+    # float32 rounding apart (a batched matmul of 18 replicas may block differently from one of 3)
+    pd.testing.assert_frame_equal(a.drop(columns=["grad_agreement"]), b.drop(columns=["grad_agreement"]), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.array(a["grad_agreement"].tolist()), np.array(b["grad_agreement"].tolist()), atol=1e-5
     )
-    assert a["grad_agreement"].tolist() == b["grad_agreement"].tolist()
+
+
+def test_one_run_over_rates_and_correlations_equals_its_single_runs():
+    """#18 item 2: the learning rate is a replica axis too (RunConfig.sweep_lr, one Adam with a rate per replica
+    block): replica (lr_i, p_j, s) is the single run at lr_i and p_j with seed s."""
+    config = RunConfig(
+        **SMALL, seed=3, seeds=2, data_seed=11, independent_data=True, sweep=(0.0, 0.9), sweep_lr=(1e-3, 2e-2)
+    )
+    assert config.replicas == 8 and config.data_replicas == 4
+    assert [config.replica_lr(r) for r in range(8)] == [1e-3] * 4 + [2e-2] * 4
+    batched = Trainer(config, load_data(config), device="cpu")
+    batched.run()
+    for r in range(config.replicas):
+        s = r % config.seeds
+        single_config = RunConfig(
+            **SMALL,
+            seed=3 + s,
+            data_seed=11 + s,
+            correlation=config.replica_correlation(r),
+            lr=config.replica_lr(r),
+        )
+        single = Trainer(single_config, load_data(single_config), device="cpu")
+        single.run()
+        for name in config.models:  # float32 rounding apart: a batched matmul of 8 replicas may block differently
+            np.testing.assert_allclose(batched.results[name].test_loss[r], single.results[name].test_loss[0], rtol=1e-5)
+    fast, slow = batched.results["mmoe"].test_loss[4:].mean(), batched.results["mmoe"].test_loss[:4].mean()
+    assert fast != slow  # the rates differ in effect, not only in name
+
+
+def test_the_playground_says_it_ignores_a_learning_rate_sweep_in_its_link(mmoe_home):
+    from test_app import app
+
+    at = app()
+    at.query_params["sweep_lr"] = "1e-3,1e-2"
+    at.query_params["sweep"] = "0,1"
+    at.run()
+    assert not at.exception
+    assert any(w.value.startswith("URL parameter sweep_lr ignored") for w in at.warning)
+    assert at.toggle(key="sweep_on").value  # the p-sweep it can show is kept

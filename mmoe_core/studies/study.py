@@ -110,18 +110,24 @@ class Study:
         return out
 
     def _batched(self, rows: int) -> list[RunConfig]:
-        """The batched runs at one training size, or [] where one run per correlation is asked for or needed:
-        a batched run holds every p's targets and models at once, and may pass a server limit that one p
-        stays under (then the numbers are the same, only slower)."""
-        if not self.batched or len(self.correlations) < 2 or self.base.dataset != "synthetic":
+        """The batched runs at one training size, or [] where one run per correlation and rate is asked for
+        or needed. Every p (synthetic data) and every rate in one run when the server's limits allow, else
+        every p in one run per rate; a batched run holds all its replicas' targets and models at once, and may
+        pass a limit that a smaller run stays under (then the numbers are the same, only slower)."""
+        ps = self.correlations if len(self.correlations) > 1 and self.base.dataset == "synthetic" else ()
+        rates = self.lrs if len(self.lrs) > 1 else ()
+        if not self.batched or not (ps or rates):
             return []
-        try:
-            return [
-                self.base.with_(rows=rows, correlation=self.correlations[0], sweep=self.correlations, lr=lr)
-                for lr in self.lrs
-            ]
-        except ValueError:
-            return []
+        base = self.base.with_(rows=rows) if rows != self.base.rows else self.base
+        layouts = [(rates, (self.lrs[0],)), ((), self.lrs)] if ps else [(rates, (self.lrs[0],))]
+        for sweep_lr, lrs in layouts:
+            try:
+                if ps:
+                    return [base.with_(correlation=ps[0], sweep=ps, lr=lr, sweep_lr=sweep_lr) for lr in lrs]
+                return [base.with_(correlation=p, lr=self.lrs[0], sweep_lr=rates) for p in self.correlations]
+            except ValueError:
+                continue
+        return []
 
     def with_(self, **changes: Any) -> Study:
         """Change study fields (correlations, lrs, row_sizes) or base RunConfig fields in one call."""
@@ -140,10 +146,10 @@ class Study:
         if not configs:
             raise ValueError("a study needs at least one run")
         correlations = tuple(dict.fromkeys(p for c in configs for p in (c.sweep or (c.correlation,))))
-        lrs = tuple(sorted(set(c.lr for c in configs)))
+        lrs = tuple(sorted(set(lr for c in configs for lr in (c.sweep_lr or (c.lr,)))))
         sizes = tuple(dict.fromkeys(c.rows for c in configs))
-        base = configs[0].with_(sweep=())
-        batched = any(c.sweep for c in configs)
+        base = configs[0].with_(sweep=(), sweep_lr=())
+        batched = any(c.sweep or c.sweep_lr for c in configs)
         return cls(correlations, lrs, base, row_sizes=sizes if len(sizes) > 1 else (), batched=batched)
 
 
@@ -242,7 +248,7 @@ def list_studies(store: RunStore) -> pd.DataFrame:
                 "seeds": configs[0]["seeds"],
                 "steps": configs[0]["steps"],
                 "correlations": sorted({p for c in configs for p in (c.get("sweep") or [c["correlation"]])}),
-                "lrs": sorted({c["lr"] for c in configs}),
+                "lrs": sorted({lr for c in configs for lr in (c.get("sweep_lr") or [c["lr"]])}),
                 "status": _overall_status(statuses),
             }
         )
@@ -351,29 +357,33 @@ def run_results(store: RunStore, run: Mapping[str, Any]) -> tuple[pd.DataFrame, 
     loss = curve["loss"].astype(float)
     curve["loss"] = loss.where(np.isfinite(loss))  # a diverged seed reads as missing, never as inf
     config = json.loads(run["config"])
-    seeds, ps = int(config["seeds"]), config.get("sweep") or [run["correlation"]]  # a batched run: every p
-    curve.insert(0, "lr", run["lr"])
-    curve.insert(0, "correlation", [ps[int(r) // seeds] for r in curve["replica"]])
-    curve["replica"] = curve["replica"].astype(int) % seeds  # the seed's index, the same at every p
+    # a batched run: replica (i·P + j)·seeds + s is rate i, p_j, seed s (RunConfig.replica_correlation)
+    seeds, ps = int(config["seeds"]), config.get("sweep") or [run["correlation"]]
+    rates = config.get("sweep_lr") or [run["lr"]]
+    p_of = lambda r: ps[(int(r) // seeds) % len(ps)]  # noqa: E731
+    lr_of = lambda r: rates[int(r) // (seeds * len(ps))]  # noqa: E731
+    curve.insert(0, "lr", [lr_of(r) for r in curve["replica"]])
+    curve.insert(0, "correlation", [p_of(r) for r in curve["replica"]])
+    curve["replica"] = curve["replica"].astype(int) % seeds  # the seed's index, the same at every p and rate
     test = m[m["split"] == "test"]
     if test.empty:
         return curve, pd.DataFrame(columns=FINAL_COLUMNS)
     last_val = curve[curve["step"] == curve.groupby("model")["step"].transform("max")]
-    val_at = {(r.model, int(r.replica), r.correlation): r.loss for r in last_val.itertuples(index=False)}
+    val_at = {(r.model, int(r.replica), r.correlation, r.lr): r.loss for r in last_val.itertuples(index=False)}
     tests = {key: g for key, g in test.groupby(["model", "replica"], sort=False)}
     rows = []
     for model in config["models"]:
-        for replica in range(seeds * len(ps)):
+        for replica in range(seeds * len(ps) * len(rates)):
             g = tests.get((model, replica))
             losses = g.sort_values("task")["value"].to_numpy(dtype=float) if g is not None else np.array([])
             finite = len(losses) > 0 and bool(np.isfinite(losses).all())
             status = run.get("status", "done") if finite else "diverged" if len(losses) else "failed"
-            s = replica % seeds  # replica (p_j, s) of a batched run is the single run with seed s at p_j
-            val_loss = val_at.get((model, s, ps[replica // seeds]), np.nan)
+            s = replica % seeds  # replica (lr_i, p_j, s) of a batched run is the single run with seed s there
+            val_loss = val_at.get((model, s, p_of(replica), lr_of(replica)), np.nan)
             rows.append(
                 {
-                    "correlation": ps[replica // seeds],
-                    "lr": run["lr"],
+                    "correlation": p_of(replica),
+                    "lr": lr_of(replica),
                     "model": model,
                     "replica": s,
                     "seed": config["seed"] + s,
