@@ -8,6 +8,7 @@ are bit-identical (tests/test_flat_adam.py); devices without the fused kernel ke
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 FUSED_DEVICES = ("cpu", "cuda")
 
@@ -49,6 +50,13 @@ class FlatAdam:
         self.exp_avg_sq = torch.zeros_like(param, memory_format=torch.preserve_format)
         # torch.optim.Adam(fused=True) keeps the step count as a float32 tensor on the parameter's device
         self.state_step = torch.zeros((), dtype=torch.float32, device=param.device)
+        self._views: list = []  # per rate group: (lr, views of param, grad, exp_avg, exp_avg_sq)
+        self._views_of: torch.Tensor | None = None
+
+    def _slices(self, ranges: Ranges, grad: torch.Tensor) -> tuple[list[torch.Tensor], ...]:
+        """Views of the parameter, its gradient and the two moments over `ranges`: the fused call's lists."""
+        tensors = (self.param, grad, self.exp_avg, self.exp_avg_sq)
+        return tuple([t[a:b] for a, b in ranges] for t in tensors)
 
     @torch.no_grad()
     def step(self) -> None:
@@ -59,9 +67,10 @@ class FlatAdam:
         if grad is None:
             return
         self.state_step += 1
-        for lr, ranges in self.groups:
-            views = [(self.param[a:b], grad[a:b], self.exp_avg[a:b], self.exp_avg_sq[a:b]) for a, b in ranges]
-            params, grads, avgs, squares = (list(t) for t in zip(*views))
+        if self._views_of is not grad:  # once in training: backward fills the same .grad in place every step
+            self._views = [(lr, *self._slices(ranges, grad)) for lr, ranges in self.groups]
+            self._views_of = grad
+        for lr, params, grads, avgs, squares in self._views:
             torch._fused_adam_(
                 params,
                 grads,
@@ -77,3 +86,38 @@ class FlatAdam:
                 eps=self.eps,
                 maximize=False,
             )
+
+
+def rate_groups(
+    params: list[nn.Parameter], replicas: int, per_rate: int, rates: tuple[float, ...]
+) -> list[tuple[float, Ranges]]:
+    """A rate sweep's Adam groups over flatten_parameters' layout: per rate, the (start, stop) ranges that its
+    replicas own. Every parameter leads with the replica axis, so one replica block of a parameter is one
+    contiguous range; each rate's `per_rate` replicas are consecutive (RunConfig.replica_lr)."""
+    groups: list[tuple[float, Ranges]] = [(lr, []) for lr in rates]
+    offset = 0
+    for p in params:
+        if p.shape[0] != replicas:
+            raise ValueError(f"a parameter of shape {tuple(p.shape)} has no leading replica axis of {replicas}")
+        block = p.numel() // replicas
+        for i, (_, ranges) in enumerate(groups):
+            ranges.append((offset + i * per_rate * block, offset + (i + 1) * per_rate * block))
+        offset += p.numel()
+    return groups
+
+
+def flatten_parameters(params: list[nn.Parameter]) -> nn.Parameter:
+    """Re-home every parameter and its gradient as views of one flat tensor and return that tensor.
+
+    Autograd still sees the separate parameters (backward accumulates into their .grad views in place), while
+    the optimizer sees a single tensor: its per-parameter Python bookkeeping (~0.2 ms per model per step on
+    CPU, a tenth of a small model's step) is paid once. Parameters left out of a step get a zero gradient."""
+    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat.grad = torch.zeros_like(flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.data = flat.data[offset : offset + n].view_as(p)
+        p.grad = flat.grad[offset : offset + n].view_as(p)
+        offset += n
+    return flat

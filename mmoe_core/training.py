@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from . import diagnostics
 from .config import RunConfig
 from .data import TaskData
-from .flat_adam import FlatAdam
+from .flat_adam import FlatAdam, flatten_parameters, rate_groups
 from .gradients import grad_agreement
 from .models import MixtureModel, build_model
 from .specialisation import expert_alignment, has_specialisation, routing_specialisation
+from .views import task_difference
 from .weighting import make_weighting
 
 MetricRow = tuple[str, int, int, int, str, str, float]  # model, step, replica, task, split, metric, value
@@ -90,9 +90,12 @@ class Trainer:
         # Loss weighting (mmoe_core.weighting): its learned weights train with the models' Adam.
         self.weighting = make_weighting(config.weighting, self.models, data.n_tasks, config.replica_seeds())
         params = [p for m in self.models.values() for p in m.parameters()] + self.weighting.parameters()
-        self._flat = _flatten_parameters(params)
+        self._flat = flatten_parameters(params)
         # torch's fused Adam kernel, without torch._dynamo; a rate sweep gives each replica block its own rate
-        self.optimizer = FlatAdam(self._flat, lr=config.lr, groups=_rate_groups(params, config))
+        groups = (
+            rate_groups(params, config.replicas, config.data_replicas, config.sweep_lr) if config.sweep_lr else None
+        )
+        self.optimizer = FlatAdam(self._flat, lr=config.lr, groups=groups)
         self.step_count = 0
         r = config.replicas
         self._batch_gens = [torch.Generator().manual_seed(s * 7_919 + 17) for s in config.replica_seeds()]
@@ -263,7 +266,8 @@ class Trainer:
             if res.status != "running" or not has_specialisation(model):
                 continue
             gates = model(x[0] if x.shape[0] == 1 else x).gates.mean(dim=1)  # (r, p, k, e) -> (r, k, e)
-            rows += _rows(name, self.step_count, "probe", "gate_task_difference", gate_difference(gates)[:, None])
+            difference = task_difference(gates.double().cpu().numpy())  # (r,)
+            rows += _rows(name, self.step_count, "probe", "gate_task_difference", difference[:, None])
             alignment = expert_alignment(model, self._directions)
             values = routing_specialisation(gates, alignment, model.spec.n_gates).numpy()
             res.routing_specialisation = values
@@ -400,50 +404,6 @@ class Trainer:
             for name, model in self.models.items()
             for p, t in model.named_parameters()
         }
-
-
-def _rate_groups(params: list[nn.Parameter], config: RunConfig) -> list[tuple[float, list[tuple[int, int]]]] | None:
-    """A rate sweep's Adam groups: per rate, the (start, stop) ranges of the flat tensor that its replicas own.
-    Every parameter leads with the replica axis, so one replica block of a parameter is one contiguous range;
-    the rates' replicas are consecutive blocks (RunConfig.replica_lr)."""
-    if not config.sweep_lr:
-        return None
-    per_rate = config.data_replicas
-    groups: list[tuple[float, list[tuple[int, int]]]] = [(lr, []) for lr in config.sweep_lr]
-    offset = 0
-    for p in params:
-        if p.shape[0] != config.replicas:
-            raise ValueError(f"a parameter of shape {tuple(p.shape)} has no leading replica axis of {config.replicas}")
-        block = p.numel() // config.replicas
-        for i, (_, ranges) in enumerate(groups):
-            ranges.append((offset + i * per_rate * block, offset + (i + 1) * per_rate * block))
-        offset += p.numel()
-    return groups
-
-
-def _flatten_parameters(params: list[nn.Parameter]) -> nn.Parameter:
-    """Re-home every parameter and its gradient as views of one flat tensor and return that tensor.
-
-    Autograd still sees the separate parameters (backward accumulates into their .grad views in place), while
-    the optimizer sees a single tensor: its per-parameter Python bookkeeping (~0.2 ms per model per step on
-    CPU, a tenth of a small model's step) is paid once. Parameters left out of a step get a zero gradient."""
-    flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
-    flat.grad = torch.zeros_like(flat)
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.data = flat.data[offset : offset + n].view_as(p)
-        p.grad = flat.grad[offset : offset + n].view_as(p)
-        offset += n
-    return flat
-
-
-def gate_difference(gates: torch.Tensor) -> np.ndarray:
-    """(r, k, e) mean gate weights -> (r,) mean total-variation distance over task pairs (views.gate_specialisation
-    per replica): 0 when every task mixes the experts alike, as one gate must."""
-    k = gates.shape[1]
-    pairs = [0.5 * (gates[:, i] - gates[:, j]).abs().sum(-1) for i in range(k) for j in range(i + 1, k)]
-    return torch.stack(pairs, dim=1).mean(dim=1).double().cpu().numpy()
 
 
 def _rows(model: str, step: int, split: str, metric: str, values: np.ndarray) -> list[MetricRow]:

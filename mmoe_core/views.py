@@ -83,9 +83,15 @@ def gate_specialisation(matrix: pd.DataFrame) -> float | None:
     alike (OMoE by construction), 1 = disjoint experts. The one number behind 'MMoE's gates specialise'."""
     if matrix.shape[0] < 2:
         return None
-    vals = matrix.to_numpy()
-    dists = [0.5 * abs(vals[i] - vals[j]).sum() for i in range(len(vals)) for j in range(i + 1, len(vals))]
-    return float(sum(dists) / len(dists))
+    return float(task_difference(matrix.to_numpy(dtype=float)))
+
+
+def task_difference(gates: np.ndarray) -> np.ndarray:
+    """(..., k, e) gate weights -> (...) mean total-variation distance over task pairs (k >= 2); the trainer
+    records it per replica for the p-sweep, gate_specialisation reads it off a heatmap's matrix."""
+    k = gates.shape[-2]
+    pairs = [0.5 * np.abs(gates[..., i, :] - gates[..., j, :]).sum(-1) for i in range(k) for j in range(i + 1, k)]
+    return np.mean(pairs, axis=0)
 
 
 # ---------------------------------------------------------------------------------------------- results

@@ -21,8 +21,6 @@ from ui import keys
 from ui.access import READ_ONLY, adopt_key, may_change, new_owner_key, owner_query, remember, source_refusal
 from ui.controls import (
     KEEP,
-    SWEEP_CHOICES,
-    SWEEP_SEEDS,
     build_config,
     control_values,
     data_source,
@@ -30,6 +28,7 @@ from ui.controls import (
     matched_width,
     number_field,
     source_label,
+    sweep_controls,
 )
 from ui.run_view import REFRESH_S, load_run, show_run, show_status
 from ui.server import device_label, ensure_app_frame, get_queue, get_store, page_path, requester
@@ -130,13 +129,6 @@ def use_synthetic() -> None:
         st.session_state[key] = defaults[key]
 
 
-def _sweep_switched() -> None:
-    """A sweep needs a band over seeds to be read: one seed becomes SWEEP_SEEDS, each with its own data draw."""
-    if st.session_state.get(keys.SWEEP_ON) and int(st.session_state.get("seeds", 1)) < 2:
-        st.session_state["seeds"] = SWEEP_SEEDS
-        st.session_state["independent_data"] = True
-
-
 def reset_defaults() -> None:
     """Every control back to RunConfig's defaults, synthetic data."""
     load_into_controls(RunConfig())
@@ -162,23 +154,7 @@ def controls() -> None:
             help="Cosine similarity of the two tasks' weight vectors (paper §3.2). 1 = the same task "
             "up to the sine terms; 0 = unrelated; −1 = opposite.",
         )
-        sb.toggle(
-            "Sweep p: train at several correlations at once",
-            key=keys.SWEEP_ON,
-            persist_state=KEEP,
-            on_change=_sweep_switched,
-            help="Every chosen model at every p below, each seed paired across p (the same data draw, "
-            "only the tasks' angle changes), in one batched run: the paper's Fig. 4 in one press.",
-        )
-        if st.session_state.get(keys.SWEEP_ON):
-            sb.pills(
-                "p values to sweep",
-                list(SWEEP_CHOICES),
-                selection_mode="multi",
-                key=keys.SWEEP_VALUES,
-                format_func=lambda p: f"{p:g}",
-                persist_state=KEEP,
-            )
+        sweep_controls(sb)
         a, b = sb.columns(2)
         number_field("rows", a)
         number_field("input_dim", b)

@@ -164,3 +164,31 @@ def build_config() -> tuple[RunConfig | None, str | None]:
     if config.device == "cuda" and not device_info()["cuda"]:
         return None, "This server has no CUDA GPU; choose Auto or CPU as the device."
     return config, None
+
+
+def _sweep_switched() -> None:
+    """A sweep needs a band over seeds to be read: one seed becomes SWEEP_SEEDS, each with its own data draw."""
+    if st.session_state.get(keys.SWEEP_ON) and int(st.session_state.get("seeds", 1)) < 2:
+        st.session_state["seeds"] = SWEEP_SEEDS
+        st.session_state["independent_data"] = True
+
+
+def sweep_controls(sb: Any) -> None:
+    """The Playground's p-sweep switch and, when on, the p values it trains at (RunConfig.sweep)."""
+    sb.toggle(
+        "Sweep p: train at several correlations at once",
+        key=keys.SWEEP_ON,
+        persist_state=KEEP,
+        on_change=_sweep_switched,
+        help="Every chosen model at every p below, each seed paired across p (the same data draw, "
+        "only the tasks' angle changes), in one batched run: the paper's Fig. 4 in one press.",
+    )
+    if st.session_state.get(keys.SWEEP_ON):
+        sb.pills(
+            "p values to sweep",
+            list(SWEEP_CHOICES),
+            selection_mode="multi",
+            key=keys.SWEEP_VALUES,
+            format_func=lambda p: f"{p:g}",
+            persist_state=KEEP,
+        )
