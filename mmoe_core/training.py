@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from . import diagnostics
 from .config import RunConfig
@@ -23,6 +24,7 @@ from .data import TaskData
 from .flat_adam import FlatAdam, flatten_parameters, rate_groups
 from .gradients import grad_agreement
 from .models import MixtureModel, build_model
+from .models.replica_slice import activation_floats_per_replica, replica_chunks, replica_slice
 from .specialisation import expert_alignment, has_specialisation, routing_specialisation
 from .views import task_difference
 from .weighting import make_weighting
@@ -30,6 +32,10 @@ from .weighting import make_weighting
 MetricRow = tuple[str, int, int, int, str, str, float]  # model, step, replica, task, split, metric, value
 GateRow = tuple[str, int, int, int, float]  # model, step, task, expert, weight (replica 0, probe batch)
 PROBE_ROWS = 512
+# Floats of live activations per replica chunk in a CPU step (Trainer.replica_chunk), about an L3 cache (32 MB).
+# Paper-scale study, 600 replicas (bench/bench_study_step.py): chunks of 12-13, 25, 50 and 100 replicas ran
+# 1.9-2.0x the one-pass step, 50 (what this picks) the fastest by a few per cent.
+CHUNK_FLOATS = 8_000_000
 
 
 def resolve_device(name: str) -> torch.device:
@@ -68,7 +74,16 @@ class LogRecord:
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, data: TaskData, device: torch.device | str | None = None):
+    def __init__(
+        self,
+        config: RunConfig,
+        data: TaskData,
+        device: torch.device | str | None = None,
+        replica_chunk: int | None = None,
+    ):
+        """replica_chunk: replicas per forward/backward pass of a step; None chooses (slices of the replica
+        axis on a CPU, so activations stay in cache: mmoe_core.models.replica_slice), 0 turns chunking off.
+        Results equal the unchunked step to float32 rounding (tests/test_replica_slice.py)."""
         self.config = config
         self.device = resolve_device(config.device) if device is None else torch.device(device)
         if data.replicas not in (1, config.data_replicas):
@@ -96,6 +111,13 @@ class Trainer:
             rate_groups(params, config.replicas, config.data_replicas, config.sweep_lr) if config.sweep_lr else None
         )
         self.optimizer = FlatAdam(self._flat, lr=config.lr, groups=groups)
+        self._chunks = self._plan_chunks(replica_chunk)  # None: one pass over all replicas
+        self._slices = {  # the model itself when it runs in one pass
+            n: [replica_slice(m, a, b) for a, b in self._chunks] if len(self._chunks) > 1 else [m]
+            for n, m in self.models.items()
+        }
+        # the probes that show one seed (gate heatmaps, diagnostics) compute that seed alone
+        self._first = {n: replica_slice(m, 0, 1) if config.replicas > 1 else m for n, m in self.models.items()}
         self.step_count = 0
         r = config.replicas
         self._batch_gens = [torch.Generator().manual_seed(s * 7_919 + 17) for s in config.replica_seeds()]
@@ -116,6 +138,23 @@ class Trainer:
         directions = self.data.task_directions
         self._directions = None if directions is None else directions if shared else directions[block.cpu()]
         self._alignment_rows: list[GateRow] = []  # filled by probe_specialisation at each recorded point
+
+    def _plan_chunks(self, size: int | None) -> list[tuple[int, int]]:
+        """The replica ranges a training step runs one at a time. Only plain (equal) weighting splits: the
+        other weighting methods need every task's loss of a replica in one graph, which a chunk also holds,
+        but they keep learned state that is not split yet, so they run unchunked."""
+        r = self.config.replicas
+        if size is None:
+            if self.device.type != "cpu" or not self.models:
+                return [(0, r)]
+            per = max(
+                activation_floats_per_replica(m, min(self.config.batch_size, self.data.n_train))
+                for m in self.models.values()
+            )
+            size = max(1, CHUNK_FLOATS // per)
+        if size <= 0 or size >= r or self.config.weighting != "equal":
+            return [(0, r)]
+        return replica_chunks(r, size)
 
     # ------------------------------------------------------------------ batches
     def _next_indices(self) -> torch.Tensor:
@@ -161,8 +200,17 @@ class Trainer:
         out of the sum: its gradient is zero (Adam's leftover momentum still moves its already non-finite
         weights, which changes nothing the run reports)."""
         idx = self._next_indices()
-        xb = self._gather(self.data.x_train, idx, self._x_replica)  # (r, b, d)
-        yb = self._gather(self.data.y_train, idx, self._y_replica)  # (r, b, k)
+        if len(self._chunks) > 1:
+            self._step_in_chunks(idx)
+        else:
+            xb = self._gather(self.data.x_train, idx, self._x_replica)  # (r, b, d)
+            yb = self._gather(self.data.y_train, idx, self._y_replica)  # (r, b, k)
+            self._step_whole(xb, yb)
+        self._window_steps += 1
+        self.step_count += 1
+
+    def _step_whole(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        """Every running model's forward, one backward through the weighting, one update."""
         t_start = time.perf_counter()
         forward_s: dict[str, float] = {}
         losses: dict[str, torch.Tensor] = {}
@@ -190,8 +238,33 @@ class Trainer:
         all_forward = sum(forward_s.values()) or 1.0
         for name, f in forward_s.items():
             self.results[name].seconds += f + shared * f / all_forward
-        self._window_steps += 1
-        self.step_count += 1
+
+    def _step_in_chunks(self, idx: torch.Tensor) -> None:
+        """Equal weighting, one replica chunk at a time: the chunk's batch rows gathered, then every model's
+        forward and backward while those rows and the activations are in cache, the gradients landing in the
+        flat gradient; then one update of all."""
+        running = [n for n in self.models if self.results[n].status == "running"]
+        if not running:
+            return
+        self._flat.grad.zero_()
+        for i, (r0, r1) in enumerate(self._chunks):
+            xb = self._gather(self.data.x_train, idx[r0:r1], self._x_replica[r0:r1])  # (chunk, b, d)
+            yb = self._gather(self.data.y_train, idx[r0:r1], self._y_replica[r0:r1])  # (chunk, b, k)
+            for name in running:
+                t0 = time.perf_counter()
+                out = self._slices[name][i](xb)
+                per_task = self.task_losses(out.preds, yb)  # (chunk, k)
+                loss = per_task.sum()
+                if out.aux is not None:
+                    loss = loss + self.config.balance_weight * out.aux.sum()
+                loss.backward()
+                self._window[name][r0:r1] += per_task.detach()
+                self.results[name].seconds += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self.optimizer.step()
+        update = (time.perf_counter() - t0) / len(running)
+        for name in running:
+            self.results[name].seconds += update
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -200,22 +273,28 @@ class Trainer:
         x, y = (self._x_val, self._y_val) if split == "val" else (self._x_test, self._y_test)
         out = {}
         for name, model in self.models.items():
-            preds = self._predict(model, x)  # (r, n, k)
+            preds = self._predict(name, x)  # (r, n, k)
             yy = y.expand(model.replicas, -1, -1)
             loss = self.task_losses(preds, yy)
             auc = self._auc(preds, yy) if self._any_binary else None
             out[name] = (loss, auc)
         return out
 
-    def _predict(self, model: MixtureModel, x: torch.Tensor) -> torch.Tensor:
-        """(q, n, d) -> (r, n, k) in chunks that bound memory for many replicas."""
-        width = max(model.spec.n_experts * model.spec.expert_units[0], 1)
-        chunk = max(256, int(2e7 // (model.replicas * width)))
+    def _parts(self, name: str, x: torch.Tensor) -> list[tuple[nn.Module, torch.Tensor]]:
+        """(model or replica slice, its inputs) per replica chunk; x: (q, n, d) with q = 1 (shared) or r."""
+        return [
+            (part, x[0] if x.shape[0] == 1 else x[r0:r1]) for (r0, r1), part in zip(self._chunks, self._slices[name])
+        ]
+
+    def _predict(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """(q, n, d) -> (r, n, k), by replica chunks and row chunks that keep activations small."""
+        spec = self.models[name].spec
+        width = max(spec.n_experts * spec.expert_units[0], 1)
         parts = []
-        for s in range(0, x.shape[1], chunk):
-            xs = x[:, s : s + chunk]
-            parts.append(model(xs[0] if xs.shape[0] == 1 else xs).preds)
-        return torch.cat(parts, dim=1)
+        for part, xs in self._parts(name, x):
+            rows = max(256, int(CHUNK_FLOATS // (part.replicas * width)))
+            parts.append(torch.cat([part(xs[..., s : s + rows, :]).preds for s in range(0, xs.shape[-2], rows)], 1))
+        return torch.cat(parts, dim=0)
 
     def _auc(self, preds: torch.Tensor, y: torch.Tensor) -> np.ndarray:
         from sklearn.metrics import roc_auc_score  # ~0.7 s to import: only runs with a binary task pay it
@@ -235,7 +314,7 @@ class Trainer:
         out = {}
         for name, model in self.models.items():
             if model.spec.gated:
-                out[name] = model(x).gates[0].mean(dim=0).cpu().numpy()  # (p, k, e) -> (k, e)
+                out[name] = self._first[name](x).gates[0].mean(dim=0).cpu().numpy()  # (p, k, e) -> (k, e)
         return out
 
     @torch.no_grad()
@@ -246,7 +325,7 @@ class Trainer:
         rows: list[MetricRow] = []
         for name, model in self.models.items():
             if model.spec.gated and self.results[name].status == "running":
-                gates = model(x).gates[0].float().cpu().numpy()  # (p, k, e)
+                gates = self._first[name](x).gates[0].float().cpu().numpy()  # (p, k, e)
                 diag = diagnostics.diagnose(gates, diagnostics.expert_weights(model), diagnostics.gate_mask(model))
                 rows += diagnostics.metric_rows(name, self.step_count, diag)
         return rows
@@ -265,7 +344,7 @@ class Trainer:
             res = self.results[name]
             if res.status != "running" or not has_specialisation(model):
                 continue
-            gates = model(x[0] if x.shape[0] == 1 else x).gates.mean(dim=1)  # (r, p, k, e) -> (r, k, e)
+            gates = torch.cat([part(xs).gates.mean(dim=1) for part, xs in self._parts(name, x)])  # (r, k, e)
             difference = task_difference(gates.double().cpu().numpy())  # (r,)
             rows += _rows(name, self.step_count, "probe", "gate_task_difference", difference[:, None])
             alignment = expert_alignment(model, self._directions)
@@ -288,15 +367,19 @@ class Trainer:
         if self.data.n_tasks < 2:
             return rows
         x, y = self._x_val[:, :PROBE_ROWS], self._y_val[:, :PROBE_ROWS]
-        for name, model in self.models.items():
+        for name in self.models:
             res = self.results[name]
             if res.status != "running":
                 continue
-            with torch.enable_grad():
-                preds = model(x[0] if x.shape[0] == 1 else x).preds
-                per_task = self.task_losses(preds, y.expand(model.replicas, -1, -1))
-                found = grad_agreement(model, per_task)
-            for j, (layer, cos) in enumerate(found.items()):
+            found: dict[str, list[torch.Tensor]] = {}
+            for (part, xs), (r0, r1) in zip(self._parts(name, x), self._chunks):
+                with torch.enable_grad():
+                    preds = part(xs).preds
+                    per_task = self.task_losses(preds, y[r0:r1] if y.shape[0] > 1 else y.expand(r1 - r0, -1, -1))
+                    for layer, cos in grad_agreement(part, per_task).items():
+                        found.setdefault(layer, []).append(cos)
+            for j, (layer, parts) in enumerate(found.items()):
+                cos = torch.cat(parts)  # (r, pairs)
                 values = cos.detach().cpu().numpy()
                 if j == 0:
                     res.grad_agreement = values

@@ -166,11 +166,11 @@ class MixtureModel(nn.Module):
         b = x.shape[1]
         pre = torch.baddbmm(self.expert_in_b, x, self.expert_in_w)  # (r, b, e*h)
         logits = torch.bmm(x, self.gate_w) if self.gate_w is not None else None  # (r, b, g*e)
-        f = torch.relu(pre).view(r, b, e, -1)  # (r, b, e, h)
+        f = pre.relu_().view(r, b, e, -1)  # (r, b, e, h); in place: baddbmm's backward does not read its output
         if len(self.expert_w):
             f = f.transpose(1, 2)  # (r, e, b, h)
             for w, bias in zip(self.expert_w, self.expert_b):
-                f = torch.relu(torch.matmul(f, w) + bias)  # (r, e, b, h')
+                f = (torch.matmul(f, w) + bias).relu_()  # (r, e, b, h')
             f = f.transpose(1, 2)  # (r, b, e, h)
         aux = None
         if logits is not None and (self.spec.top_k or self.noise_w is not None or self.balance):

@@ -119,15 +119,15 @@ class _Level(nn.Module):
         e = self.src.shape[0]
         if self.first:
             r, b, _ = u.shape
-            f = torch.relu(torch.baddbmm(self.in_b, u, self.in_w)).view(r, b, e, -1)  # (r, b, e, h)
+            f = torch.baddbmm(self.in_b, u, self.in_w).relu_().view(r, b, e, -1)  # (r, b, e, h)
             if not len(self.w):
                 return f
             f = f.transpose(1, 2)  # (r, e, b, h)
         else:
             xe = u[:, :, self.src].transpose(1, 2)  # (r, e, b, h_in): each expert's stream
-            f = torch.relu(torch.matmul(xe, self.in_w) + self.in_b)  # (r, e, b, h)
+            f = (torch.matmul(xe, self.in_w) + self.in_b).relu_()  # (r, e, b, h)
         for w, bias in zip(self.w, self.b):
-            f = torch.relu(torch.matmul(f, w) + bias)  # (r, e, b, h')
+            f = (torch.matmul(f, w) + bias).relu_()  # (r, e, b, h')
         return f.transpose(1, 2)  # (r, b, e, h)
 
     def logits(self, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
