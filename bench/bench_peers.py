@@ -10,6 +10,9 @@ contender once, in an order rotated each round, for one epoch of the training ro
 
     rechub_fit       torch-rechub 0.9.0: MMOE + DataGenerator + MTLTrainer.fit (its documented pipeline)
     rechub_loop      the same torch-rechub MMOE fed by plain tensor slices (no DataLoader)
+    rechub_loop_nobn the same, its BatchNorm layers replaced by identities: like for like with ours. torch-rechub's
+                     MLP puts BatchNorm1d after every Linear, experts, gates and towers alike (its basic/layers.py,
+                     class MLP), so its model does more work per row than the paper's, which ours implements
     deepctr_fit      deepctr-torch 0.3.0: MMOE.compile + fit (its documented pipeline)
     deepctr_loop     the same deepctr-torch MMOE fed by plain tensor slices
     naive_loop       bench/naive_mmoe.py: experts in an nn.ModuleList, a Python loop
@@ -17,6 +20,9 @@ contender once, in an order rotated each round, for one epoch of the training ro
     ours_3models     Shared-Bottom, OMoE and MMoE in lock-step: rows/s counts each row once
     ours_sweep32     the three models x 32 seeds as one batched run: model-rows/s = rows x models x seeds
     rechub_loop_e32, ours_mmoe_e32   the same two at 32 experts
+
+`--process NAME` runs one contender once as this whole process (data drawn, one epoch, exit): what
+bench/bench_process.py times against our CLI, start-up included.
 
 The machines are shared and noisy (±30 % between runs), so the headline numbers are ratios ours/peer taken
 within each round (runs seconds apart) and their median over rounds, never two separate medians divided.
@@ -51,14 +57,14 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from bench.naive_mmoe import NaiveMMoE  # noqa: E402
-from mmoe_core.config import RunConfig  # noqa: E402
 from mmoe_core.data import TaskData, make_synthetic_tasks  # noqa: E402
-from mmoe_core.training import Trainer  # noqa: E402
 
 # (name, ours, peer, target): the ratios the issue asks for, then context.
 PAIRS: list[tuple[str, str, str, float | None]] = [
-    ("3 models lock-step / torch-rechub pipeline (MMoE alone)", "ours_3models", "rechub_fit", 3.0),
+    ("3 models lock-step / torch-rechub pipeline (MMoE alone)", "ours_3models", "rechub_fit", 4.0),
     ("MMoE / torch-rechub model, tensor loop (8 experts)", "ours_mmoe", "rechub_loop", 2.0),
+    ("MMoE / torch-rechub model without BatchNorm, tensor loop", "ours_mmoe", "rechub_loop_nobn", None),
+    ("3 models lock-step / torch-rechub without BatchNorm, tensor loop", "ours_3models", "rechub_loop_nobn", None),
     ("MMoE / torch-rechub model, tensor loop (32 experts)", "ours_mmoe_e32", "rechub_loop_e32", 2.0),
     ("32-seed sweep model-rows / torch-rechub pipeline", "ours_sweep32", "rechub_fit", 10.0),
     ("MMoE / torch-rechub pipeline", "ours_mmoe", "rechub_fit", None),
@@ -180,6 +186,22 @@ def rechub_loop(a: Arrays, s: Setup) -> int:
     return _rechub_loop(a, s, s.experts)
 
 
+def rechub_loop_nobn(a: Arrays, s: Setup) -> int:
+    model = _without_batchnorm(_rechub_model(s, s.experts))
+    return _tensor_loop(model, lambda xb: model({"x": xb}), a, s)
+
+
+def _without_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """Every BatchNorm1d replaced by an identity: Linear, ReLU in experts and towers, Linear, softmax in gates,
+    as the paper's MMoE and ours (whose gates have no bias; torch-rechub's keep theirs)."""
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, torch.nn.BatchNorm1d):
+                setattr(module, name, torch.nn.Identity())
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
+    return model
+
+
 def rechub_loop_e32(a: Arrays, s: Setup) -> int:
     return _rechub_loop(a, s, 32)
 
@@ -220,6 +242,9 @@ def naive_loop(a: Arrays, s: Setup) -> int:
 # ---------------------------------------------------------------------------------------------- ours
 def _ours(a: Arrays, s: Setup, models: tuple[str, ...], seeds: int = 1, experts: int | None = None) -> int:
     """Trainer.run for one epoch, evaluation every 50 steps included; returns model-rows trained."""
+    from mmoe_core.config import RunConfig  # here, so that a peer's --process run does not import our trainer
+    from mmoe_core.training import Trainer
+
     config = RunConfig(
         rows=s.rows,
         eval_rows=s.eval_rows,
@@ -262,6 +287,7 @@ CONTENDERS: dict[str, Callable[[Arrays, Setup], int]] = {
     for f in (
         rechub_fit,
         rechub_loop,
+        rechub_loop_nobn,
         deepctr_fit,
         deepctr_loop,
         naive_loop,
@@ -374,7 +400,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated contenders (default: all)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "peers.json"), help="where to write results")
     parser.add_argument("--spin", action="store_true", help="keep OpenMP's default wait policy (quiet machines)")
+    parser.add_argument("--process", default="", help="run this one contender once and exit (bench_process.py)")
     args = parser.parse_args(argv)
+    if args.process:
+        if args.process not in CONTENDERS:
+            parser.error(f"unknown contender {args.process}; choose from {', '.join(CONTENDERS)}")
+        setup = Setup(rows=args.rows, threads=args.threads)
+        torch.set_num_threads(setup.threads)
+        rows = CONTENDERS[args.process](make_arrays(setup), setup)
+        print(f"{args.process}: {rows:,} rows")
+        return 0
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(CONTENDERS)
     unknown = [n for n in names if n not in CONTENDERS]
     if unknown:
