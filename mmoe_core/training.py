@@ -2,7 +2,8 @@
 
 The core exposes `step()` and `evaluate()`; `run()` is a plain loop that a worker process, the CLI or a test
 drives, with callbacks for recording and a cancel check. No host-device sync happens between log steps:
-losses accumulate on the device and are read back only when a point is recorded.
+losses accumulate on the device and are read back only when a point is recorded. On a CPU, many replicas
+(a study) train, evaluate and probe in cache-sized chunks of the replica axis (models/replica_slice.py).
 
 Shapes: r replicas (seeds), q data replicas (1 or r), n rows, b batch, d input, k tasks, e experts.
 """
