@@ -25,7 +25,7 @@ from .data import TaskData
 from .flat_adam import FlatAdam, flatten_parameters, rate_groups
 from .gradients import grad_agreement
 from .models import MixtureModel, build_model
-from .models.replica_slice import activation_floats_per_replica, replica_chunks, replica_slice
+from .models.replica_slice import CHUNK_FLOATS, plan_chunks, replica_slice
 from .specialisation import expert_alignment, has_specialisation, routing_specialisation
 from .views import task_difference
 from .weighting import make_weighting
@@ -33,10 +33,6 @@ from .weighting import make_weighting
 MetricRow = tuple[str, int, int, int, str, str, float]  # model, step, replica, task, split, metric, value
 GateRow = tuple[str, int, int, int, float]  # model, step, task, expert, weight (replica 0, probe batch)
 PROBE_ROWS = 512
-# Floats of live activations per replica chunk in a CPU step (Trainer.replica_chunk), about an L3 cache (32 MB).
-# Paper-scale study, 600 replicas (bench/bench_study_step.py): chunks of 12-13, 25, 50 and 100 replicas ran
-# 1.9-2.0x the one-pass step, 50 (what this picks) the fastest by a few per cent.
-CHUNK_FLOATS = 8_000_000
 
 
 def resolve_device(name: str) -> torch.device:
@@ -112,7 +108,19 @@ class Trainer:
             rate_groups(params, config.replicas, config.data_replicas, config.sweep_lr) if config.sweep_lr else None
         )
         self.optimizer = FlatAdam(self._flat, lr=config.lr, groups=groups)
-        self._chunks = self._plan_chunks(replica_chunk)  # None: one pass over all replicas
+        # Equal weighting only: the other methods keep per-replica state outside the models (learned task
+        # weights) or run their own backward over all replicas, which chunks would have to split as well.
+        self._chunks = (
+            plan_chunks(
+                list(self.models.values()),
+                config.replicas,
+                min(config.batch_size, data.n_train),
+                self.device,
+                replica_chunk,
+            )
+            if config.weighting == "equal"
+            else [(0, config.replicas)]
+        )
         self._slices = {  # the model itself when it runs in one pass
             n: [replica_slice(m, a, b) for a, b in self._chunks] if len(self._chunks) > 1 else [m]
             for n, m in self.models.items()
@@ -139,23 +147,6 @@ class Trainer:
         directions = self.data.task_directions
         self._directions = None if directions is None else directions if shared else directions[block.cpu()]
         self._alignment_rows: list[GateRow] = []  # filled by probe_specialisation at each recorded point
-
-    def _plan_chunks(self, size: int | None) -> list[tuple[int, int]]:
-        """The replica ranges a training step runs one at a time. Only plain (equal) weighting splits: the
-        other weighting methods need every task's loss of a replica in one graph, which a chunk also holds,
-        but they keep learned state that is not split yet, so they run unchunked."""
-        r = self.config.replicas
-        if size is None:
-            if self.device.type != "cpu" or not self.models:
-                return [(0, r)]
-            per = max(
-                activation_floats_per_replica(m, min(self.config.batch_size, self.data.n_train))
-                for m in self.models.values()
-            )
-            size = max(1, CHUNK_FLOATS // per)
-        if size <= 0 or size >= r or self.config.weighting != "equal":
-            return [(0, r)]
-        return replica_chunks(r, size)
 
     # ------------------------------------------------------------------ batches
     def _next_indices(self) -> torch.Tensor:

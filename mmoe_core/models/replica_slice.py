@@ -15,9 +15,15 @@ from __future__ import annotations
 
 import copy
 
+import torch
 from torch import nn
 
 from . import gating
+
+# Floats of live activations per replica chunk in a CPU step, about an L3 cache (32 MB). Paper-scale study,
+# 600 replicas (bench/bench_study_step.py): chunks of 12-13, 25, 50 and 100 replicas all ran 1.8-2.0x the
+# one-pass step, within the run-to-run noise of each other; this picks 50 for the paper's models.
+CHUNK_FLOATS = 8_000_000
 
 
 def _slice_module(module: nn.Module, r0: int, r1: int) -> nn.Module:
@@ -75,4 +81,18 @@ def activation_floats_per_replica(model: nn.Module, batch: int) -> int:
     return batch * (widths * levels + spec.input_dim)
 
 
-__all__ = ["activation_floats_per_replica", "replica_chunks", "replica_slice"]
+def plan_chunks(
+    models: list[nn.Module], replicas: int, batch: int, device: torch.device, size: int | None
+) -> list[tuple[int, int]]:
+    """The replica ranges a training step runs one at a time: `size` replicas each (0: one pass), or, for
+    None, as many as fit CHUNK_FLOATS on a CPU (off a CPU, one pass: a GPU wants the biggest kernels)."""
+    if size is None:
+        if device.type != "cpu" or not models:
+            return [(0, replicas)]
+        size = max(1, CHUNK_FLOATS // max(activation_floats_per_replica(m, batch) for m in models))
+    if size <= 0 or size >= replicas:
+        return [(0, replicas)]
+    return replica_chunks(replicas, size)
+
+
+__all__ = ["CHUNK_FLOATS", "activation_floats_per_replica", "plan_chunks", "replica_chunks", "replica_slice"]
