@@ -18,10 +18,13 @@ e experts.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
+
+if TYPE_CHECKING:  # the tables' callers hold DataFrames already; training, which records, never needs pandas
+    import pandas as pd
 
 COLLAPSE_MAX_LOAD = 0.9  # one expert takes over 90% of a task's gate weight
 COLLAPSE_ENTROPY = 0.2  # normalised entropy of the load below this: near one expert

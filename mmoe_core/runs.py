@@ -16,13 +16,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from . import settings, store_faults
 from .config import RunConfig
 from .store_schema import ADDED_COLUMNS, LIST_COLUMNS, SCHEMA
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STATUSES = ("queued", "running", "done", "cancelled", "failed", "interrupted")
 FINISHED = ("done", "cancelled", "failed", "interrupted")
@@ -324,7 +325,7 @@ class RunStore:
         or any part of the label or config, `label`/`label_prefix` keep one study or all studies."""
         where, params = _run_filter(statuses, search, label, label_prefix)
         with self._connect() as db:
-            return pd.read_sql_query(
+            return _frame(
                 f"SELECT {LIST_COLUMNS} FROM runs{where} ORDER BY created DESC, rowid DESC LIMIT ? OFFSET ?",
                 db,
                 params=(*params, int(limit), int(offset)),
@@ -347,9 +348,7 @@ class RunStore:
 
     def models(self, run_id: str) -> pd.DataFrame:
         with self._connect() as db:
-            return pd.read_sql_query(
-                "SELECT * FROM models WHERE run_id = ? ORDER BY rowid", db, params=(check_run_id(run_id),)
-            )
+            return _frame("SELECT * FROM models WHERE run_id = ? ORDER BY rowid", db, params=(check_run_id(run_id),))
 
     def metrics(self, run_id: str, since_step: int = -1, split: str | None = None) -> pd.DataFrame:
         """Recorded rows in write order; `split` keeps one split (e.g. the diagnostics' "probe" rows alone)."""
@@ -357,7 +356,7 @@ class RunStore:
         if split is not None:
             where, params = where + " AND split = ?", params + [split]
         with self._connect() as db:
-            return pd.read_sql_query(
+            return _frame(
                 f"SELECT model, step, replica, task, split, metric, value FROM metrics WHERE {where} ORDER BY rowid",
                 db,
                 params=tuple(params),
@@ -365,7 +364,7 @@ class RunStore:
 
     def gates(self, run_id: str) -> pd.DataFrame:
         with self._connect() as db:
-            return pd.read_sql_query(
+            return _frame(
                 "SELECT model, step, task, expert, weight FROM gates WHERE run_id = ? ORDER BY rowid",
                 db,
                 params=(check_run_id(run_id),),
@@ -375,7 +374,7 @@ class RunStore:
         """Each expert's alignment with each task's direction, first seed, per recorded step (model, step,
         task, expert, value); empty for runs on real data."""
         with self._connect() as db:
-            return pd.read_sql_query(
+            return _frame(
                 "SELECT model, step, task, expert, value FROM alignment WHERE run_id = ? ORDER BY rowid",
                 db,
                 params=(check_run_id(run_id),),
@@ -435,3 +434,11 @@ def _run_filter(
         clauses.append("substr(label, 1, ?) = ?")
         params += [len(label_prefix), label_prefix]
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _frame(sql: str, db: sqlite3.Connection, params: tuple) -> pd.DataFrame:
+    """A query's rows as a DataFrame. pandas is imported here, not with the module: the CLI and the workers
+    write runs without ever reading one back, and importing pandas costs them ~0.4 s of start-up (issue #18)."""
+    import pandas as pd
+
+    return pd.read_sql_query(sql, db, params=params)

@@ -23,11 +23,11 @@ from . import diagnostics
 from .config import RunConfig
 from .data import TaskData
 from .flat_adam import FlatAdam, flatten_parameters, rate_groups
+from .gate_difference import task_difference
 from .gradients import grad_agreement
 from .models import MixtureModel, build_model
 from .models.replica_slice import CHUNK_FLOATS, plan_chunks, replica_slice
 from .specialisation import expert_alignment, has_specialisation, routing_specialisation
-from .views import task_difference
 from .weighting import make_weighting
 
 MetricRow = tuple[str, int, int, int, str, str, float]  # model, step, replica, task, split, metric, value

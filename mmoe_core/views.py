@@ -16,6 +16,7 @@ import pandas as pd
 
 from . import compare
 from .config import MODEL_KINDS, RunConfig
+from .gate_difference import task_difference
 from .hygiene import csv_safe, dot_label
 from .source_names import display_name
 
@@ -84,14 +85,6 @@ def gate_specialisation(matrix: pd.DataFrame) -> float | None:
     if matrix.shape[0] < 2:
         return None
     return float(task_difference(matrix.to_numpy(dtype=float)))
-
-
-def task_difference(gates: np.ndarray) -> np.ndarray:
-    """(..., k, e) gate weights -> (...) mean total-variation distance over task pairs (k >= 2); the trainer
-    records it per replica for the p-sweep, gate_specialisation reads it off a heatmap's matrix."""
-    k = gates.shape[-2]
-    pairs = [0.5 * np.abs(gates[..., i, :] - gates[..., j, :]).sum(-1) for i in range(k) for j in range(i + 1, k)]
-    return np.mean(pairs, axis=0)
 
 
 # ---------------------------------------------------------------------------------------------- results

@@ -1,5 +1,6 @@
 """Protects the fast start (issue #18 item 1): the trainer's Adam is torch's fused Adam bit for bit, and a
-synthetic run imports neither torch._dynamo (torch.optim.Adam's constructor did, ~1 s) nor scikit-learn."""
+synthetic run imports neither torch._dynamo (torch.optim.Adam's constructor did, ~1 s) nor scikit-learn nor
+pandas (the run store's and the studies' tables, ~0.3 s)."""
 
 from __future__ import annotations
 
@@ -39,12 +40,12 @@ def test_flat_adam_skips_a_step_without_a_gradient():
     assert torch.equal(p.data, torch.ones(3)) and adam.state_step.item() == 0
 
 
-def test_a_synthetic_cli_run_imports_neither_dynamo_nor_sklearn(tmp_path):
+def test_a_synthetic_cli_run_imports_neither_dynamo_nor_sklearn_nor_pandas(tmp_path):
     code = (
         "import sys, json; from mmoe_core.cli import main;"
-        f"rc = main(['train', '--steps', '2', '--rows', '500', '--eval-rows', '100', '--no-store', '--json', "
-        f"{str(tmp_path / 'out.json')!r}]);"
-        "print(json.dumps({'rc': rc, 'loaded': [m for m in ('torch._dynamo', 'sklearn') if m in sys.modules]}))"
+        f"rc = main(['train', '--steps', '2', '--rows', '500', '--eval-rows', '100', '--home', "
+        f"{str(tmp_path / 'home')!r}, '--json', {str(tmp_path / 'out.json')!r}]);"
+        "print(json.dumps({'rc': rc, 'loaded': [m for m in ('torch._dynamo', 'sklearn', 'pandas') if m in sys.modules]}))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -334,6 +334,14 @@ def test_sweep_cli_bad_lists_exit_with_one_line(tmp_path, capsys, args, message)
     assert len(err) == 1 and err[0].startswith(message)
 
 
+def test_sweep_cli_unknown_preset_names_the_presets(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["sweep", "--preset", "papr", "--home", str(tmp_path)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'papr'" in err and all(repr(name) in err for name in PRESETS)
+
+
 # ---------------------------------------------------------------- label correlation (paper Fig. 2)
 def test_label_correlation_equals_p_for_linear_tasks_and_falls_with_sine_terms():
     base = RunConfig(sine_terms=10, noise_std=0.1)

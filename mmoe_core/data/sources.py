@@ -18,13 +18,11 @@ from typing import Any
 
 from .. import settings
 from ..config import RunConfig
-from ..source_names import SAMPLE_PREFIX, UPLOAD_PREFIX, dataset_kind
-from .census import DATASETS as CENSUS_GROUPS
-from .census import load_census
-from .csv_table import load_csv
+from ..source_names import BUILTIN, SAMPLE_PREFIX, UPLOAD_PREFIX, dataset_kind
 from .synthetic import make_synthetic_tasks
 from .task_data import TaskData
 
+CENSUS_GROUPS = tuple(name for name in BUILTIN if name.startswith("census"))  # = census.DATASETS (tested)
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 
 # Census: all four of the paper's models at its §5.1 sizes (8 experts of 16 units, towers of 8); 400 Adam steps
@@ -73,11 +71,18 @@ def _synthetic(config: RunConfig, path: Path | None) -> TaskData:
     )
 
 
+# The table loaders import pandas (~0.4 s): imported when a run reads a table, not when synthetic data is drawn.
+
+
 def _census(config: RunConfig, path: Path | None) -> TaskData:  # one fixed data set: every seed shares it
+    from .census import load_census
+
     return load_census(config.dataset, data_seed=config.data_seed)
 
 
 def _table(config: RunConfig, path: Path | None) -> TaskData:
+    from .csv_table import load_csv
+
     assert path is not None
     return load_csv(path, config.targets, config.features, config.task_kinds, data_seed=config.data_seed)
 
