@@ -109,6 +109,26 @@ def test_same_seed_same_data_and_replicas_match_single_draws():
     assert a.x_train.shape == (1, 300, 100) and a.y_val.shape == (1, 2000, 2)
 
 
+@pytest.mark.parametrize("n_train, correlation", [(40_000, 0.5), (5_000, [0.0, 0.9])])
+def test_the_draw_is_the_papers_formula_in_one_pass(n_train, correlation):
+    """The generator fills x in place and computes labels in blocks of rows (synthetic.LABEL_ROWS) for speed;
+    the numbers must stay those of the plain one-pass formula, in the documented draw order, so that every
+    stored run and study can be reproduced from its config."""
+    data = make_synthetic_tasks(n_train=n_train, n_val=300, n_test=300, correlation=correlation, random_state=5)
+    g = torch.Generator().manual_seed(5)
+    basis, _ = torch.linalg.qr(torch.randn(100, 2, generator=g, dtype=torch.float64))
+    alpha, beta = torch.randn(10, generator=g, dtype=torch.float64), torch.randn(10, generator=g, dtype=torch.float64)
+    x = torch.randn(n_train + 600, 100, generator=g)
+    noise = torch.randn(n_train + 600, 2, generator=g, dtype=torch.float64)
+    assert torch.equal(torch.cat([data.x_train[0], data.x_val[0], data.x_test[0]]), x)
+    for j, p in enumerate([correlation] if isinstance(correlation, float) else correlation):
+        w = basis @ task_loadings(2, p).T
+        z = x.double() @ w
+        y = (z + torch.sin(z.unsqueeze(-1) * alpha + beta).sum(-1) + 0.1 * noise).float()
+        assert torch.equal(torch.cat([data.y_train[j], data.y_val[j], data.y_test[j]]), y)
+        assert torch.equal(data.task_directions[j], w)
+
+
 # ---------------------------------------------------------------- trainer
 def test_loss_falls_and_points_are_recorded():
     config = RunConfig(**{**TINY, "steps": 200, "rows": 2000})

@@ -61,27 +61,35 @@ def synthetic_weights(
 
 
 def _draw_inputs(
-    g: torch.Generator, n_rows: int, n_features: int, n_tasks: int, n_sine: int
+    g: torch.Generator, n_rows: int, n_features: int, n_tasks: int, n_sine: int, x_out: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Everything a seed draws, none of which depends on p: basis U (d, k), α, β (m,), x (n, d), unit noise (n, k),
-    in the generator's order. So a seed's draw is the same at every p: a sweep over p is paired by seed."""
+    in the generator's order. So a seed's draw is the same at every p: a sweep over p is paired by seed.
+    x_out: where x goes (a block of the caller's array: no 400 MB copy at a million rows); the same numbers."""
     basis, _ = torch.linalg.qr(torch.randn(n_features, n_tasks, generator=g, dtype=torch.float64))  # (d, k)
     alpha = torch.randn(n_sine, generator=g, dtype=torch.float64)  # (m,)
     beta = torch.randn(n_sine, generator=g, dtype=torch.float64)  # (m,)
-    x = torch.randn(n_rows, n_features, generator=g)  # (n, d) float32
+    x = torch.randn(n_rows, n_features, generator=g, out=x_out)  # (n, d) float32
     noise = torch.randn(n_rows, n_tasks, generator=g, dtype=torch.float64)  # (n, k)
     return basis, alpha, beta, x, noise
 
 
+LABEL_ROWS = 16_384  # rows per block of the label computation: its float64 temporaries stay in cache
+
+
 def _labels(
-    parts: tuple[torch.Tensor, ...], correlation: float, scale: float, noise_std: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """y (n, k) float32 and the task weights w (d, k) of one seed's draw at correlation p."""
+    parts: tuple[torch.Tensor, ...], correlation: float, scale: float, noise_std: float, out: torch.Tensor
+) -> torch.Tensor:
+    """Fills out (n, k) float32 with one seed's labels at correlation p; returns the task weights w (d, k).
+    Computed by blocks of rows (every value is a function of its row alone, so the numbers are the same as one
+    pass: tests/test_synthetic.py), which saves the n x d float64 copy of x: 0.45 -> 0.35 s at a million rows."""
     basis, alpha, beta, x, noise = parts
     weights = scale * basis @ task_loadings(basis.shape[1], correlation).T  # column k is w_k
-    z = x.double() @ weights  # (n, k): w_kᵀx
-    y = z + torch.sin(z.unsqueeze(-1) * alpha + beta).sum(-1)  # (n, k, m) summed over m
-    return (y + noise_std * noise).float(), weights
+    for a in range(0, x.shape[0], LABEL_ROWS):
+        z = x[a : a + LABEL_ROWS].double() @ weights  # (b, k): w_kᵀx
+        y = z + torch.sin(z.unsqueeze(-1) * alpha + beta).sum(-1)  # (b, k, m) summed over m
+        out[a : a + LABEL_ROWS] = y + noise_std * noise[a : a + LABEL_ROWS]
+    return weights
 
 
 def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -141,11 +149,11 @@ def make_synthetic_tasks(
     y = torch.empty(len(ps) * len(seeds), n_rows, n_tasks)  # (q, n, k): replica j·S + s is (p_j, seed s)
     directions = torch.empty(len(ps) * len(seeds), n_features, n_tasks, dtype=torch.float64)  # (q, d, k)
     for i, seed in enumerate(draws):
-        parts = _draw_inputs(torch.Generator().manual_seed(seed), n_rows, n_features, n_tasks, n_sine)
-        x[i] = parts[3]
+        parts = _draw_inputs(torch.Generator().manual_seed(seed), n_rows, n_features, n_tasks, n_sine, x_out=x[i])
         for j, p in enumerate(ps):
             for s in (s for s, other in enumerate(seeds) if other == seed):
-                y[j * len(seeds) + s], directions[j * len(seeds) + s] = _labels(parts, p, scale, noise_std)
+                q = j * len(seeds) + s
+                directions[q] = _labels(parts, p, scale, noise_std, out=y[q])
     x_index = torch.tensor([draws.index(seed) for _ in ps for seed in seeds])
     if x_index.tolist() == list(range(len(y))):
         x_index = None  # one input block per replica, in order: the plain layout
