@@ -1,11 +1,13 @@
-"""GPU readiness (issue #18 item 5): on a machine with CUDA, check that the device paths compute what the CPU
-paths do, then time a one-run p-sweep and the paper-scale study there. Prints one line per check and figure;
-exits 1 if a check fails. Runs on the CPU too (`--device cpu`), which is how CI keeps it working.
+"""GPU readiness (issue #18 item 5): on a machine with CUDA, run the device tests there and check that the device
+paths compute what the CPU paths do, then time a one-run p-sweep and the paper-scale study there. Prints one line
+per check and figure; exits 1 if a check fails. Runs on the CPU too (`--device cpu`), which is how CI keeps it
+working. Needs pytest (`pip install -e ".[dev]"`) for the device tests.
 
     python -m bench.gpu_check                       # CUDA: checks, the Playground's default sweep, paper scale
     python -m bench.gpu_check --device cpu --quick  # the same code path, tiny sizes (tests/test_gpu_check.py)
 
-Checks: FlatAdam equals torch's fused Adam bit for bit on the device; each replica of a batched p-sweep equals
+Checks: tests/test_device.py passes with MMOE_TEST_DEVICE set to the device (every model kind, weighting, probe
+and binary tasks there, against the CPU); FlatAdam equals torch's fused Adam bit for bit on the device; each replica of a batched p-sweep equals
 its single run on the device (to float32 rounding: kernels may block a batched matmul differently, on the CPU
 too at some shapes); the
 device's test losses equal the CPU's for the same run (to rounding).
@@ -14,8 +16,11 @@ device's test losses equal the CPU's for the same run (to rounding).
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,11 +31,23 @@ from mmoe_core.flat_adam import FlatAdam
 from mmoe_core.training import Trainer
 
 TOL = 2e-4  # relative: float32 losses after training, kernels blocked differently
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def check(name: str, ok: bool, detail: str) -> bool:
     print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}", flush=True)
     return ok
+
+
+def device_tests(device: str) -> bool:
+    """tests/test_device.py in a child pytest on `device`; its summary line is the detail."""
+    env = {**os.environ, "MMOE_TEST_DEVICE": device}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_device.py"]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
+    detail = lines[-1] if lines else "no output"
+    return check(f"device tests on {device}", out.returncode == 0, "; ".join([*failed, detail])[:2000])
 
 
 def adam_matches(device: str) -> bool:
@@ -103,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     print(f"torch {torch.__version__} on {name}", flush=True)
-    ok = adam_matches(args.device) & sweep_replicas_match(args.device) & device_matches_cpu(args.device)
+    ok = device_tests(args.device)
+    ok &= adam_matches(args.device) & sweep_replicas_match(args.device) & device_matches_cpu(args.device)
     scale = dict(steps=20, rows=2_000, eval_rows=200, log_every=10) if args.quick else {}
     timed(
         "the Playground's default sweep (6 p x 4 seeds)",

@@ -32,6 +32,13 @@ def masked_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tens
 
 
 FAST_SOFTMAX_BELOW = 16  # experts per row under which exp / sum beats ATen's CPU softmax
+CPU_FORMS = True  # False: a CPU computes gates and mixtures in the forms a GPU runs (tests/test_device.py)
+
+
+def cpu_forms(t: torch.Tensor) -> bool:
+    """Whether work on t takes the CPU-tuned forms (this softmax, mixture._mix's padding, OMoE's mixture as a
+    product and sum). Every device-dependent form asks here, so a CPU-only test can run the GPU's forms too."""
+    return CPU_FORMS and t.device.type == "cpu"
 
 
 def softmax(logits: torch.Tensor) -> torch.Tensor:
@@ -39,7 +46,7 @@ def softmax(logits: torch.Tensor) -> torch.Tensor:
     row, so rows shorter than 16 (the paper's 8 experts) take it 2-4x longer, forward and backward, than
     exp / sum; subtracting the detached max keeps exp finite and the gradient exact. From 16 experts on, and
     off the CPU, ATen's kernel is the faster."""
-    if logits.shape[-1] >= FAST_SOFTMAX_BELOW or logits.device.type != "cpu":
+    if logits.shape[-1] >= FAST_SOFTMAX_BELOW or not cpu_forms(logits):
         return torch.softmax(logits, dim=-1)
     z = torch.exp(logits - logits.detach().amax(dim=-1, keepdim=True))
     return z / z.sum(dim=-1, keepdim=True)

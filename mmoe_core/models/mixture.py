@@ -101,7 +101,7 @@ def _mix(g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     2 x 8 x 16 = 256) in a scalar loop, 3x slower than its blocked kernel; padding the gates with zero
     rows up to that size is the cheapest fix (the backward products grow the same way)."""
     k, e, h = g.shape[-2], g.shape[-1], f.shape[-1]
-    if f.device.type == "cpu" and k * e * h < SMALL_BMM:
+    if gating.cpu_forms(f) and k * e * h < SMALL_BMM:
         k_pad = -(-SMALL_BMM // (e * h))  # rows needed to reach the blocked kernel
         if k_pad <= 2 * k:
             pad = g.new_zeros(*g.shape[:-2], k_pad - k, e)
@@ -211,7 +211,7 @@ class MixtureModel(nn.Module):
         k, t = w.shape[1], w.shape[3]
         plan = self._first_layer_plan
         if plan == "shared":  # one mixture read by every task
-            if weights is not None and f.device.type == "cpu":  # OMoE's one gate (r, b, 1, e)
+            if weights is not None and gating.cpu_forms(f):  # OMoE's one gate (r, b, 1, e)
                 m = (weights.transpose(-1, -2) * f).sum(dim=-2)  # (r, b, h): 20% faster than a 1-row _mix
             elif weights is not None:
                 m = torch.matmul(weights, f).squeeze(-2)  # (r, b, h)
