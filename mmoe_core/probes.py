@@ -70,21 +70,23 @@ class Probes:
 
     @torch.no_grad()
     def probe_specialisation(self) -> list[MetricRow]:
-        """Routing specialisation (mmoe_core.specialisation) of every running gated model, per replica, on its
+        """Routing specialisation (mmoe_core.specialisation) of every running gated mixture, per replica, on its
         own first PROBE_ROWS validation rows: metric 'routing_specialisation', split 'probe', task -1, and beside
-        it the gates' task difference per replica ('gate_task_difference', what the p-sweep plots). Synthetic
-        data only (the task directions are known there)."""
+        it the gates' task difference per replica ('gate_task_difference', what the p-sweep plots; CGC/PLE too,
+        from their last level's task gates). Synthetic data only (the task directions are known there)."""
         rows: list[MetricRow] = []
         if self._directions is None or self.data.n_tasks < 2:
             return rows
         x = self._x_val[:, :PROBE_ROWS]
         for name, model in self.models.items():
             res = self.results[name]
-            if res.status != "running" or not has_specialisation(model):
+            if res.status != "running" or not model.spec.gated:
                 continue
             gates = torch.cat([part(xs).gates.mean(dim=1) for part, xs in self._parts(name, x)])  # (r, k, e)
             difference = task_difference(gates.double().cpu().numpy())  # (r,)
             rows += long_rows(name, self.step_count, "probe", "gate_task_difference", difference[:, None])
+            if not has_specialisation(model):  # CGC/PLE: experts in levels, each task's own and shared ones
+                continue
             alignment = expert_alignment(model, self._directions)
             values = routing_specialisation(gates, alignment, model.spec.n_gates).numpy()
             res.routing_specialisation = values

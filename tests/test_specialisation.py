@@ -87,6 +87,22 @@ def test_the_train_json_carries_it_for_gated_models_on_synthetic_data_only(tmp_p
     assert len(per_seed) == 2 and s == pytest.approx(np.mean(per_seed))
 
 
+def test_cgc_records_its_gates_task_difference_but_no_specialisation():
+    """CGC's task gates each reach the shared experts and their own task's: their difference is at least the weight
+    each task puts on its own experts, so it is positive from the first point; OMoE's one gate gives exactly 0.
+    S is not defined for experts in levels, so none is recorded for CGC."""
+    config = RunConfig(rows=400, eval_rows=100, input_dim=8, steps=4, log_every=2, seeds=3, models=("omoe", "cgc"))
+    trainer = Trainer(config, load_data(config))
+    rows = trainer.record().metrics
+    difference = {
+        m: [v for (name, _, _, _, _, metric, v) in rows if name == m and metric == "gate_task_difference"]
+        for m in ("omoe", "cgc")
+    }
+    assert difference["omoe"] == [0.0] * 3
+    assert len(difference["cgc"]) == 3 and all(0.2 < v <= 1.0 for v in difference["cgc"]), difference["cgc"]
+    assert not [r for r in rows if r[0] == "cgc" and r[5] == "routing_specialisation"]
+
+
 def test_the_reading_says_what_the_number_means():
     from mmoe_core.specialisation import reading
 

@@ -31,6 +31,12 @@ def show_sweep(metrics: pd.DataFrame, config: RunConfig, state: RunState, versio
         "Why: the tasks' gradients on the shared layer agree less as p falls, and least in MMoE, whose two gates "
         "differ more and lean on the experts that carry their own task (S > 0). OMoE's one gate gives every task "
         "the same mix, so its task difference and S are 0 at every p."
+        + (
+            " CGC's and PLE's task gates differ by construction (each alone reaches its own task's experts), so "
+            "read their gate line's trend along p, not its level; S is not defined for experts in levels."
+            if {"cgc", "ple"} & set(config.models)
+            else ""
+        )
     )
     table = sweep_table(frame)
     if len(table):
