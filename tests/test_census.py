@@ -31,6 +31,12 @@ def group2(home):
     return census.load_census("census2", cache_dir=home / "cache")
 
 
+def test_the_source_registry_names_every_census_group_without_importing_the_loader():
+    from mmoe_core.data.sources import CENSUS_GROUPS
+
+    assert CENSUS_GROUPS == census.DATASETS
+
+
 def test_raw_files_have_the_uci_split_and_42_columns():
     raw = census.read_raw()
     assert raw["train"].shape == (199_523, 42) and raw["test"].shape == (99_762, 42)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -28,21 +30,21 @@ KINDS = ("single_task", "shared_bottom", "omoe", "mmoe", "cgc", "ple")
 TOL = 2e-4  # relative, on test losses after training: float32 kernels that block or reduce differently
 
 
-@pytest.fixture
-def plain_forms(monkeypatch):
-    """Compute as a GPU does, on any device."""
-    monkeypatch.setattr(gating, "CPU_FORMS", False)
+@contextmanager
+def _forms(plain: bool) -> Iterator[None]:
+    """Within: the plain forms a GPU runs (plain=True) or the CPU-tuned ones."""
+    before, gating.CPU_FORMS = gating.CPU_FORMS, not plain
+    try:
+        yield
+    finally:
+        gating.CPU_FORMS = before
 
 
 def _forward_backward(model: torch.nn.Module, x: torch.Tensor, plain: bool) -> tuple[torch.Tensor, ...]:
-    before = gating.CPU_FORMS
-    gating.CPU_FORMS = not plain
-    try:
+    with _forms(plain):
         model.zero_grad(set_to_none=True)
         out = model(x)
         (out.preds.square().sum() + (out.aux.sum() if out.aux is not None else 0)).backward()
-    finally:
-        gating.CPU_FORMS = before
     return (out.preds, out.gates, *(p.grad for p in model.parameters()))
 
 
@@ -67,20 +69,16 @@ def test_the_plain_forms_equal_the_cpu_forms(kind, over):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_cpu_forms_are_asked_of_the_tensor_device(plain_forms):
-    assert not gating.cpu_forms(torch.zeros(1))
-    gating.CPU_FORMS = True
+def test_cpu_forms_are_asked_of_the_tensor_device():
+    with _forms(plain=True):
+        assert not gating.cpu_forms(torch.zeros(1))
     assert gating.cpu_forms(torch.zeros(1)) and not gating.cpu_forms(torch.zeros(1, device="meta"))
 
 
 def _trained(config: RunConfig, device: str, plain: bool = False) -> Trainer:
-    before = gating.CPU_FORMS
-    gating.CPU_FORMS = not plain
-    try:
+    with _forms(plain):
         trainer = Trainer(config, load_data(config), device=device, replica_chunk=0 if plain else None)
         trainer.run()
-    finally:
-        gating.CPU_FORMS = before
     assert all(r.status == "done" for r in trainer.results.values()), {n: r.message for n, r in trainer.results.items()}
     return trainer
 

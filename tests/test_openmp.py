@@ -68,8 +68,6 @@ def test_the_real_sample_sees_busy_cores():
         for h in hogs:
             h.kill()
             h.wait()
-    for h in hogs:
-        assert h.returncode is not None
     time.sleep(0.2)
     quiet = min(openmp.busy_share() for _ in range(3))
     assert busy >= openmp.BUSY_SHARE > quiet, (busy, quiet)

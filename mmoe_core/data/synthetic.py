@@ -82,7 +82,7 @@ def _labels(
 ) -> torch.Tensor:
     """Fills out (n, k) float32 with one seed's labels at correlation p; returns the task weights w (d, k).
     Computed by blocks of rows (every value is a function of its row alone, so the numbers are the same as one
-    pass: tests/test_synthetic.py), which saves the n x d float64 copy of x: 0.45 -> 0.35 s at a million rows."""
+    pass: tests/test_core.py), which saves the n x d float64 copy of x: 0.45 -> 0.35 s at a million rows."""
     basis, alpha, beta, x, noise = parts
     weights = scale * basis @ task_loadings(basis.shape[1], correlation).T  # column k is w_k
     for a in range(0, x.shape[0], LABEL_ROWS):
